@@ -1,0 +1,553 @@
+#include "core/config/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <exception>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "core/base/log.h"
+
+namespace palisade::config {
+
+extern const std::string_view kDefaultConfigToml;
+
+namespace {
+
+// A config file is a few kilobytes; the cap keeps `--check-config /dev/zero` from eating memory.
+constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
+constexpr std::size_t kMaxUserAgentChars = 64;
+constexpr std::string_view kDefaultSourceName = "<default>";
+
+constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx",       "carrier",
+                                        "sip",     "tcp",    "limits",   "management"};
+
+// strerror() is not thread-safe; the error category's message() is.
+std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
+
+std::uint32_t lineOf(const toml::source_region& region) { return region.begin.line; }
+
+std::string_view typeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+// Echoes a value from the file inside an error message without letting control bytes or a
+// megabyte-long string through.
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kMaxEcho = 64;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < text.size() && i < kMaxEcho; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (text.size() > kMaxEcho) out += "...";
+  out.push_back('"');
+  return out;
+}
+
+// ---- numeric addresses ----
+
+struct IpAddress {
+  int family = AF_INET;
+  std::array<unsigned char, 16> bytes{};
+};
+
+std::optional<IpAddress> parseIp(std::string_view text) {
+  // inet_pton stops at a NUL, and TOML strings may contain one ("\u0000").
+  if (text.empty() || text.find('\0') != std::string_view::npos) return std::nullopt;
+  const std::string copy(text);
+  IpAddress ip;
+  if (::inet_pton(AF_INET, copy.c_str(), ip.bytes.data()) == 1) return ip;
+  ip.family = AF_INET6;
+  if (::inet_pton(AF_INET6, copy.c_str(), ip.bytes.data()) == 1) return ip;
+  return std::nullopt;
+}
+
+// ::ffff:a.b.c.d reaches the same socket as a.b.c.d.
+IpAddress unmapped(const IpAddress& ip) {
+  constexpr std::array<unsigned char, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (ip.family != AF_INET6 || !std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), ip.bytes.begin())) {
+    return ip;
+  }
+  IpAddress v4;
+  std::copy(ip.bytes.begin() + 12, ip.bytes.end(), v4.bytes.begin());
+  return v4;
+}
+
+bool isUnspecified(const IpAddress& ip) {
+  std::size_t size = ip.family == AF_INET ? 4 : 16;
+  return std::all_of(ip.bytes.begin(), ip.bytes.begin() + static_cast<std::ptrdiff_t>(size),
+                     [](unsigned char b) { return b == 0; });
+}
+
+// Whether two listen addresses would take the same port. A wildcard covers its family, and "::"
+// covers IPv4 too unless the socket is v6-only, which the config cannot promise.
+bool sameSocket(std::string_view a_text, std::string_view b_text) {
+  auto a = parseIp(a_text);
+  auto b = parseIp(b_text);
+  if (!a || !b) return a_text == b_text;
+  IpAddress x = unmapped(*a);
+  IpAddress y = unmapped(*b);
+  if ((x.family == AF_INET6 && isUnspecified(x)) || (y.family == AF_INET6 && isUnspecified(y))) return true;
+  if (x.family != y.family) return false;
+  if (isUnspecified(x) || isUnspecified(y)) return true;
+  return x.bytes == y.bytes;
+}
+
+bool sameAddress(std::string_view a_text, std::string_view b_text) {
+  auto a = parseIp(a_text);
+  auto b = parseIp(b_text);
+  if (!a || !b) return a_text == b_text;
+  return a->family == b->family && a->bytes == b->bytes;
+}
+
+// ---- reading tables ----
+
+// Collects errors and remembers where every key was written, so that checks across keys can
+// point at a line the operator actually wrote.
+class Loader {
+ public:
+  explicit Loader(std::string_view file) : file_(file) {}
+
+  void fail(std::uint32_t line, std::string key, std::string message) {
+    errors_.push_back(ConfigError{file_, line, std::move(key), std::move(message)});
+  }
+  bool failed() const { return !errors_.empty(); }
+
+  // The earliest problem in the file, so fixing errors top to bottom converges.
+  ConfigError firstError() const {
+    const ConfigError* best = &errors_.front();
+    for (const auto& e : errors_) {
+      bool earlier = e.line != 0 && (best->line == 0 || e.line < best->line);
+      if (earlier) best = &e;
+    }
+    return *best;
+  }
+
+  void noteLine(std::string path, std::uint32_t line) { lines_[std::move(path)] = line; }
+  bool written(std::string_view path) const { return lines_.find(path) != lines_.end(); }
+
+  // The key's own line, else its table's, else 0 (neither is in the file).
+  std::uint32_t lineFor(std::string_view path) const {
+    if (auto it = lines_.find(path); it != lines_.end()) return it->second;
+    auto dot = path.find('.');
+    if (dot == std::string_view::npos) return 0;
+    if (auto it = lines_.find(path.substr(0, dot)); it != lines_.end()) return it->second;
+    return 0;
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+  std::map<std::string, std::uint32_t, std::less<>> lines_;
+};
+
+// One [table] of the schema. Each read marks its key as known; finish() reports the rest.
+class Section {
+ public:
+  Section(Loader& loader, const toml::table& root, std::string_view name) : loader_(loader), name_(name) {
+    const toml::node* node = root.get(name);
+    if (node == nullptr) return;
+    table_ = node->as_table();
+    if (table_ == nullptr) {
+      loader_.fail(lineOf(node->source()), name_,
+                   fmt::format("expected a table, got {}", typeName(node->type())));
+      return;
+    }
+    loader_.noteLine(name_, lineOf(table_->source()));
+  }
+
+  template <typename T>
+  const toml::node* integer(std::string_view key, std::int64_t min, std::int64_t max, T& out) {
+    const toml::node* node = take(key, toml::node_type::integer);
+    if (node == nullptr) return nullptr;
+    std::int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("must be between {} and {}, got {}", min, max, value));
+      return nullptr;
+    }
+    out = static_cast<T>(value);
+    return node;
+  }
+
+  void port(std::string_view key, std::uint16_t& out) { integer(key, 1, 65535, out); }
+
+  // `check` returns an error message for a bad value, or nothing.
+  template <typename Check>
+  void string(std::string_view key, std::string& out, Check check) {
+    const toml::node* node = take(key, toml::node_type::string);
+    if (node == nullptr) return;
+    const std::string& value = node->as_string()->get();
+    if (std::optional<std::string> problem = check(value)) {
+      loader_.fail(lineOf(node->source()), path(key), std::move(*problem));
+      return;
+    }
+    out = value;
+  }
+
+  template <typename Check>
+  void stringList(std::string_view key, std::vector<std::string>& out, Check check) {
+    const toml::node* node = take(key, toml::node_type::array);
+    if (node == nullptr) return;
+    const toml::array& array = *node->as_array();
+    if (array.empty()) {
+      loader_.fail(lineOf(node->source()), path(key), "must list at least one entry");
+      return;
+    }
+    std::vector<std::string> values;
+    bool ok = true;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      const toml::node& item = array[i];
+      const std::uint32_t line = lineOf(item.source());
+      if (!item.is_string()) {
+        loader_.fail(line, path(key),
+                     fmt::format("entry {} must be a string, got {}", i + 1, typeName(item.type())));
+        ok = false;
+        continue;
+      }
+      const std::string& value = item.as_string()->get();
+      if (std::optional<std::string> problem = check(value)) {
+        loader_.fail(line, path(key), fmt::format("entry {}: {}", i + 1, *problem));
+        ok = false;
+        continue;
+      }
+      values.push_back(value);
+    }
+    if (ok) out = std::move(values);
+  }
+
+  void finish() {
+    if (table_ == nullptr) return;
+    for (const auto& [key, node] : *table_) {
+      if (std::find(known_.begin(), known_.end(), key.str()) != known_.end()) continue;
+      loader_.fail(lineOf(key.source()), path(key.str()), "unknown key");
+    }
+  }
+
+ private:
+  // The key's node if it is present and of `type`; a wrong type is reported here.
+  const toml::node* take(std::string_view key, toml::node_type type) {
+    known_.push_back(key);
+    if (table_ == nullptr) return nullptr;
+    const toml::node* node = table_->get(key);
+    if (node == nullptr) return nullptr;
+    loader_.noteLine(path(key), lineOf(node->source()));
+    if (node->type() != type) {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("expected {}, got {}", typeName(type), typeName(node->type())));
+      return nullptr;
+    }
+    return node;
+  }
+
+  std::string path(std::string_view key) const { return fmt::format("{}.{}", name_, key); }
+
+  Loader& loader_;
+  std::string name_;
+  const toml::table* table_ = nullptr;
+  std::vector<std::string_view> known_;
+};
+
+// ---- value checks ----
+
+std::optional<std::string> checkListenAddress(std::string_view text) {
+  if (parseIp(text)) return std::nullopt;
+  return fmt::format("{} is not a numeric IPv4 or IPv6 address", quoted(text));
+}
+
+// Peers are real hosts: the wildcard is neither a destination nor a source.
+std::optional<std::string> checkPeerAddress(std::string_view text) {
+  auto ip = parseIp(text);
+  if (!ip) return fmt::format("{} is not a numeric IPv4 or IPv6 address", quoted(text));
+  if (isUnspecified(unmapped(*ip))) return fmt::format("{} is the unspecified address", quoted(text));
+  return std::nullopt;
+}
+
+std::optional<std::string> checkLogLevel(std::string_view text) {
+  base::LogLevel level;
+  if (base::parseLogLevel(text, level)) return std::nullopt;
+  return fmt::format("must be one of trace, debug, info, warn, error, off; got {}", quoted(text));
+}
+
+std::optional<std::string> checkTransport(std::string_view text) {
+  if (text == "udp" || text == "tcp") return std::nullopt;
+  return fmt::format("must be \"udp\" or \"tcp\", got {}", quoted(text));
+}
+
+// The value goes verbatim into User-Agent/Server headers (RFC 3261 §20.41).
+std::optional<std::string> checkUserAgent(std::string_view text) {
+  bool printable = std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  if (!text.empty() && text.size() <= kMaxUserAgentChars && printable) return std::nullopt;
+  return fmt::format("must be 1 to {} printable ASCII characters, got {}", kMaxUserAgentChars, quoted(text));
+}
+
+void readPeer(Loader& loader, const toml::table& root, std::string_view name, Peer& peer) {
+  Section s(loader, root, name);
+  s.string("host", peer.host, checkPeerAddress);
+  s.port("port", peer.port);
+  std::string transport;
+  s.string("transport", transport, checkTransport);
+  if (!transport.empty()) peer.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
+  s.stringList("addresses", peer.addresses, checkPeerAddress);
+  s.finish();
+}
+
+void readListener(Loader& loader, const toml::table& root, std::string_view name, Listener& listener) {
+  Section s(loader, root, name);
+  s.string("address", listener.address, checkListenAddress);
+  s.port("udp_port", listener.udp_port);
+  s.port("tcp_port", listener.tcp_port);
+  s.finish();
+}
+
+void readAll(Loader& loader, const toml::table& root, Config& c) {
+  for (const auto& [key, node] : root) {
+    if (std::find(std::begin(kTables), std::end(kTables), key.str()) != std::end(kTables)) continue;
+    loader.fail(lineOf(key.source()), std::string(key.str()),
+                node.is_table() ? fmt::format("unknown table [{}]", key.str())
+                                : std::string("unknown key; settings belong in a table such as [general]"));
+  }
+
+  {
+    Section s(loader, root, "general");
+    s.integer("workers", 0, 256, c.workers);
+    s.string("log_level", c.log_level, checkLogLevel);
+    s.finish();
+  }
+  readListener(loader, root, "public", c.public_side);
+  readListener(loader, root, "pbx_side", c.pbx_side);
+  readPeer(loader, root, "pbx", c.pbx);
+  readPeer(loader, root, "carrier", c.carrier);
+  {
+    Section s(loader, root, "sip");
+    s.integer("t1_ms", 50, 10000, c.timing.t1_ms);
+    s.integer("t2_ms", 50, 64000, c.timing.t2_ms);
+    s.integer("t4_ms", 100, 60000, c.timing.t4_ms);
+    s.integer("max_message_bytes", 1024, 1048576, c.limits.max_message_bytes);
+    s.integer("max_headers", 8, 1024, c.limits.max_headers);
+    s.integer("max_line_bytes", 256, 65535, c.limits.max_line_bytes);
+    s.integer("max_call_duration_s", 60, 604800, c.max_call_duration_s);
+    s.string("user_agent", c.user_agent, checkUserAgent);
+    s.finish();
+  }
+  {
+    Section s(loader, root, "tcp");
+    s.integer("idle_timeout_s", 1, 86400, c.tcp_idle_timeout_s);
+    s.integer("max_connections", 1, 1048576, c.tcp_max_connections);
+    s.integer("max_connections_per_ip", 1, 65535, c.tcp_max_connections_per_ip);
+    s.finish();
+  }
+  {
+    Section s(loader, root, "limits");
+    std::uint32_t depth = c.inbox_depth;
+    if (const toml::node* node = s.integer("inbox_depth", 64, 1048576, depth)) {
+      // The hand-off ring indexes slots with a mask.
+      if ((depth & (depth - 1)) != 0) {
+        loader.fail(lineOf(node->source()), "limits.inbox_depth",
+                    fmt::format("must be a power of two between 64 and 1048576, got {}", depth));
+      } else {
+        c.inbox_depth = depth;
+      }
+    }
+    s.integer("max_calls", 1, 10000000, c.max_calls);
+    s.finish();
+  }
+  {
+    Section s(loader, root, "management");
+    s.string("address", c.management_address, checkListenAddress);
+    s.port("port", c.management_port);
+    s.finish();
+  }
+}
+
+// Which of two related keys to blame: the one the file wrote, preferring `later`.
+bool blameLater(const Loader& loader, std::string_view later, std::string_view earlier) {
+  return loader.written(later) || !loader.written(earlier);
+}
+
+std::string_view defaultNote(const Loader& loader, std::string_view key) {
+  return loader.written(key) ? "" : ", the default";
+}
+
+void checkTiming(Loader& loader, const Config& c) {
+  const std::uint32_t t1 = c.timing.t1_ms;
+  const std::uint32_t t2 = c.timing.t2_ms;
+  if (t2 >= t1) return;
+  if (blameLater(loader, "sip.t2_ms", "sip.t1_ms")) {
+    loader.fail(
+        loader.lineFor("sip.t2_ms"), "sip.t2_ms",
+        fmt::format("must be at least sip.t1_ms ({}{}), got {}", t1, defaultNote(loader, "sip.t1_ms"), t2));
+  } else {
+    loader.fail(
+        loader.lineFor("sip.t1_ms"), "sip.t1_ms",
+        fmt::format("must not exceed sip.t2_ms ({}{}), got {}", t2, defaultNote(loader, "sip.t2_ms"), t1));
+  }
+}
+
+struct Socket {
+  std::string_view key;
+  std::string_view protocol;  // "udp", "tcp", or "any" for the management port
+  const std::string& address;
+  std::uint16_t port;
+};
+
+// Two listeners on one address and port would be one socket (SO_REUSEPORT would even let both
+// bind and split the traffic between them), so the sides could no longer be told apart.
+void checkSockets(Loader& loader, const Config& c) {
+  const Socket sockets[] = {
+      {"public.udp_port", "udp", c.public_side.address, c.public_side.udp_port},
+      {"public.tcp_port", "tcp", c.public_side.address, c.public_side.tcp_port},
+      {"pbx_side.udp_port", "udp", c.pbx_side.address, c.pbx_side.udp_port},
+      {"pbx_side.tcp_port", "tcp", c.pbx_side.address, c.pbx_side.tcp_port},
+      {"management.port", "any", c.management_address, c.management_port},
+  };
+  for (std::size_t j = 0; j < std::size(sockets); ++j) {
+    for (std::size_t i = 0; i < j; ++i) {
+      const Socket& a = sockets[i];
+      const Socket& b = sockets[j];
+      // A listener's own UDP and TCP ports may share a number; that is two sockets.
+      if (a.key.substr(0, a.key.find('.')) == b.key.substr(0, b.key.find('.'))) continue;
+      bool protocols_meet = a.protocol == b.protocol || a.protocol == "any" || b.protocol == "any";
+      if (!protocols_meet || a.port != b.port || !sameSocket(a.address, b.address)) continue;
+      const bool later = blameLater(loader, b.key, a.key);
+      const Socket& blamed = later ? b : a;
+      const Socket& other = later ? a : b;
+      loader.fail(loader.lineFor(blamed.key), std::string(blamed.key),
+                  fmt::format("port {} on {} is also {}{} on {}; they would be one socket", blamed.port,
+                              blamed.address, other.key, loader.written(other.key) ? "" : " (default)",
+                              other.address));
+      return;
+    }
+  }
+}
+
+ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, std::string(source_name));
+  } catch (const toml::parse_error& e) {
+    return ConfigError{std::string(source_name), lineOf(e.source()), "", std::string(e.description())};
+  }
+
+  auto config = std::make_shared<Config>();
+  config->source_name = source_name;
+  Loader loader(source_name);
+  readAll(loader, root, *config);
+  // Cross-key checks only make sense once every key on its own is valid.
+  if (!loader.failed()) {
+    checkTiming(loader, *config);
+    checkSockets(loader, *config);
+  }
+  if (loader.failed()) return loader.firstError();
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+}  // namespace
+
+std::string ConfigError::toString() const {
+  std::string out = file;
+  if (line != 0) out += fmt::format(":{}", line);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+ConfigResult parseConfig(std::string_view toml_text, std::string_view source_name) {
+  try {
+    return parseOrFail(toml_text, source_name);
+  } catch (const std::exception& e) {
+    // Out of memory while building the snapshot: still an error the caller can log and survive.
+    return ConfigError{std::string(source_name), 0, "", fmt::format("cannot load: {}", e.what())};
+  }
+}
+
+ConfigResult loadConfigFile(const std::string& path) {
+  auto fail = [&path](std::string message) { return ConfigError{path, 0, "", std::move(message)}; };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(fmt::format("cannot open: {}", errnoText(errno)));
+  std::string text;
+  std::array<char, 16384> buffer;
+  int read_errno = 0;
+  while (true) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      read_errno = errno;
+      break;
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<std::size_t>(n) > kMaxFileBytes) {
+      ::close(fd);
+      return fail(fmt::format("file is larger than {} bytes", kMaxFileBytes));
+    }
+    text.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (read_errno != 0) return fail(fmt::format("cannot read: {}", errnoText(read_errno)));
+  return parseConfig(text, path);
+}
+
+ConfigResult defaultConfig() { return parseConfig(kDefaultConfigToml, kDefaultSourceName); }
+
+std::vector<std::string> restartOnlyChanges(const Config& running, const Config& loaded) {
+  std::vector<std::string> changed;
+  auto note = [&changed](bool differs, const char* key) {
+    if (differs) changed.emplace_back(key);
+  };
+  note(running.workers != loaded.workers, "general.workers");
+  note(!sameAddress(running.public_side.address, loaded.public_side.address), "public.address");
+  note(running.public_side.udp_port != loaded.public_side.udp_port, "public.udp_port");
+  note(running.public_side.tcp_port != loaded.public_side.tcp_port, "public.tcp_port");
+  note(!sameAddress(running.pbx_side.address, loaded.pbx_side.address), "pbx_side.address");
+  note(running.pbx_side.udp_port != loaded.pbx_side.udp_port, "pbx_side.udp_port");
+  note(running.pbx_side.tcp_port != loaded.pbx_side.tcp_port, "pbx_side.tcp_port");
+  note(running.inbox_depth != loaded.inbox_depth, "limits.inbox_depth");
+  note(!sameAddress(running.management_address, loaded.management_address), "management.address");
+  note(running.management_port != loaded.management_port, "management.port");
+  return changed;
+}
+
+}  // namespace palisade::config

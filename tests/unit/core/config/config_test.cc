@@ -1,0 +1,551 @@
+#include "core/config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using palisade::config::Config;
+using palisade::config::ConfigError;
+using palisade::config::ConfigResult;
+using palisade::config::defaultConfig;
+using palisade::config::loadConfigFile;
+using palisade::config::parseConfig;
+using palisade::config::restartOnlyChanges;
+using palisade::config::TransportKind;
+
+// Every field against expected values written out by hand, so a change to either side shows.
+void expectDefaults(const Config& c) {
+  EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.public_side.address, "127.0.0.1");
+  EXPECT_EQ(c.public_side.udp_port, 5060);
+  EXPECT_EQ(c.public_side.tcp_port, 5060);
+  EXPECT_EQ(c.pbx_side.address, "127.0.0.1");
+  EXPECT_EQ(c.pbx_side.udp_port, 5070);
+  EXPECT_EQ(c.pbx_side.tcp_port, 5070);
+  EXPECT_EQ(c.pbx.host, "127.0.0.1");
+  EXPECT_EQ(c.pbx.port, 5080);
+  EXPECT_EQ(c.pbx.transport, TransportKind::Udp);
+  EXPECT_EQ(c.pbx.addresses, std::vector<std::string>{"127.0.0.1"});
+  EXPECT_EQ(c.carrier.host, "127.0.0.1");
+  EXPECT_EQ(c.carrier.port, 5090);
+  EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
+  EXPECT_EQ(c.carrier.addresses, std::vector<std::string>{"127.0.0.1"});
+  EXPECT_EQ(c.timing.t1_ms, 500u);
+  EXPECT_EQ(c.timing.t2_ms, 4000u);
+  EXPECT_EQ(c.timing.t4_ms, 5000u);
+  EXPECT_EQ(c.limits.max_message_bytes, 65535u);
+  EXPECT_EQ(c.limits.max_headers, 128u);
+  EXPECT_EQ(c.limits.max_line_bytes, 8192u);
+  EXPECT_EQ(c.max_call_duration_s, 14400u);
+  EXPECT_EQ(c.user_agent, "Palisade");
+  EXPECT_EQ(c.tcp_idle_timeout_s, 600u);
+  EXPECT_EQ(c.tcp_max_connections, 4096u);
+  EXPECT_EQ(c.tcp_max_connections_per_ip, 32u);
+  EXPECT_EQ(c.inbox_depth, 8192u);
+  EXPECT_EQ(c.max_calls, 100000u);
+  EXPECT_EQ(c.management_address, "127.0.0.1");
+  EXPECT_EQ(c.management_port, 9180);
+}
+
+ConfigError errorOf(std::string_view text, std::string_view source = "test.toml") {
+  ConfigResult result = parseConfig(text, source);
+  EXPECT_FALSE(result.ok()) << "accepted:\n" << text;
+  if (result.ok()) return ConfigError{};
+  return result.error();
+}
+
+void expectError(std::string_view text, std::uint32_t line, std::string_view key, std::string_view message) {
+  ConfigError e = errorOf(text);
+  EXPECT_EQ(e.file, "test.toml") << text;
+  EXPECT_EQ(e.line, line) << text;
+  EXPECT_EQ(e.key, key) << text;
+  EXPECT_EQ(e.message, message) << text;
+}
+
+std::shared_ptr<const Config> parseOk(std::string_view text) {
+  ConfigResult result = parseConfig(text, "test.toml");
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().toString());
+  return result.ok() ? result.value() : nullptr;
+}
+
+TEST(ConfigDefaults, ShippedDefaultParsesToStructDefaults) {
+  ConfigResult result = defaultConfig();
+  ASSERT_TRUE(result.ok()) << result.error().toString();
+  EXPECT_EQ(result.value()->source_name, "<default>");
+  expectDefaults(*result.value());
+  expectDefaults(Config{});
+  EXPECT_TRUE(restartOnlyChanges(Config{}, *result.value()).empty());
+}
+
+TEST(ConfigDefaults, EmptyFileIsTheDefaults) {
+  auto config = parseOk("");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->source_name, "test.toml");
+  expectDefaults(*config);
+}
+
+TEST(ConfigDefaults, EmptyTablesKeepDefaults) {
+  auto config =
+      parseOk("[general]\n[public]\n[pbx_side]\n[pbx]\n[carrier]\n[sip]\n[tcp]\n[limits]\n[management]\n");
+  ASSERT_NE(config, nullptr);
+  expectDefaults(*config);
+}
+
+TEST(ConfigParse, FullFile) {
+  auto config = parseOk(R"toml(# every key, none at its default
+[general]
+workers = 4
+log_level = "debug"
+
+[public]
+address = "203.0.113.10"
+udp_port = 5062
+tcp_port = 5063
+
+[pbx_side]
+address = "10.0.0.1"
+udp_port = 5062
+tcp_port = 5063
+
+[pbx]
+host = "10.0.0.20"
+port = 5064
+transport = "tcp"
+addresses = ["10.0.0.20", "10.0.0.21", "fd00::20"]
+
+[carrier]
+host = "2001:db8::5"
+port = 5065
+transport = "udp"
+addresses = ["2001:db8::5", "198.51.100.7"]
+
+[sip]
+t1_ms = 250
+t2_ms = 2000
+t4_ms = 2500
+max_message_bytes = 32768
+max_headers = 64
+max_line_bytes = 4096
+max_call_duration_s = 7200
+user_agent = "Edge SBC/1.0 (lab)"
+
+[tcp]
+idle_timeout_s = 120
+max_connections = 1000
+max_connections_per_ip = 8
+
+[limits]
+inbox_depth = 1024
+max_calls = 500
+
+[management]
+address = "::1"
+port = 8080
+)toml");
+  ASSERT_NE(config, nullptr);
+  const Config& c = *config;
+  EXPECT_EQ(c.source_name, "test.toml");
+  EXPECT_EQ(c.workers, 4u);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.public_side.address, "203.0.113.10");
+  EXPECT_EQ(c.public_side.udp_port, 5062);
+  EXPECT_EQ(c.public_side.tcp_port, 5063);
+  EXPECT_EQ(c.pbx_side.address, "10.0.0.1");
+  EXPECT_EQ(c.pbx_side.udp_port, 5062);
+  EXPECT_EQ(c.pbx_side.tcp_port, 5063);
+  EXPECT_EQ(c.pbx.host, "10.0.0.20");
+  EXPECT_EQ(c.pbx.port, 5064);
+  EXPECT_EQ(c.pbx.transport, TransportKind::Tcp);
+  EXPECT_EQ(c.pbx.addresses, (std::vector<std::string>{"10.0.0.20", "10.0.0.21", "fd00::20"}));
+  EXPECT_EQ(c.carrier.host, "2001:db8::5");
+  EXPECT_EQ(c.carrier.port, 5065);
+  EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
+  EXPECT_EQ(c.carrier.addresses, (std::vector<std::string>{"2001:db8::5", "198.51.100.7"}));
+  EXPECT_EQ(c.timing.t1_ms, 250u);
+  EXPECT_EQ(c.timing.t2_ms, 2000u);
+  EXPECT_EQ(c.timing.t4_ms, 2500u);
+  EXPECT_EQ(c.limits.max_message_bytes, 32768u);
+  EXPECT_EQ(c.limits.max_headers, 64u);
+  EXPECT_EQ(c.limits.max_line_bytes, 4096u);
+  EXPECT_EQ(c.max_call_duration_s, 7200u);
+  EXPECT_EQ(c.user_agent, "Edge SBC/1.0 (lab)");
+  EXPECT_EQ(c.tcp_idle_timeout_s, 120u);
+  EXPECT_EQ(c.tcp_max_connections, 1000u);
+  EXPECT_EQ(c.tcp_max_connections_per_ip, 8u);
+  EXPECT_EQ(c.inbox_depth, 1024u);
+  EXPECT_EQ(c.max_calls, 500u);
+  EXPECT_EQ(c.management_address, "::1");
+  EXPECT_EQ(c.management_port, 8080);
+}
+
+TEST(ConfigParse, PartialTableKeepsOtherDefaults) {
+  auto config = parseOk("[sip]\nt1_ms = 1000\nt2_ms = 8000\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->timing.t1_ms, 1000u);
+  EXPECT_EQ(config->timing.t2_ms, 8000u);
+  EXPECT_EQ(config->timing.t4_ms, 5000u);
+  EXPECT_EQ(config->public_side.udp_port, 5060);
+}
+
+TEST(ConfigErrors, UnknownKey) {
+  expectError("[general]\nworkers = 2\nwokers = 3\n", 3, "general.wokers", "unknown key");
+  expectError("[sip]\ntimers.t1 = 5\n", 2, "sip.timers", "unknown key");
+}
+
+TEST(ConfigErrors, UnknownTable) {
+  expectError("[general]\nworkers = 2\n\n[media]\nports = 10\n", 4, "media", "unknown table [media]");
+  expectError("workers = 2\n", 1, "workers", "unknown key; settings belong in a table such as [general]");
+}
+
+TEST(ConfigErrors, KnownTableOfWrongType) {
+  expectError("general = 5\n", 1, "general", "expected a table, got an integer");
+  expectError("[[pbx]]\nhost = \"10.0.0.1\"\n", 1, "pbx", "expected a table, got an array");
+}
+
+TEST(ConfigErrors, WrongType) {
+  expectError("[public]\nudp_port = \"5060\"\n", 2, "public.udp_port", "expected an integer, got a string");
+  expectError("[sip]\n\nt1_ms = 500.0\n", 3, "sip.t1_ms", "expected an integer, got a floating-point number");
+  expectError("[general]\nlog_level = 3\n", 2, "general.log_level", "expected a string, got an integer");
+  expectError("[pbx]\naddresses = \"10.0.0.1\"\n", 2, "pbx.addresses", "expected an array, got a string");
+  expectError("[carrier]\naddresses = [\n  \"10.0.0.1\",\n  5,\n]\n", 4, "carrier.addresses",
+              "entry 2 must be a string, got an integer");
+  expectError("[tcp]\nidle_timeout_s = true\n", 2, "tcp.idle_timeout_s",
+              "expected an integer, got a boolean");
+}
+
+struct RangeCase {
+  const char* table;
+  const char* key;
+  std::int64_t min;
+  std::int64_t max;
+};
+
+// Both bounds are accepted and one step past either is rejected, for every integer key.
+TEST(ConfigErrors, IntegerRanges) {
+  const RangeCase cases[] = {
+      {"general", "workers", 0, 256},
+      {"public", "udp_port", 1, 65535},
+      {"public", "tcp_port", 1, 65535},
+      {"pbx_side", "udp_port", 1, 65535},
+      {"pbx_side", "tcp_port", 1, 65535},
+      {"pbx", "port", 1, 65535},
+      {"carrier", "port", 1, 65535},
+      {"sip", "t4_ms", 100, 60000},
+      {"sip", "max_message_bytes", 1024, 1048576},
+      {"sip", "max_headers", 8, 1024},
+      {"sip", "max_line_bytes", 256, 65535},
+      {"sip", "max_call_duration_s", 60, 604800},
+      {"tcp", "idle_timeout_s", 1, 86400},
+      {"tcp", "max_connections", 1, 1048576},
+      {"tcp", "max_connections_per_ip", 1, 65535},
+      {"limits", "max_calls", 1, 10000000},
+      {"management", "port", 1, 65535},
+  };
+  for (const RangeCase& c : cases) {
+    SCOPED_TRACE(std::string(c.table) + "." + c.key);
+    auto text = [&c](std::int64_t value) {
+      return "# range\n[" + std::string(c.table) + "]\n" + c.key + " = " + std::to_string(value) + "\n";
+    };
+    for (std::int64_t good : {c.min, c.max}) {
+      EXPECT_TRUE(parseConfig(text(good), "test.toml").ok()) << text(good);
+    }
+    std::string expected_key = std::string(c.table) + "." + c.key;
+    for (std::int64_t bad : {c.min - 1, c.max + 1}) {
+      expectError(text(bad), 3, expected_key,
+                  "must be between " + std::to_string(c.min) + " and " + std::to_string(c.max) + ", got " +
+                      std::to_string(bad));
+    }
+  }
+  expectError("[general]\nworkers = -1\n", 2, "general.workers", "must be between 0 and 256, got -1");
+  expectError("[public]\nudp_port = 9223372036854775807\n", 2, "public.udp_port",
+              "must be between 1 and 65535, got 9223372036854775807");
+}
+
+TEST(ConfigErrors, SipTimers) {
+  expectError("[sip]\nt1_ms = 49\n", 2, "sip.t1_ms", "must be between 50 and 10000, got 49");
+  expectError("[sip]\nt1_ms = 10001\n", 2, "sip.t1_ms", "must be between 50 and 10000, got 10001");
+  expectError("[sip]\nt2_ms = 64001\n", 2, "sip.t2_ms", "must be between 50 and 64000, got 64001");
+  // T2 below T1: blame the key the file wrote.
+  expectError("[sip]\nt1_ms = 1000\nt2_ms = 999\n", 3, "sip.t2_ms",
+              "must be at least sip.t1_ms (1000), got 999");
+  expectError("[sip]\nt2_ms = 400\n", 2, "sip.t2_ms",
+              "must be at least sip.t1_ms (500, the default), got 400");
+  expectError("[sip]\nt1_ms = 5000\n", 2, "sip.t1_ms",
+              "must not exceed sip.t2_ms (4000, the default), got 5000");
+  auto config = parseOk("[sip]\nt1_ms = 10000\nt2_ms = 64000\nt4_ms = 60000\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->timing.t2_ms, 64000u);
+  ASSERT_NE(parseOk("[sip]\nt1_ms = 700\nt2_ms = 700\n"), nullptr);
+}
+
+TEST(ConfigErrors, InboxDepthIsAPowerOfTwo) {
+  for (std::uint32_t good : {64u, 128u, 65536u, 1048576u}) {
+    auto config = parseOk("[limits]\ninbox_depth = " + std::to_string(good) + "\n");
+    ASSERT_NE(config, nullptr);
+    EXPECT_EQ(config->inbox_depth, good);
+  }
+  expectError("[limits]\ninbox_depth = 1000\n", 2, "limits.inbox_depth",
+              "must be a power of two between 64 and 1048576, got 1000");
+  expectError("[limits]\ninbox_depth = 32\n", 2, "limits.inbox_depth",
+              "must be between 64 and 1048576, got 32");
+  expectError("[limits]\ninbox_depth = 2097152\n", 2, "limits.inbox_depth",
+              "must be between 64 and 1048576, got 2097152");
+}
+
+TEST(ConfigErrors, BadAddress) {
+  expectError("[public]\naddress = \"sbc.example.com\"\n", 2, "public.address",
+              "\"sbc.example.com\" is not a numeric IPv4 or IPv6 address");
+  expectError("[pbx_side]\naddress = \"10.0.0.256\"\n", 2, "pbx_side.address",
+              "\"10.0.0.256\" is not a numeric IPv4 or IPv6 address");
+  expectError("[management]\naddress = \"\"\n", 2, "management.address",
+              "\"\" is not a numeric IPv4 or IPv6 address");
+  expectError("[pbx]\nhost = \"pbx.local\"\n", 2, "pbx.host",
+              "\"pbx.local\" is not a numeric IPv4 or IPv6 address");
+  expectError("[carrier]\nhost = \"0.0.0.0\"\n", 2, "carrier.host", "\"0.0.0.0\" is the unspecified address");
+  expectError("[pbx]\naddresses = [\"10.0.0.1\",\n  \"10.0.0.2/24\"]\n", 3, "pbx.addresses",
+              "entry 2: \"10.0.0.2/24\" is not a numeric IPv4 or IPv6 address");
+  expectError("[pbx]\naddresses = []\n", 2, "pbx.addresses", "must list at least one entry");
+  // A NUL would end the string early for inet_pton.
+  expectError("[public]\naddress = \"127.0.0.1\\u0000x\"\n", 2, "public.address",
+              "\"127.0.0.1\\x00x\" is not a numeric IPv4 or IPv6 address");
+
+  auto config = parseOk(
+      "[public]\naddress = \"::\"\n[pbx_side]\naddress = \"fe80::1\"\nudp_port = 5062\n"
+      "tcp_port = 5062\n[management]\naddress = \"0.0.0.0\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->public_side.address, "::");
+  EXPECT_EQ(config->management_address, "0.0.0.0");
+}
+
+TEST(ConfigErrors, BadTransport) {
+  expectError("[pbx]\ntransport = \"sctp\"\n", 2, "pbx.transport",
+              "must be \"udp\" or \"tcp\", got \"sctp\"");
+  expectError("[carrier]\ntransport = \"UDP\"\n", 2, "carrier.transport",
+              "must be \"udp\" or \"tcp\", got \"UDP\"");
+  auto config = parseOk("[carrier]\ntransport = \"tcp\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->carrier.transport, TransportKind::Tcp);
+  EXPECT_EQ(config->pbx.transport, TransportKind::Udp);
+}
+
+TEST(ConfigErrors, BadLogLevel) {
+  expectError("[general]\nlog_level = \"verbose\"\n", 2, "general.log_level",
+              "must be one of trace, debug, info, warn, error, off; got \"verbose\"");
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
+    auto config = parseOk(std::string("[general]\nlog_level = \"") + level + "\"\n");
+    ASSERT_NE(config, nullptr);
+    EXPECT_EQ(config->log_level, level);
+  }
+}
+
+TEST(ConfigErrors, BadUserAgent) {
+  expectError("[sip]\nuser_agent = \"\"\n", 2, "sip.user_agent",
+              "must be 1 to 64 printable ASCII characters, got \"\"");
+  expectError("[sip]\nuser_agent = \"Palisade\\r\\nX-Injected: 1\"\n", 2, "sip.user_agent",
+              "must be 1 to 64 printable ASCII characters, got \"Palisade\\x0d\\x0aX-Injected: 1\"");
+  expectError("[sip]\nuser_agent = \"" + std::string(65, 'a') + "\"\n", 2, "sip.user_agent",
+              "must be 1 to 64 printable ASCII characters, got \"" + std::string(64, 'a') + "...\"");
+  expectError("[sip]\nuser_agent = \"Pal\u00e9sade\"\n", 2, "sip.user_agent",
+              "must be 1 to 64 printable ASCII characters, got \"Pal\xc3\xa9"
+              "sade\"");
+  auto config = parseOk("[sip]\nuser_agent = \"" + std::string(64, 'a') + "\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->user_agent, std::string(64, 'a'));
+}
+
+TEST(ConfigErrors, SyntaxError) {
+  ConfigError e = errorOf("[general]\nworkers = 2\nlog_level = \"info\n[sip]\n");
+  EXPECT_EQ(e.file, "test.toml");
+  EXPECT_EQ(e.line, 3u);
+  EXPECT_EQ(e.key, "");
+  EXPECT_FALSE(e.message.empty());
+  EXPECT_EQ(e.toString().rfind("test.toml:3: ", 0), 0u) << e.toString();
+
+  e = errorOf("[sip]\nt1_ms = 500\nt1_ms = 600\n");
+  EXPECT_EQ(e.line, 3u);
+  EXPECT_EQ(e.key, "");
+  EXPECT_NE(e.message.find("t1_ms"), std::string::npos) << e.message;
+}
+
+TEST(ConfigErrors, ListenersMustNotShareASocket) {
+  expectError(
+      "[public]\naddress = \"127.0.0.1\"\nudp_port = 5070\ntcp_port = 5061\n", 3, "public.udp_port",
+      "port 5070 on 127.0.0.1 is also pbx_side.udp_port (default) on 127.0.0.1; they would be one socket");
+  expectError(
+      "[public]\nudp_port = 5062\n[pbx_side]\nudp_port = 5070\ntcp_port = 5060\n", 5, "pbx_side.tcp_port",
+      "port 5060 on 127.0.0.1 is also public.tcp_port (default) on 127.0.0.1; they would be one socket");
+  // A wildcard covers every address of its family, and "::" covers IPv4 too.
+  expectError(
+      "[public]\naddress = \"0.0.0.0\"\n[pbx_side]\nudp_port = 5060\ntcp_port = 5071\n", 4,
+      "pbx_side.udp_port",
+      "port 5060 on 127.0.0.1 is also public.udp_port (default) on 0.0.0.0; they would be one socket");
+  expectError("[public]\naddress = \"::\"\nudp_port = 5070\n", 3, "public.udp_port",
+              "port 5070 on :: is also pbx_side.udp_port (default) on 127.0.0.1; they would be one socket");
+  expectError(
+      "[public]\naddress = \"::ffff:127.0.0.1\"\ntcp_port = 5070\n", 3, "public.tcp_port",
+      "port 5070 on ::ffff:127.0.0.1 is also pbx_side.tcp_port (default) on 127.0.0.1; they would be one "
+      "socket");
+  // Same ports on different addresses, or UDP and TCP on one number, are separate sockets.
+  ASSERT_NE(parseOk("[public]\naddress = \"192.0.2.1\"\n[pbx_side]\naddress = \"10.0.0.1\"\nudp_port = 5060\n"
+                    "tcp_port = 5060\n"),
+            nullptr);
+  ASSERT_NE(parseOk("[public]\naddress = \"0.0.0.0\"\n[pbx_side]\naddress = \"::1\"\nudp_port = 5060\n"
+                    "tcp_port = 5060\n"),
+            nullptr);
+  ASSERT_NE(
+      parseOk("[public]\nudp_port = 5070\ntcp_port = 5071\n[pbx_side]\nudp_port = 5071\ntcp_port = 5070\n"),
+      nullptr);
+}
+
+TEST(ConfigErrors, ManagementPortMustNotBeASipPort) {
+  expectError(
+      "[management]\nport = 5060\n", 2, "management.port",
+      "port 5060 on 127.0.0.1 is also public.udp_port (default) on 127.0.0.1; they would be one socket");
+  expectError(
+      "[pbx_side]\ntcp_port = 9180\n", 2, "pbx_side.tcp_port",
+      "port 9180 on 127.0.0.1 is also management.port (default) on 127.0.0.1; they would be one socket");
+  expectError(
+      "[management]\naddress = \"0.0.0.0\"\nport = 5071\n[pbx_side]\nudp_port = 5072\ntcp_port = 5071\n", 3,
+      "management.port",
+      "port 5071 on 0.0.0.0 is also pbx_side.tcp_port on 127.0.0.1; they would be one socket");
+  ASSERT_NE(parseOk("[management]\naddress = \"127.0.0.2\"\nport = 5060\n"), nullptr);
+}
+
+TEST(ConfigErrors, FirstErrorInFileOrderWins) {
+  // [sip] is read after [general], but its error comes first in the file.
+  expectError("[sip]\nt1_ms = 1\n[general]\nworkers = 1000\n", 2, "sip.t1_ms",
+              "must be between 50 and 10000, got 1");
+}
+
+TEST(ConfigError, ToStringFormat) {
+  EXPECT_EQ((ConfigError{"a.toml", 12, "sip.t1_ms", "must be between 50 and 10000, got 1"}).toString(),
+            "a.toml:12: sip.t1_ms: must be between 50 and 10000, got 1");
+  EXPECT_EQ((ConfigError{"a.toml", 0, "sip.t1_ms", "bad"}).toString(), "a.toml: sip.t1_ms: bad");
+  EXPECT_EQ((ConfigError{"a.toml", 3, "", "bad"}).toString(), "a.toml:3: bad");
+  EXPECT_EQ((ConfigError{"a.toml", 0, "", "bad"}).toString(), "a.toml: bad");
+  EXPECT_EQ(errorOf("[tcp]\nmax_connections = 0\n", "/etc/palisade/palisade.toml").toString(),
+            "/etc/palisade/palisade.toml:2: tcp.max_connections: must be between 1 and 1048576, got 0");
+}
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/palisade-config-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::remove((dir_ + "/palisade.toml").c_str());
+    ::rmdir(dir_.c_str());
+  }
+  std::string write(const std::string& text) {
+    std::string path = dir_ + "/palisade.toml";
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigFileTest, LoadsAFile) {
+  std::string path = write("[general]\nworkers = 3\n");
+  ConfigResult result = loadConfigFile(path);
+  ASSERT_TRUE(result.ok()) << result.error().toString();
+  EXPECT_EQ(result.value()->source_name, path);
+  EXPECT_EQ(result.value()->workers, 3u);
+  EXPECT_EQ(result.value()->public_side.udp_port, 5060);
+}
+
+TEST_F(ConfigFileTest, ErrorsNameTheFile) {
+  std::string path = write("[general]\n\nworkers = \"many\"\n");
+  ConfigResult result = loadConfigFile(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().toString(), path + ":3: general.workers: expected an integer, got a string");
+}
+
+TEST_F(ConfigFileTest, MissingFile) {
+  std::string path = dir_ + "/absent.toml";
+  ConfigResult result = loadConfigFile(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().file, path);
+  EXPECT_EQ(result.error().line, 0u);
+  EXPECT_EQ(result.error().key, "");
+  EXPECT_EQ(result.error().toString(), path + ": cannot open: No such file or directory");
+}
+
+TEST_F(ConfigFileTest, DirectoryIsNotAFile) {
+  ConfigResult result = loadConfigFile(dir_);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().toString(), dir_ + ": cannot read: Is a directory");
+}
+
+TEST(ConfigRestart, NoChangesBetweenEqualSnapshots) {
+  EXPECT_TRUE(restartOnlyChanges(Config{}, Config{}).empty());
+}
+
+TEST(ConfigRestart, ReloadableChangesAreNotListed) {
+  auto loaded = parseOk(R"toml([general]
+log_level = "debug"
+[pbx]
+host = "10.0.0.9"
+addresses = ["10.0.0.9"]
+[sip]
+t1_ms = 250
+user_agent = "X"
+[tcp]
+idle_timeout_s = 30
+[limits]
+max_calls = 10
+)toml");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(restartOnlyChanges(Config{}, *loaded), std::vector<std::string>{});
+}
+
+TEST(ConfigRestart, ListsEveryRestartOnlyKeyInSchemaOrder) {
+  auto loaded = parseOk(R"toml([general]
+workers = 8
+[public]
+address = "192.0.2.1"
+udp_port = 5160
+tcp_port = 5161
+[pbx_side]
+address = "10.0.0.1"
+udp_port = 5170
+tcp_port = 5171
+[limits]
+inbox_depth = 4096
+max_calls = 7
+[management]
+address = "10.0.0.2"
+port = 9190
+)toml");
+  ASSERT_NE(loaded, nullptr);
+  const std::vector<std::string> expected = {"general.workers",   "public.address",     "public.udp_port",
+                                             "public.tcp_port",   "pbx_side.address",   "pbx_side.udp_port",
+                                             "pbx_side.tcp_port", "limits.inbox_depth", "management.address",
+                                             "management.port"};
+  EXPECT_EQ(restartOnlyChanges(Config{}, *loaded), expected);
+  EXPECT_EQ(restartOnlyChanges(*loaded, Config{}), expected);
+}
+
+TEST(ConfigRestart, SingleChangeAndEquivalentAddressSpellings) {
+  Config running;
+  Config loaded;
+  loaded.management_port = 9181;
+  EXPECT_EQ(restartOnlyChanges(running, loaded), std::vector<std::string>{"management.port"});
+
+  running.public_side.address = "2001:db8::1";
+  loaded.public_side.address = "2001:DB8:0::1";
+  loaded.management_port = running.management_port;
+  EXPECT_TRUE(restartOnlyChanges(running, loaded).empty());
+  loaded.public_side.address = "2001:db8::2";
+  EXPECT_EQ(restartOnlyChanges(running, loaded), std::vector<std::string>{"public.address"});
+}
+
+}  // namespace

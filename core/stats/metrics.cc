@@ -1,0 +1,123 @@
+#include "core/stats/metrics.h"
+
+#include <fmt/format.h>
+
+namespace palisade::stats {
+namespace {
+
+constexpr std::size_t kCounterCount = static_cast<std::size_t>(Counter::kCount);
+constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
+
+// Exposed names (all prefixed "palisade_"):
+//   counters: calls_attempted_total, calls_answered_total, calls_failed_total,
+//     calls_cancelled_total, calls_timed_out_total,
+//     messages_total{direction="in"|"out",transport="udp"|"tcp"},
+//     parse_errors_total, retransmissions_total, retransmissions_absorbed_total,
+//     inbox_overflows_total, rejected_503_total, dropped_untrusted_total,
+//     tcp_connections_accepted_total, tcp_connections_refused_total,
+//     tcp_connections_closed_total, config_reloads_total, config_reload_failures_total
+//   gauges: active_calls, tcp_connections, workers, build_info{version="..."} (always 1)
+// Rows are in enum order; the static_assert below rejects a Counter added without a row.
+constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
+
+constexpr std::array<CounterInfo, kCounterCount> kCounters{{
+    {Counter::CallsAttempted, "calls_attempted", "", "INVITEs that started a call."},
+    {Counter::CallsAnswered, "calls_answered", "", "Calls that received a 2xx."},
+    {Counter::CallsFailed, "calls_failed", "", "Calls that ended with a final non-2xx response."},
+    {Counter::CallsCancelled, "calls_cancelled", "", "Calls cancelled by the caller."},
+    {Counter::CallsTimedOut, "calls_timed_out", "", "Calls torn down by a transaction or call timer."},
+    {Counter::MessagesInUdp, "messages", R"(direction="in",transport="udp")", kMessagesHelp},
+    {Counter::MessagesOutUdp, "messages", R"(direction="out",transport="udp")", kMessagesHelp},
+    {Counter::MessagesInTcp, "messages", R"(direction="in",transport="tcp")", kMessagesHelp},
+    {Counter::MessagesOutTcp, "messages", R"(direction="out",transport="tcp")", kMessagesHelp},
+    {Counter::ParseErrors, "parse_errors", "", "Received messages that were not valid SIP."},
+    {Counter::Retransmissions, "retransmissions", "", "Retransmissions sent by our transactions."},
+    {Counter::RetransmissionsAbsorbed, "retransmissions_absorbed", "",
+     "Received duplicates answered from transaction state."},
+    {Counter::InboxOverflows, "inbox_overflows", "", "Hand-offs refused because the owner's inbox was full."},
+    {Counter::Rejected503, "rejected_503", "", "Stateless 503 responses sent for overload."},
+    {Counter::DroppedUntrusted, "dropped_untrusted", "", "Packets or connections from sources not allowed."},
+    {Counter::TcpConnectionsAccepted, "tcp_connections_accepted", "", "TCP connections accepted."},
+    {Counter::TcpConnectionsRefused, "tcp_connections_refused", "", "TCP connections refused by limits."},
+    {Counter::TcpConnectionsClosed, "tcp_connections_closed", "", "TCP connections closed."},
+    {Counter::ConfigReloads, "config_reloads", "", "Configuration reloads applied."},
+    {Counter::ConfigReloadFailures, "config_reload_failures", "", "Configuration reloads rejected."},
+}};
+
+constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{
+    {Gauge::ActiveCalls, "active_calls", "Calls being set up or established."},
+    {Gauge::TcpConnections, "tcp_connections", "Open TCP connections."},
+}};
+
+// A zero-initialised trailing row carries the first enum value, so a missing row fails here.
+consteval bool tablesComplete() {
+  for (std::size_t i = 0; i < kCounterCount; ++i) {
+    const auto& row = kCounters[i];
+    if (static_cast<std::size_t>(row.counter) != i || row.family.empty()) return false;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (kCounters[j].family == row.family && kCounters[j].labels == row.labels) return false;
+      // A family's rows must be adjacent: 0.0.4 wants one block per metric.
+      if (kCounters[j].family == row.family && kCounters[i - 1].family != row.family) return false;
+    }
+  }
+  for (std::size_t i = 0; i < kGaugeCount; ++i) {
+    if (static_cast<std::size_t>(kGauges[i].gauge) != i || kGauges[i].name.empty()) return false;
+  }
+  return true;
+}
+static_assert(tablesComplete(), "every Counter and Gauge needs one unique row, in enum order");
+
+void appendHeader(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP palisade_{} {}\n# TYPE palisade_{} {}\n", name, help, name,
+                 type);
+}
+
+}  // namespace
+
+const CounterInfo& counterInfo(Counter c) { return kCounters[static_cast<std::size_t>(c)]; }
+const GaugeInfo& gaugeInfo(Gauge g) { return kGauges[static_cast<std::size_t>(g)]; }
+
+Metrics::Metrics(std::size_t workers) {
+  shards_.reserve(workers + 1);
+  for (std::size_t i = 0; i <= workers; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+std::uint64_t Metrics::total(Counter c) const {
+  std::uint64_t sum = 0;
+  for (const auto& shard : shards_) sum += shard->counters[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::int64_t Metrics::total(Gauge g) const {
+  // A gauge can go negative on one shard (a connection closed on another worker); only the sum counts.
+  std::int64_t sum = 0;
+  for (const auto& shard : shards_) sum += shard->gauges[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::string Metrics::renderPrometheus() const {
+  std::string out;
+  out.reserve(4096);
+  auto it = std::back_inserter(out);
+  for (std::size_t i = 0; i < kCounterCount; ++i) {
+    const auto& row = kCounters[i];
+    const std::string name = fmt::format("{}_total", row.family);
+    if (i == 0 || kCounters[i - 1].family != row.family) appendHeader(out, name, "counter", row.help);
+    if (row.labels.empty()) {
+      fmt::format_to(it, "palisade_{} {}\n", name, total(row.counter));
+    } else {
+      fmt::format_to(it, "palisade_{}{{{}}} {}\n", name, row.labels, total(row.counter));
+    }
+  }
+  for (const auto& row : kGauges) {
+    appendHeader(out, row.name, "gauge", row.help);
+    fmt::format_to(it, "palisade_{} {}\n", row.name, total(row.gauge));
+  }
+  appendHeader(out, "workers", "gauge", "Worker threads.");
+  fmt::format_to(it, "palisade_workers {}\n", workers());
+  appendHeader(out, "build_info", "gauge", "Build version; the value is always 1.");
+  fmt::format_to(it, "palisade_build_info{{version=\"{}\"}} 1\n", kVersion);
+  return out;
+}
+
+}  // namespace palisade::stats

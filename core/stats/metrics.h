@@ -1,0 +1,100 @@
+#pragma once
+// Process-wide counters. Each worker increments its own cache-line-aligned shard (no sharing
+// on the data path); the control thread sums the shards when /metrics is scraped.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace palisade::stats {
+
+enum class Counter : std::uint16_t {
+  CallsAttempted,      // INVITEs that started a call (either direction)
+  CallsAnswered,       // calls that got a 2xx
+  CallsFailed,         // calls that ended with a final non-2xx to the caller (not CANCEL)
+  CallsCancelled,      // calls the caller cancelled
+  CallsTimedOut,       // calls torn down by Timer B/F or the ACK/duration guards
+  MessagesInUdp,
+  MessagesOutUdp,
+  MessagesInTcp,
+  MessagesOutTcp,
+  ParseErrors,         // received bytes that were not a valid SIP message
+  Retransmissions,     // retransmissions sent by our transactions (Timers A, E, G, 2xx)
+  RetransmissionsAbsorbed,  // duplicates received and answered from transaction state
+  InboxOverflows,      // hand-offs refused because the owner's queue was full
+  Rejected503,         // stateless 503s sent for overload
+  DroppedUntrusted,    // datagrams/connections from sources not allowed on a listener
+  TcpConnectionsAccepted,
+  TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
+  TcpConnectionsClosed,
+  ConfigReloads,
+  ConfigReloadFailures,
+  kCount
+};
+
+enum class Gauge : std::uint16_t {
+  ActiveCalls,
+  TcpConnections,
+  kCount
+};
+
+// Kept in step with project(VERSION) in CMakeLists.txt; exported as palisade_build_info.
+inline constexpr std::string_view kVersion = "0.1.0";
+
+// How a Counter is exposed: `palisade_<family>_total{<labels>}`. Counters sharing a family are
+// rendered under one HELP/TYPE block (e.g. messages_total by direction and transport).
+struct CounterInfo {
+  Counter counter;
+  std::string_view family;
+  std::string_view labels;  // `key="value",...` without braces; empty for none
+  std::string_view help;
+};
+
+// How a Gauge is exposed: `palisade_<name>`.
+struct GaugeInfo {
+  Gauge gauge;
+  std::string_view name;
+  std::string_view help;
+};
+
+const CounterInfo& counterInfo(Counter c);
+const GaugeInfo& gaugeInfo(Gauge g);
+
+struct alignas(64) Shard {
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> counters{};
+  std::array<std::atomic<std::int64_t>, static_cast<std::size_t>(Gauge::kCount)> gauges{};
+
+  // Only the owning thread writes a shard, so relaxed load+store is enough and costs no lock.
+  void add(Counter c, std::uint64_t n = 1) {
+    auto& slot = counters[static_cast<std::size_t>(c)];
+    slot.store(slot.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void adjust(Gauge g, std::int64_t delta) {
+    auto& slot = gauges[static_cast<std::size_t>(g)];
+    slot.store(slot.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+};
+
+class Metrics {
+ public:
+  // One shard per worker plus one for the control thread (index `workers`).
+  explicit Metrics(std::size_t workers);
+  Shard& shard(std::size_t index) { return *shards_[index]; }
+  Shard& controlShard() { return *shards_.back(); }
+  std::size_t workers() const { return shards_.size() - 1; }
+
+  std::uint64_t total(Counter c) const;
+  std::int64_t total(Gauge g) const;
+
+  // Prometheus text exposition format 0.0.4, metric names prefixed "palisade_". Called on the
+  // control thread; shards are read with relaxed loads, so a scrape may miss in-flight increments.
+  std::string renderPrometheus() const;
+
+ private:
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace palisade::stats

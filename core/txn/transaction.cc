@@ -1,0 +1,334 @@
+#include "core/txn/transaction.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/stats/metrics.h"
+
+namespace palisade::txn {
+
+using sip::Method;
+using stats::Counter;
+
+TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& timers,
+                                   const base::Clock& clock, stats::Shard& stats)
+    : network_(network), timer_queue_(timers), clock_(clock), stats_(stats) {}
+
+TransactionLayer::~TransactionLayer() {
+  for (auto& [key, txn] : clients_) {
+    timer_queue_.cancel(txn->retransmit_timer_);
+    timer_queue_.cancel(txn->timeout_timer_);
+    timer_queue_.cancel(txn->cleanup_timer_);
+  }
+  for (auto& [key, txn] : servers_) {
+    timer_queue_.cancel(txn->retransmit_timer_);
+    timer_queue_.cancel(txn->timeout_timer_);
+  }
+}
+
+void TransactionLayer::sendRaw(const net::Flow& flow, std::string bytes) {
+  network_.send(flow, std::move(bytes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client transactions (RFC 3261 §17.1)
+
+ClientTransaction* TransactionLayer::startClient(Method method, std::string branch, const net::Flow& flow,
+                                                 std::string request, RequestLines lines,
+                                                 TransactionUser* user) {
+  auto txn = std::make_unique<ClientTransaction>();
+  ClientTransaction* t = txn.get();
+  t->method_ = method;
+  t->state_ = method == Method::Invite ? ClientTransaction::State::Calling : ClientTransaction::State::Trying;
+  t->key_ = fmt::format("{}|{}", branch, sip::methodName(method));
+  t->branch_ = std::move(branch);
+  t->flow_ = flow;
+  t->request_ = std::move(request);
+  t->lines_ = std::move(lines);
+  t->user_ = user;
+  auto [it, inserted] = clients_.emplace(t->key_, std::move(txn));
+  if (!inserted) return nullptr;  // branch collision: cannot happen with our generator
+  network_.send(flow, std::string(t->request_));
+  if (!reliable(flow)) {
+    t->retransmit_interval_ = timers_.t1;  // Timer A / Timer E
+    t->retransmit_timer_ = timer_queue_.schedule(now() + timers_.t1, [this, t] { clientRetransmit(t); });
+  }
+  t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { clientTimeout(t); });  // B / F
+  return t;
+}
+
+void TransactionLayer::clientRetransmit(ClientTransaction* t) {
+  t->retransmit_timer_ = 0;
+  bool invite = t->method_ == Method::Invite;
+  if (invite && t->state_ != ClientTransaction::State::Calling) return;
+  if (!invite && t->state_ != ClientTransaction::State::Trying &&
+      t->state_ != ClientTransaction::State::Proceeding) {
+    return;
+  }
+  network_.send(t->flow_, std::string(t->request_));
+  stats_.add(Counter::Retransmissions);
+  // Timer A doubles without bound; Timer E doubles up to T2, and is T2 in Proceeding.
+  t->retransmit_interval_ = invite ? t->retransmit_interval_ * 2
+                                   : (t->state_ == ClientTransaction::State::Proceeding
+                                          ? timers_.t2
+                                          : std::min(t->retransmit_interval_ * 2, timers_.t2));
+  t->retransmit_timer_ = timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { clientRetransmit(t); });
+}
+
+void TransactionLayer::clientTimeout(ClientTransaction* t) {
+  t->timeout_timer_ = 0;
+  // Timer B applies in Calling only (RFC 3261 §17.1.1.2); Timer F in Trying and Proceeding.
+  bool expired = (t->method_ == Method::Invite) ? t->state_ == ClientTransaction::State::Calling
+                                                : (t->state_ == ClientTransaction::State::Trying ||
+                                                   t->state_ == ClientTransaction::State::Proceeding);
+  if (!expired) return;
+  t->state_ = ClientTransaction::State::Terminated;
+  if (t->user_ != nullptr) t->user_->onTimeout(*t);
+  destroyClient(t);
+}
+
+std::string TransactionLayer::buildAck(const ClientTransaction& t, const sip::Message& response) const {
+  // RFC 3261 §17.1.1.3: same Request-URI, top Via, Route, From, Call-ID and CSeq number;
+  // the To of the response (it carries the tag).
+  const sip::HeaderField* to = response.find(sip::Hdr::To);
+  return fmt::format("ACK {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}To: {}\r\n{}CSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                     t.lines_.request_uri, t.lines_.via, t.lines_.routes, t.lines_.from,
+                     to ? to->value : std::string_view{}, t.lines_.call_id, t.lines_.cseq);
+}
+
+std::string ClientTransaction::buildCancel() const {
+  return fmt::format("CANCEL {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}{}{}CSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+                     lines_.request_uri, lines_.via, lines_.routes, lines_.from, lines_.to, lines_.call_id,
+                     lines_.cseq);
+}
+
+ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Message>& response) {
+  std::string key = fmt::format("{}|{}", response->topVia().branch, response->cseqMethodText());
+  auto it = clients_.find(key);
+  if (it == clients_.end()) return ResponseDisposition::NoTransaction;
+  ClientTransaction* t = it->second.get();
+  int status = response->statusCode();
+  bool orphan_2xx = t->method_ == Method::Invite && t->user_ == nullptr && status >= 200 && status < 300;
+  using S = ClientTransaction::State;
+  if (t->method_ == Method::Invite) {
+    switch (t->state_) {
+      case S::Calling:
+      case S::Proceeding:
+        if (status < 200) {
+          t->state_ = S::Proceeding;
+          t->got_provisional_ = true;
+          timer_queue_.cancel(t->retransmit_timer_);
+          if (t->user_) t->user_->onResponse(*t, std::move(response));
+        } else if (status < 300) {
+          // RFC 6026 Accepted: pass every 2xx up until Timer M.
+          t->state_ = S::Accepted;
+          timer_queue_.cancel(t->retransmit_timer_);
+          timer_queue_.cancel(t->timeout_timer_);
+          t->cleanup_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyClient(t); });
+          if (t->user_) t->user_->onResponse(*t, std::move(response));
+        } else {
+          t->state_ = S::Completed;
+          timer_queue_.cancel(t->retransmit_timer_);
+          timer_queue_.cancel(t->timeout_timer_);
+          t->ack_ = buildAck(*t, *response);
+          network_.send(t->flow_, std::string(t->ack_));
+          base::Millis timer_d = reliable(t->flow_) ? 0 : 32000;
+          t->cleanup_timer_ = timer_queue_.schedule(now() + timer_d, [this, t] { destroyClient(t); });
+          if (t->user_) t->user_->onResponse(*t, std::move(response));
+        }
+        break;
+      case S::Accepted:
+        if (status >= 200 && status < 300) {
+          if (t->user_) t->user_->onResponse(*t, std::move(response));
+        }
+        break;
+      case S::Completed:
+        if (status >= 300) {
+          network_.send(t->flow_, std::string(t->ack_));
+          stats_.add(Counter::RetransmissionsAbsorbed);
+        }
+        break;
+      default:
+        break;
+    }
+    return orphan_2xx ? ResponseDisposition::Orphan2xx : ResponseDisposition::Consumed;
+  }
+  switch (t->state_) {
+    case S::Trying:
+    case S::Proceeding:
+      if (status < 200) {
+        t->state_ = S::Proceeding;
+        t->got_provisional_ = true;
+        if (t->user_) t->user_->onResponse(*t, std::move(response));
+      } else {
+        t->state_ = S::Completed;
+        timer_queue_.cancel(t->retransmit_timer_);
+        timer_queue_.cancel(t->timeout_timer_);
+        base::Millis timer_k = reliable(t->flow_) ? 0 : timers_.t4;
+        t->cleanup_timer_ = timer_queue_.schedule(now() + timer_k, [this, t] { destroyClient(t); });
+        if (t->user_) t->user_->onResponse(*t, std::move(response));
+      }
+      break;
+    default:
+      stats_.add(Counter::RetransmissionsAbsorbed);
+      break;
+  }
+  return ResponseDisposition::Consumed;
+}
+
+void TransactionLayer::destroyClient(ClientTransaction* t) {
+  timer_queue_.cancel(t->retransmit_timer_);
+  timer_queue_.cancel(t->timeout_timer_);
+  timer_queue_.cancel(t->cleanup_timer_);
+  if (t->user_ != nullptr) t->user_->onClientGone(*t);
+  clients_.erase(t->key_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server transactions (RFC 3261 §17.2)
+
+std::string TransactionLayer::serverKey(const sip::Message& msg, bool as_invite) {
+  const sip::Via& via = msg.topVia();
+  std::string_view method = as_invite ? std::string_view("INVITE") : msg.methodText();
+  if (via.branch.size() > 7 && via.branch.substr(0, 7) == "z9hG4bK") {
+    return fmt::format("{}|{}:{}|{}", via.branch, via.host, via.port, method);
+  }
+  // RFC 2543 peers (no magic cookie): match on the dialog and CSeq fields (§17.2.3).
+  return fmt::format("2543|{}|{}|{}|{}|{}:{}|{}", msg.requestUri(), msg.callId(), msg.fromTag(), msg.cseq(),
+                     via.host, via.port, method);
+}
+
+bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, const net::Flow& flow) {
+  Method method = request->method();
+  if (method == Method::Ack) {
+    // An ACK for a non-2xx final belongs to the INVITE transaction (same branch).
+    auto it = servers_.find(serverKey(*request, true));
+    if (it == servers_.end()) return false;
+    ServerTransaction* t = it->second.get();
+    if (t->state_ == ServerTransaction::State::Completed) {
+      t->state_ = ServerTransaction::State::Confirmed;
+      timer_queue_.cancel(t->retransmit_timer_);
+      timer_queue_.cancel(t->timeout_timer_);
+      base::Millis timer_i = reliable(t->flow_) ? 0 : timers_.t4;
+      t->timeout_timer_ = timer_queue_.schedule(now() + timer_i, [this, t] { destroyServer(t); });
+      return true;
+    }
+    if (t->state_ == ServerTransaction::State::Confirmed) {
+      stats_.add(Counter::RetransmissionsAbsorbed);
+      return true;
+    }
+    return false;  // an ACK for a 2xx: end to end, for the TU
+  }
+  if (method == Method::Cancel) {
+    auto invite = servers_.find(serverKey(*request, true));
+    if (invite == servers_.end()) return false;
+    // Answer the CANCEL through its own transaction, then tell the INVITE's user.
+    ServerTransaction* cancel_txn = startServer(std::move(request), flow, nullptr);
+    if (cancel_txn == nullptr) return true;
+    const sip::Message& cancel = cancel_txn->request();
+    std::string ok = fmt::format("SIP/2.0 200 OK\r\n");
+    for (const auto& h : cancel.headers()) {
+      if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
+          h.id == sip::Hdr::CSeq) {
+        ok.append(cancel.raw().substr(h.begin, h.end - h.begin));
+      }
+    }
+    ok.append("Content-Length: 0\r\n\r\n");
+    respond(*cancel_txn, 200, std::move(ok));
+    ServerTransaction* t = invite->second.get();
+    if (t->final_status_ < 200 && t->user_ != nullptr) t->user_->onCancel(*t);
+    return true;
+  }
+  auto it = servers_.find(serverKey(*request, false));
+  if (it == servers_.end()) return false;
+  ServerTransaction* t = it->second.get();
+  stats_.add(Counter::RetransmissionsAbsorbed);
+  // Retransmitted request: repeat the last response, except in Accepted (RFC 6026 §7.1).
+  if (!t->last_response_.empty() && t->state_ != ServerTransaction::State::Accepted) {
+    network_.send(t->flow_, std::string(t->last_response_));
+  }
+  return true;
+}
+
+ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> request, const net::Flow& flow,
+                                                 TransactionUser* user) {
+  auto txn = std::make_unique<ServerTransaction>();
+  ServerTransaction* t = txn.get();
+  bool invite = request->method() == Method::Invite;
+  t->key_ = serverKey(*request, invite);
+  t->request_ = std::move(request);
+  t->flow_ = flow;
+  t->user_ = user;
+  t->state_ = invite ? ServerTransaction::State::Proceeding : ServerTransaction::State::Trying;
+  auto [it, inserted] = servers_.emplace(t->key_, std::move(txn));
+  if (!inserted) return nullptr;
+  if (invite) {
+    // 100 Trying at once: it stops the caller's Timer A (RFC 3261 §17.2.1).
+    const sip::Message& req = *t->request_;
+    std::string trying("SIP/2.0 100 Trying\r\n");
+    for (const auto& h : req.headers()) {
+      if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
+          h.id == sip::Hdr::CSeq) {
+        trying.append(req.raw().substr(h.begin, h.end - h.begin));
+      }
+    }
+    trying.append("Content-Length: 0\r\n\r\n");
+    t->last_response_ = trying;
+    network_.send(flow, std::move(trying));
+  }
+  return t;
+}
+
+void TransactionLayer::respond(ServerTransaction& txn, int status, std::string bytes) {
+  ServerTransaction* t = &txn;
+  using S = ServerTransaction::State;
+  if (t->state_ == S::Completed || t->state_ == S::Confirmed || t->state_ == S::Terminated) return;
+  if (t->state_ == S::Accepted) {
+    // Only further 2xx (retransmissions by the TU) may pass in Accepted.
+    if (status >= 200 && status < 300) network_.send(t->flow_, std::move(bytes));
+    return;
+  }
+  t->last_response_ = bytes;
+  network_.send(t->flow_, std::move(bytes));
+  if (status < 200) {
+    if (t->state_ == S::Trying) t->state_ = S::Proceeding;
+    return;
+  }
+  t->final_status_ = status;
+  if (t->request_->method() == Method::Invite) {
+    if (status < 300) {
+      t->state_ = S::Accepted;  // Timer L
+      t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });
+    } else {
+      t->state_ = S::Completed;
+      if (!reliable(t->flow_)) {
+        t->retransmit_interval_ = timers_.t1;  // Timer G
+        t->retransmit_timer_ = timer_queue_.schedule(now() + timers_.t1, [this, t] { serverRetransmit(t); });
+      }
+      t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });  // H
+    }
+  } else {
+    t->state_ = S::Completed;
+    base::Millis timer_j = reliable(t->flow_) ? 0 : 64 * timers_.t1;
+    t->timeout_timer_ = timer_queue_.schedule(now() + timer_j, [this, t] { destroyServer(t); });
+  }
+}
+
+void TransactionLayer::serverRetransmit(ServerTransaction* t) {
+  t->retransmit_timer_ = 0;
+  if (t->state_ != ServerTransaction::State::Completed) return;
+  network_.send(t->flow_, std::string(t->last_response_));
+  stats_.add(Counter::Retransmissions);
+  t->retransmit_interval_ = std::min(t->retransmit_interval_ * 2, timers_.t2);
+  t->retransmit_timer_ = timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { serverRetransmit(t); });
+}
+
+void TransactionLayer::destroyServer(ServerTransaction* t) {
+  timer_queue_.cancel(t->retransmit_timer_);
+  timer_queue_.cancel(t->timeout_timer_);
+  if (t->user_ != nullptr) t->user_->onServerGone(*t);
+  servers_.erase(t->key_);
+}
+
+}  // namespace palisade::txn

@@ -62,6 +62,13 @@ std::string formatHost(const std::string& host) {
 
 bool isTargetRefresh(Method m) { return m == Method::Invite || m == Method::Update; }
 
+// Stops listening to a transaction the call no longer needs (it may outlive the call).
+template <typename Txn>
+void release(Txn*& txn) {
+  if (txn != nullptr) txn->detach();
+  txn = nullptr;
+}
+
 }  // namespace
 
 Call::Call(Engine& engine) : engine_(engine) { engine_.stats().adjust(stats::Gauge::ActiveCalls, 1); }
@@ -291,17 +298,17 @@ void Call::onResponse(txn::ClientTransaction& txn, std::unique_ptr<sip::Message>
 
 void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Message& response) {
   int status = response.statusCode();
-  if (status == 100) return;  // hop by hop: we sent our own
   if (rx != nullptr) {
+    if (status == 100) return;  // hop by hop: we sent our own
     if (rx->server != nullptr) {
       txn::ServerTransaction* server = rx->server;
       std::string bytes = buildResponse(*server, rx->from, response, {});
-      if (status >= 200) rx->server = nullptr;
+      if (status >= 200) release(rx->server);
       engine_.layer().respond(*server, status, std::move(bytes));
     }
     if (status >= 200) {
       bool was_bye = rx->method == Method::Bye;
-      rx->client = nullptr;
+      release(rx->client);
       requests_.erase(std::remove_if(requests_.begin(), requests_.end(),
                                      [rx](const auto& p) { return p.get() == rx; }),
                       requests_.end());
@@ -317,7 +324,7 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
       ex->cancel_pending = false;
       sendCancel(*ex);
     }
-    if (ex->server == nullptr) return;
+    if (ex->server == nullptr || status == 100) return;  // 100 is hop by hop: we sent our own
     std::string tag = initial ? callerSideTag(response.toTag()) : std::string();
     engine_.layer().respond(*ex->server, status, buildResponse(*ex->server, ex->from, response, tag));
     return;
@@ -352,19 +359,22 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
     ex->answered_tag = std::string(response.toTag());
     ex->ok_bytes = buildResponse(*ex->server, ex->from, response, tag);
     txn::ServerTransaction* server = ex->server;
-    ex->server = nullptr;
+    release(ex->server);
     engine_.layer().respond(*server, status, std::string(ex->ok_bytes));
     // RFC 3261 §13.3.1.4: the UAS core retransmits its 2xx until the ACK arrives.
+    // Over TCP the transport is reliable: only the 64*T1 deadline for the ACK applies.
     const txn::Timers& t = engine_.layer().timers();
     bool reliable = legs_[ex->from].flow.transport != net::Transport::Udp;
-    ex->ok_interval = reliable ? 64 * t.t1 : t.t1;
-    ex->ok_timer = engine_.timers().schedule(engine_.now() + ex->ok_interval, [this, ex] { retransmitOk(ex); });
+    ex->ok_deadline = engine_.now() + 64 * t.t1;
+    ex->ok_interval = t.t1;
+    ex->ok_timer = engine_.timers().schedule(reliable ? ex->ok_deadline : engine_.now() + t.t1,
+                                             [this, ex] { retransmitOk(ex); });
     return;
   }
   // Final failure: the client transaction ACKs the callee itself.
   if (ex->server != nullptr) {
     txn::ServerTransaction* server = ex->server;
-    ex->server = nullptr;
+    release(ex->server);
     std::string tag = initial ? callerSideTag(response.toTag()) : std::string();
     engine_.layer().respond(*server, status, buildResponse(*server, ex->from, response, tag));
     if (initial && state_ == State::Calling) engine_.stats().add(Counter::CallsFailed);
@@ -374,21 +384,16 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
 
 void Call::retransmitOk(InviteExchange* ex) {
   ex->ok_timer = 0;
-  const txn::Timers& t = engine_.layer().timers();
-  bool reliable = legs_[ex->from].flow.transport != net::Transport::Udp;
-  base::Millis elapsed_budget = 64 * t.t1;
-  if (reliable || ex->ok_interval >= elapsed_budget) {
+  base::Millis now = engine_.now();
+  if (now >= ex->ok_deadline) {
     onAckTimeout(ex);
     return;
   }
   engine_.layer().sendRaw(legs_[ex->from].flow, std::string(ex->ok_bytes));
   engine_.stats().add(Counter::Retransmissions);
-  ex->ok_interval = std::min(ex->ok_interval * 2, t.t2);
-  // Give up once 64*T1 has passed in total: track it by doubling the budget counter.
-  if (ex->ok_interval == t.t2) ex->ok_interval = std::max(ex->ok_interval, t.t2);
-  ex->ok_timer = engine_.timers().schedule(engine_.now() + std::min(ex->ok_interval, t.t2), [this, ex] {
-    retransmitOk(ex);
-  });
+  ex->ok_interval = std::min(ex->ok_interval * 2, engine_.layer().timers().t2);
+  ex->ok_timer = engine_.timers().schedule(std::min(now + ex->ok_interval, ex->ok_deadline),
+                                           [this, ex] { retransmitOk(ex); });
 }
 
 void Call::onAckTimeout(InviteExchange* ex) {
@@ -407,10 +412,10 @@ void Call::onTimeout(txn::ClientTransaction& txn) {
   if (state_ == State::Ended) return;
   if (InviteExchange* ex = findInvite(&txn)) {
     bool initial = ex == invites_.front().get() && state_ != State::Answered && state_ != State::Confirmed;
-    ex->client = nullptr;
+    release(ex->client);
     if (ex->server != nullptr) {
       txn::ServerTransaction* server = ex->server;
-      ex->server = nullptr;
+      release(ex->server);
       std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout",
                                               initial ? legs_[0].local_tag : std::string());
       head.append("Content-Length: 0\r\n\r\n");
@@ -423,10 +428,10 @@ void Call::onTimeout(txn::ClientTransaction& txn) {
     return;
   }
   if (RequestExchange* rx = findRequest(&txn)) {
-    rx->client = nullptr;
+    release(rx->client);
     if (rx->server != nullptr) {
       txn::ServerTransaction* server = rx->server;
-      rx->server = nullptr;
+      release(rx->server);
       std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout", {});
       head.append("Content-Length: 0\r\n\r\n");
       engine_.layer().respond(*server, 408, std::move(head));
@@ -443,7 +448,7 @@ void Call::onCancel(txn::ServerTransaction& txn) {
   if (ex == nullptr || state_ == State::Ended) return;
   bool initial = ex == invites_.front().get() && state_ == State::Calling;
   txn::ServerTransaction* server = ex->server;
-  ex->server = nullptr;
+  release(ex->server);
   std::string head = engine_.responseHead(server->request(), server->flow(), 487, "Request Terminated",
                                           initial ? legs_[0].local_tag : std::string());
   head.append("Content-Length: 0\r\n\r\n");
@@ -585,7 +590,7 @@ void Call::terminate(bool count_timeout) {
     InviteExchange& ex = *invites_.front();
     if (ex.server != nullptr) {
       txn::ServerTransaction* server = ex.server;
-      ex.server = nullptr;
+      release(ex.server);
       std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout",
                                               legs_[0].local_tag);
       head.append("Content-Length: 0\r\n\r\n");

@@ -67,6 +67,7 @@ class Call final : public txn::TransactionUser {
     std::string answered_tag;    // callee's To-tag of the 2xx we relayed
     std::string ok_bytes;        // our 2xx to `from`, retransmitted until the ACK
     base::Millis ok_interval = 0;
+    base::Millis ok_deadline = 0;
     event::TimerQueue::Id ok_timer = 0;
     std::string ack_bytes;       // our ACK to the other leg, resent on 2xx retransmissions
   };

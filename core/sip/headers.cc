@@ -159,17 +159,20 @@ bool parseUri(std::string_view text, Uri& out) {
     }
     return true;  // other schemes stay opaque
   }
-  std::size_t question = rest.find('?');
-  if (question != std::string_view::npos) {
-    out.headers = rest.substr(question + 1);
-    rest = rest.substr(0, question);
-  }
-  std::size_t at = rest.rfind('@');
+  // The user part may contain '?', ';' and '/' (user-unreserved), while '@' appears nowhere
+  // else unescaped, so the userinfo ends at the first '@' and the headers start at the first
+  // '?' after it (RFC 3261 §25.1, RFC 4475 §3.1.1.2).
+  std::size_t at = rest.find('@');
   if (at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
     if (userinfo.empty()) return false;
     out.user = userinfo.substr(0, userinfo.find(':'));
     rest = rest.substr(at + 1);
+  }
+  std::size_t question = rest.find('?');
+  if (question != std::string_view::npos) {
+    out.headers = rest.substr(question + 1);
+    rest = rest.substr(0, question);
   }
   if (!parseHostPort(rest, out.host, out.port, out.ipv6)) return false;
   if (!rest.empty()) {
@@ -257,8 +260,10 @@ bool parseVia(std::string_view text, Via& out, std::string_view& rest) {
   };
   std::string_view name = takeToken(s);
   if (!iequals(name, "SIP") || !expectSlash(s)) return false;
+  // protocol-version is any token: a Via of an unknown SIP version must still parse, so that
+  // the request can be answered 505 (RFC 3261 §25.1, RFC 4475 §3.1.2.16).
   std::string_view version = takeToken(s);
-  if (version != "2.0" || !expectSlash(s)) return false;
+  if (version.empty() || !expectSlash(s)) return false;
   out.transport = takeToken(s);
   if (out.transport.empty()) return false;
   if (s.empty() || !isLws(s.front())) return false;

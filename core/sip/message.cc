@@ -81,6 +81,16 @@ std::size_t headerSectionEnd(std::string_view s, std::size_t from) {
   return std::string_view::npos;
 }
 
+bool isSipVersion(std::string_view v) {
+  if (v.size() < 7 || !iequals(v.substr(0, 4), "SIP/")) return false;
+  std::size_t dot = v.find('.', 4);
+  if (dot == std::string_view::npos || dot == 4 || dot + 1 == v.size()) return false;
+  for (std::size_t i = 4; i < v.size(); ++i) {
+    if (i != dot && (v[i] < '0' || v[i] > '9')) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Method methodFromName(std::string_view name) {
@@ -128,7 +138,7 @@ std::unique_ptr<Message> Message::parse(std::string bytes, const Limits& limits,
   std::unique_ptr<Message> msg(new Message());
   msg->bytes_ = std::move(bytes);
   msg->scan(limits, datagram);
-  if (msg->method_text_.empty() && msg->status_code_ == 0) return nullptr;
+  if (msg->method_text_.empty() && msg->status_code_ == 0 && !msg->dropped_) return nullptr;
   return msg;
 }
 
@@ -179,7 +189,14 @@ void Message::scan(const Limits& limits, bool datagram) {
     return;
   }
   if (!scanStartLine(s.substr(pos, content_end - pos))) {
-    if (!is_request_ || method_text_.empty()) {
+    if (!is_request_) {
+      // "SIP/..." with a status code we cannot read (RFC 4475 §3.1.2.19): a response that
+      // is dropped, not an unknown kind of datagram.
+      status_code_ = 0;
+      drop();
+      return;
+    }
+    if (method_text_.empty()) {
       // Neither a request line nor a status line: nothing to answer.
       method_text_ = {};
       status_code_ = 0;
@@ -271,7 +288,8 @@ void Message::scan(const Limits& limits, bool datagram) {
           fail(400, "Multiple CSeq Values");
           break;
         }
-        std::size_t sp = h.value.find_first_of(" \t");
+        // The number and the method may be separated by folded LWS (RFC 4475 §3.1.1.1).
+        std::size_t sp = h.value.find_first_of(" \t\r\n");
         std::uint64_t number = 0;
         if (sp == std::string_view::npos ||
             !parseUnsigned(h.value.substr(0, sp), 0xFFFFFFFFull, number)) {
@@ -350,8 +368,9 @@ void Message::validateRequest() {
   }
   method_ = methodFromName(method_text_);
   if (!iequals(version_, "SIP/2.0")) {
-    bool looks_like_sip = version_.size() >= 7 && iequals(version_.substr(0, 4), "SIP/");
-    if (fault_.status == 0 && looks_like_sip) fault_ = ParseFault{505, "Version Not Supported"};
+    // 505 only for a well-formed SIP-Version ("SIP" "/" 1*DIGIT "." 1*DIGIT, RFC 3261 §25.1);
+    // anything else, such as "SIP/2.0" followed by SP (RFC 4475 §3.1.2.10), is malformed.
+    if (fault_.status == 0 && isSipVersion(version_)) fault_ = ParseFault{505, "Version Not Supported"};
     else fail(400, "Malformed SIP-Version");
   }
   Uri uri;
@@ -401,10 +420,13 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) const {
   std::size_t line = buffered.find('\n') + 1;
   while (line < end) {
     std::size_t content_end = 0;
-    std::size_t nl = lineEnd(buffered, line, content_end);
+    std::size_t next = lineEnd(buffered, line, content_end) + 1;
+    // Continuation lines belong to the field (RFC 3261 §7.3.1), exactly as the scanner reads
+    // them: a folded "Content-Length" must not frame the stream differently from the message.
+    while (next < end && isWs(buffered[next])) next = lineEnd(buffered, next, content_end) + 1;
     std::string_view text = buffered.substr(line, content_end - line);
     std::size_t colon = text.find(':');
-    if (colon != std::string_view::npos) {
+    if (colon != std::string_view::npos && !isWs(text.front())) {
       Hdr id = headerIdFromName(trimLws(text.substr(0, colon)));
       if (id == Hdr::ContentLength) {
         std::uint64_t value = 0;
@@ -417,7 +439,7 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) const {
         content_length = static_cast<long long>(value);
       }
     }
-    line = nl + 1;
+    line = next;
   }
   if (content_length < 0) {
     result.status = Status::Error;

@@ -278,7 +278,7 @@ void ManagementServer::stop() {
   state_->retry_timer.cancel();
   // close() does not free a connection (its handlers hold it), but copy anyway: the set is not ours.
   const std::vector<detail::HttpConnection*> open(state_->live.begin(), state_->live.end());
-  (void)open;
+  for (auto* connection : open) connection->close();
 }
 
 std::size_t ManagementServer::connectionCount() const { return state_->live.size(); }

@@ -1,0 +1,73 @@
+#pragma once
+// Drives one worker's Engine like the network would: inject bytes from a peer, collect what
+// the engine sends to each peer, advance a manual clock. Plus factories for the SIP messages
+// the test peers (a caller, a PBX, a carrier) send.
+#include <memory>
+#include <string>
+
+#include "core/dialog/engine.h"
+#include "tests/support/fake_network.h"
+
+namespace palisade::testing {
+
+// A test user agent's view of one dialog.
+struct PeerDialog {
+  net::Flow flow;           // how the engine sees this peer
+  std::string host;         // the peer's own address as it writes it in Via/Contact
+  std::uint16_t port = 0;
+  std::string call_id;
+  std::string local_tag;    // the peer's tag
+  std::string remote_tag;   // the engine's tag towards this peer
+  std::string local_uri;    // e.g. sip:alice@127.0.0.2:5061
+  std::string remote_uri;   // e.g. sip:1000@127.0.0.1:5060
+  std::string request_uri;  // where in-dialog requests are addressed (the engine's Contact)
+  std::uint32_t cseq = 1;
+};
+
+class EngineHarness {
+ public:
+  explicit EngineHarness(std::shared_ptr<const config::Config> config = nullptr);
+
+  void inject(const std::string& bytes, const net::Flow& flow);
+  // Pops the oldest packet sent to `port` (nullptr when none).
+  std::unique_ptr<sip::Message> next(std::uint16_t port);
+  std::size_t pending(std::uint16_t port) const;
+  // Drops everything sent so far.
+  void clearSent() { network_.sent.clear(); }
+  // Moves the clock in 10 ms steps, running timers at each.
+  void advance(base::Millis ms);
+  const std::string& lastBytes() const { return last_bytes_; }
+  std::uint64_t counter(stats::Counter c) const { return metrics_.total(c); }
+  dialog::Engine& engine() { return *engine_; }
+  FakeNetwork& network() { return network_; }
+
+ private:
+  ManualClock clock_;
+  FakeNetwork network_;
+  stats::Metrics metrics_;
+  std::unique_ptr<dialog::Engine> engine_;
+  std::string last_bytes_;
+};
+
+inline const std::string kDefaultSdp =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+// Peers of the default config: a caller on the public side, the PBX, the carrier.
+PeerDialog callerPeer(const std::string& call_id);
+PeerDialog carrierPeer(const std::string& call_id);  // the carrier trunk (callee of PBX calls)
+PeerDialog pbxPeer(const std::string& call_id);      // the PBX as caller (PBX -> carrier calls)
+
+// Out-of-dialog INVITE from `peer` (body: SDP offer unless `sdp` is empty).
+std::string makeInvite(PeerDialog& peer, const std::string& branch, const std::string& sdp = kDefaultSdp);
+// In-dialog request from `peer`; CSeq is taken from peer.cseq (incremented unless ACK).
+std::string makeRequest(PeerDialog& peer, const std::string& method, const std::string& branch,
+                        const std::string& body = {});
+// ACK for a 2xx, CSeq number `cseq`.
+std::string makeAck(PeerDialog& peer, std::uint32_t cseq, const std::string& branch);
+// CANCEL for the INVITE sent with `branch` and CSeq `cseq`.
+std::string makeCancel(const PeerDialog& peer, std::uint32_t cseq, const std::string& branch);
+// Response from a peer to a request it received.
+std::string makeResponse(const sip::Message& request, int status, const std::string& reason,
+                         const std::string& to_tag, const std::string& contact, const std::string& body = {});
+
+}  // namespace palisade::testing

@@ -1,0 +1,185 @@
+// Calls across several real worker threads: messages arrive on any worker, are handed to the
+// owner of their Call-ID through the lock-free inboxes, and every identifier Palisade makes
+// leads a response back to the same owner. Run under TSan in CI.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+
+#include "core/event/worker.h"
+#include "tests/support/engine_harness.h"
+
+namespace palisade {
+namespace {
+
+using namespace palisade::testing;  // NOLINT: test-local brevity
+
+// Records what every worker sends, with the sending worker's index. Test-only lock.
+class SharedNetwork {
+ public:
+  struct Packet {
+    std::uint32_t worker;
+    net::Flow flow;
+    std::string bytes;
+  };
+  class Port final : public net::Network {
+   public:
+    Port(SharedNetwork& shared, std::uint32_t worker) : shared_(shared), worker_(worker) {}
+    void send(const net::Flow& flow, std::string&& bytes) override {
+      std::lock_guard lock(shared_.mutex_);
+      shared_.packets_.push_back({worker_, flow, std::move(bytes)});
+      shared_.changed_.notify_all();
+    }
+
+   private:
+    SharedNetwork& shared_;
+    std::uint32_t worker_;
+  };
+
+  // Waits for a packet to `port` whose bytes contain `needle`; removes and returns it.
+  std::optional<Packet> take(std::uint16_t port, const std::string& needle) {
+    std::unique_lock lock(mutex_);
+    std::optional<Packet> found;
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] {
+      for (auto it = packets_.begin(); it != packets_.end(); ++it) {
+        if (it->flow.remote.port == port && it->bytes.find(needle) != std::string::npos) {
+          found = std::move(*it);
+          packets_.erase(it);
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Packet> packets_;
+};
+
+class WorkersTest : public ::testing::TestWithParam<std::uint32_t> {
+ protected:
+  void SetUp() override {
+    workers_count_ = GetParam();
+    metrics_ = std::make_unique<stats::Metrics>(workers_count_);
+    auto config = config::defaultConfig().value();
+    for (std::uint32_t i = 0; i < workers_count_; ++i) {
+      workers_.push_back(std::make_unique<event::Worker>(i, dispatcher_, metrics_->shard(i), 1024));
+      dispatcher_.add(workers_.back().get());
+    }
+    for (std::uint32_t i = 0; i < workers_count_; ++i) {
+      ports_.push_back(std::make_unique<SharedNetwork::Port>(network_, i));
+      workers_[i]->attach(*ports_.back(), config, 7 + i);
+      workers_[i]->start();
+    }
+  }
+  void TearDown() override {
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+  }
+
+  // Delivers bytes as if worker `via` had received them (the kernel picks any worker).
+  void receive(std::uint32_t via, const std::string& bytes, const net::Flow& flow) {
+    event::Worker* worker = workers_[via % workers_count_].get();
+    event::Dispatcher* dispatcher = &dispatcher_;
+    worker->control([worker, dispatcher, bytes, flow] {
+      dispatcher->deliver(*worker, sip::Message::parse(bytes, sip::Limits{}, true), flow);
+    });
+  }
+
+  std::uint32_t workers_count_ = 1;
+  std::unique_ptr<stats::Metrics> metrics_;
+  event::Dispatcher dispatcher_;
+  SharedNetwork network_;
+  std::vector<std::unique_ptr<SharedNetwork::Port>> ports_;
+  std::vector<std::unique_ptr<event::Worker>> workers_;
+};
+
+TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
+  constexpr int kCalls = 60;
+  std::mt19937 pick(1234);
+  const net::Flow pbx = udpFlow(net::Side::Pbx, "127.0.0.1", 5080);
+  std::vector<PeerDialog> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.push_back(callerPeer("mw-call-" + std::to_string(i)));
+    receive(pick(), makeInvite(callers.back(), "z9hG4bK-mw-" + std::to_string(i)), callers.back().flow);
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    PeerDialog& caller = callers[i];
+    // The B-leg INVITE: find it by its Max-Forwards-decremented copy of our caller's body.
+    auto trying = network_.take(5061, "Call-ID: " + caller.call_id + "\r\n");
+    ASSERT_TRUE(trying) << caller.call_id;
+    std::uint32_t owner = trying->worker;
+    auto invite = network_.take(5080, "From: \"Peer\" <sip:alice@127.0.0.1>;tag=");
+    ASSERT_TRUE(invite);
+    auto b_invite = sip::Message::parse(invite->bytes, sip::Limits{}, true);
+    receive(pick(), makeResponse(*b_invite, 200, "OK", "pbx-" + std::to_string(i), "sip:pbx@127.0.0.1:5080", kDefaultSdp),
+            pbx);
+    // Map the B-leg back to its caller through the 200 (Call-IDs differ by design).
+    auto ok = network_.take(5061, "SIP/2.0 200 OK");
+    ASSERT_TRUE(ok);
+    auto a_ok = sip::Message::parse(ok->bytes, sip::Limits{}, true);
+    PeerDialog* owner_call = nullptr;
+    for (auto& c : callers) {
+      if (c.call_id == a_ok->callId()) owner_call = &c;
+    }
+    ASSERT_NE(owner_call, nullptr);
+    EXPECT_EQ(ok->worker, invite->worker) << "the 200 came back to the worker that sent the INVITE";
+    owner_call->remote_tag = std::string(a_ok->toTag());
+    sip::NameAddr contact;
+    ASSERT_TRUE(a_ok->firstContact(contact));
+    owner_call->request_uri = std::string(contact.uri);
+    receive(pick(), makeAck(*owner_call, 1, "z9hG4bK-mw-ack-" + std::to_string(i)), owner_call->flow);
+    receive(pick(), makeRequest(*owner_call, "BYE", "z9hG4bK-mw-bye-" + std::to_string(i)), owner_call->flow);
+    auto ack = network_.take(5080, "ACK ");
+    ASSERT_TRUE(ack);
+    auto bye = network_.take(5080, "BYE ");
+    ASSERT_TRUE(bye);
+    EXPECT_EQ(ack->worker, invite->worker);
+    auto b_bye = sip::Message::parse(bye->bytes, sip::Limits{}, true);
+    receive(pick(), makeResponse(*b_bye, 200, "OK", "", ""), pbx);
+    auto bye_ok = network_.take(5061, "CSeq: 2 BYE");
+    ASSERT_TRUE(bye_ok);
+    (void)owner;
+  }
+  EXPECT_EQ(metrics_->total(stats::Counter::CallsAttempted), static_cast<std::uint64_t>(kCalls));
+  EXPECT_EQ(metrics_->total(stats::Counter::CallsAnswered), static_cast<std::uint64_t>(kCalls));
+  // Active calls reach zero on every worker once the BYEs are done.
+  for (int spin = 0; spin < 500 && metrics_->total(stats::Gauge::ActiveCalls) != 0; ++spin) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(metrics_->total(stats::Gauge::ActiveCalls), 0);
+}
+
+TEST_P(WorkersTest, FullInboxRefusesNewInvitesWith503) {
+  if (workers_count_ < 2) GTEST_SKIP() << "hand-off needs two workers";
+  // Stall worker 1 so its inbox fills up, then offer it more INVITEs than it can queue.
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  workers_[1]->control([&gate] { std::lock_guard wait(gate); });
+  int refused_before = static_cast<int>(metrics_->total(stats::Counter::Rejected503));
+  int sent = 0;
+  for (int i = 0; sent < 1100 && i < 100000; ++i) {
+    std::string call_id = "overflow-" + std::to_string(i);
+    if (dialog::ownerOf(call_id, workers_count_) != 1) continue;
+    PeerDialog caller = callerPeer(call_id);
+    receive(0, makeInvite(caller, "z9hG4bK-of-" + std::to_string(i)), caller.flow);
+    ++sent;
+  }
+  auto refused = network_.take(5061, "SIP/2.0 503 Service Unavailable");
+  hold.unlock();
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->bytes.find("Retry-After: "), std::string::npos);
+  EXPECT_EQ(refused->worker, 0u);  // answered by the receiving worker, statelessly
+  EXPECT_GT(static_cast<int>(metrics_->total(stats::Counter::InboxOverflows)), 0);
+  EXPECT_GT(static_cast<int>(metrics_->total(stats::Counter::Rejected503)), refused_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, WorkersTest, ::testing::Values(1u, 4u));
+
+}  // namespace
+}  // namespace palisade

@@ -158,9 +158,10 @@ TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
 TEST_P(WorkersTest, FullInboxRefusesNewInvitesWith503) {
   if (workers_count_ < 2) GTEST_SKIP() << "hand-off needs two workers";
   // Stall worker 1 so its inbox fills up, then offer it more INVITEs than it can queue.
-  std::mutex gate;
-  std::unique_lock hold(gate);
-  workers_[1]->control([&gate] { std::lock_guard wait(gate); });
+  auto released = std::make_shared<std::atomic<bool>>(false);
+  workers_[1]->control([released] {
+    while (!released->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
   int refused_before = static_cast<int>(metrics_->total(stats::Counter::Rejected503));
   int sent = 0;
   for (int i = 0; sent < 1100 && i < 100000; ++i) {
@@ -171,7 +172,7 @@ TEST_P(WorkersTest, FullInboxRefusesNewInvitesWith503) {
     ++sent;
   }
   auto refused = network_.take(5061, "SIP/2.0 503 Service Unavailable");
-  hold.unlock();
+  released->store(true);
   ASSERT_TRUE(refused);
   EXPECT_NE(refused->bytes.find("Retry-After: "), std::string::npos);
   EXPECT_EQ(refused->worker, 0u);  // answered by the receiving worker, statelessly

@@ -133,6 +133,7 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   InviteExchange* ex = exchange.get();
   invites_.push_back(std::move(exchange));
   engine_.stats().add(Counter::CallsAttempted);
+  LOG_DEBUG("call {}: {} -> {} as {}", a.call_id, a.flow.remote.toString(), b.flow.remote.toString(), b.call_id);
   duration_timer_ = engine_.timers().schedule(
       engine_.now() + static_cast<base::Millis>(engine_.config().max_call_duration_s) * 1000,
       [this] {
@@ -507,6 +508,10 @@ void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, con
     engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
     return;
   }
+  if (req.maxForwards() == 0) {
+    engine_.replyStateless(req, flow, 483, "Too Many Hops");
+    return;
+  }
   // RFC 3261 §12.2.2: a lower CSeq than the last one seen is out of order.
   if (req.cseq() <= x.remote_cseq && x.remote_cseq != 0) {
     engine_.replyStateless(req, flow, 500, "CSeq Out Of Order");
@@ -616,6 +621,7 @@ void Call::end() {
     if (rx->client != nullptr) rx->client->detach();
     if (rx->server != nullptr) rx->server->detach();
   }
+  LOG_DEBUG("call {} ended", legs_[0].call_id);
   engine_.unregisterLeg(legs_[0].side, legs_[0].call_id);
   engine_.unregisterLeg(legs_[1].side, legs_[1].call_id);
   engine_.retire(this);

@@ -126,8 +126,9 @@ bool parseUnsigned(std::string_view digits, std::uint64_t max, std::uint64_t& ou
   std::uint64_t value = 0;
   for (char c : digits) {
     if (!isDigit(c)) return false;
-    if (value > (max - static_cast<std::uint64_t>(c - '0')) / 10) return false;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    std::uint64_t digit = static_cast<std::uint64_t>(c - '0');
+    if (digit > max || value > (max - digit) / 10) return false;  // no wrap-around when max < 9
+    value = value * 10 + digit;
   }
   out = value;
   return true;

@@ -112,8 +112,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void read() {
-    socket_.async_read_some(asio::buffer(chunk_),
-                            [self = shared_from_this()](error_code ec, std::size_t n) { self->onRead(ec, n); });
+    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](error_code ec, std::size_t n) {
+      self->onRead(ec, n);
+    });
   }
 
   void onRead(error_code ec, std::size_t n) {
@@ -169,8 +170,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void send(Response r) {
-    out_ = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
-                       r.status, r.reason, r.content_type, r.body.size(), r.extra_headers);
+    out_ =
+        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+                    r.status, r.reason, r.content_type, r.body.size(), r.extra_headers);
     out_ += r.body;
     head_.clear();
     head_.shrink_to_fit();

@@ -25,15 +25,16 @@ class ManagementServer {
   using MetricsSource = std::function<std::string()>;
 
   struct Limits {
-    std::size_t max_head_bytes = 8 * 1024;  // request line + headers; more gets 431
-    std::size_t max_connections = 64;       // further connections are closed on accept
+    std::size_t max_head_bytes = 8 * 1024;         // request line + headers; more gets 431
+    std::size_t max_connections = 64;              // further connections are closed on accept
     std::chrono::milliseconds read_timeout{5000};  // to receive the head, and again to send the reply
   };
 
   // `address` is numeric (IPv4 or IPv6); port 0 picks a free port (see port()).
-  ManagementServer(boost::asio::io_context& io, std::string address, std::uint16_t port, MetricsSource metrics,
-                   Limits limits);
-  ManagementServer(boost::asio::io_context& io, std::string address, std::uint16_t port, MetricsSource metrics);
+  ManagementServer(boost::asio::io_context& io, std::string address, std::uint16_t port,
+                   MetricsSource metrics, Limits limits);
+  ManagementServer(boost::asio::io_context& io, std::string address, std::uint16_t port,
+                   MetricsSource metrics);
   ~ManagementServer();  // calls stop()
   ManagementServer(const ManagementServer&) = delete;
   ManagementServer& operator=(const ManagementServer&) = delete;

@@ -84,14 +84,16 @@ Metrics::Metrics(std::size_t workers) {
 
 std::uint64_t Metrics::total(Counter c) const {
   std::uint64_t sum = 0;
-  for (const auto& shard : shards_) sum += shard->counters[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+  for (const auto& shard : shards_)
+    sum += shard->counters[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
   return sum;
 }
 
 std::int64_t Metrics::total(Gauge g) const {
   // A gauge can go negative on one shard (a connection closed on another worker); only the sum counts.
   std::int64_t sum = 0;
-  for (const auto& shard : shards_) sum += shard->gauges[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
+  for (const auto& shard : shards_)
+    sum += shard->gauges[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
   return sum;
 }
 

@@ -155,9 +155,10 @@ TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
   EXPECT_EQ(metrics_->total(stats::Gauge::ActiveCalls), 0);
 }
 
-TEST_P(WorkersTest, FullInboxRefusesNewInvitesWith503) {
-  if (workers_count_ < 2) GTEST_SKIP() << "hand-off needs two workers";
-  // Stall worker 1 so its inbox fills up, then offer it more INVITEs than it can queue.
+// Hand-offs need at least two workers.
+class InboxOverflowTest : public WorkersTest {};
+
+TEST_P(InboxOverflowTest, FullInboxRefusesNewInvitesWith503) {  // Stall worker 1 so its inbox fills up, then offer it more INVITEs than it can queue.
   auto released = std::make_shared<std::atomic<bool>>(false);
   workers_[1]->control([released] {
     while (!released->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -181,6 +182,7 @@ TEST_P(WorkersTest, FullInboxRefusesNewInvitesWith503) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, WorkersTest, ::testing::Values(1u, 4u));
+INSTANTIATE_TEST_SUITE_P(Workers, InboxOverflowTest, ::testing::Values(2u, 4u));
 
 }  // namespace
 }  // namespace palisade

@@ -93,7 +93,8 @@ TEST(MetricsTest, RendersGaugeBlockExactly) {
                       "palisade_active_calls 3\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("# TYPE palisade_tcp_connections gauge\npalisade_tcp_connections 0\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE palisade_tcp_connections gauge\npalisade_tcp_connections 0\n"),
+            std::string::npos);
   EXPECT_NE(text.find("# TYPE palisade_workers gauge\npalisade_workers 2\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE palisade_build_info gauge\npalisade_build_info{version=\"0.1.0\"} 1\n"),
             std::string::npos);

@@ -1,5 +1,7 @@
 #include "transport/worker_network.h"
 
+#include <fmt/format.h>
+
 #include "core/base/log.h"
 
 namespace palisade::transport {
@@ -11,6 +13,40 @@ sip::Limits limitsOf(const config::Config& config) {
 TcpSettings tcpSettingsOf(const config::Config& config) {
   return TcpSettings{limitsOf(config), config.tcp_idle_timeout_s, config.tcp_max_connections,
                      config.tcp_max_connections_per_ip};
+}
+
+base::Result<bool> checkPortFree(const boost::asio::ip::address& address, std::uint16_t port, bool tcp) {
+  boost::asio::io_context io;
+  boost::system::error_code ec;
+  if (tcp) {
+    boost::asio::ip::tcp::acceptor probe(io);
+    boost::asio::ip::tcp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(boost::asio::socket_base::reuse_address(true), ec);  // TIME_WAIT is fine
+    if (!ec) probe.bind(endpoint, ec);
+  } else {
+    boost::asio::ip::udp::socket probe(io);
+    boost::asio::ip::udp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.bind(endpoint, ec);
+  }
+  if (ec) {
+    return base::Error{fmt::format("{} {}:{}: {}", tcp ? "tcp" : "udp", address.to_string(), port, ec.message())};
+  }
+  return true;
+}
+
+base::Result<bool> checkListenersFree(const config::Config& config) {
+  for (const config::Listener* listener : {&config.public_side, &config.pbx_side}) {
+    boost::system::error_code ec;
+    auto address = boost::asio::ip::make_address(listener->address, ec);
+    if (ec) return base::Error{"bad listen address " + listener->address};
+    auto udp = checkPortFree(address, listener->udp_port, false);
+    if (!udp) return udp.error();
+    auto tcp = checkPortFree(address, listener->tcp_port, true);
+    if (!tcp) return tcp.error();
+  }
+  return true;
 }
 
 WorkerNetwork::WorkerNetwork(event::Worker& worker, event::Dispatcher& dispatcher, ConnectionLimiter& limiter,

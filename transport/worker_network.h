@@ -14,6 +14,12 @@ namespace palisade::transport {
 sip::Limits limitsOf(const config::Config& config);
 TcpSettings tcpSettingsOf(const config::Config& config);
 
+// Fails when another process already holds `port` (for UDP or TCP) on `address`. Worker
+// sockets share ports through SO_REUSEPORT, which would otherwise let a second daemon (or a
+// stale one) silently take part of the traffic; run once before the workers bind.
+base::Result<bool> checkPortFree(const boost::asio::ip::address& address, std::uint16_t port, bool tcp);
+base::Result<bool> checkListenersFree(const config::Config& config);
+
 class WorkerNetwork final : public net::Network {
  public:
   WorkerNetwork(event::Worker& worker, event::Dispatcher& dispatcher, ConnectionLimiter& limiter,

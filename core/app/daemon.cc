@@ -35,6 +35,11 @@ Daemon::~Daemon() { shutdown(); }
 
 int Daemon::run() {
   applyLogLevel(*config_);
+  auto free = transport::checkListenersFree(*config_);
+  if (!free) {
+    LOG_ERROR("cannot listen: {}", free.error().message);
+    return 1;
+  }
   std::random_device entropy;
   for (std::uint32_t i = 0; i < worker_count_; ++i) {
     workers_.push_back(std::make_unique<event::Worker>(i, dispatcher_, metrics_.shard(i), config_->inbox_depth));

@@ -19,8 +19,8 @@ base::Result<bool> UdpListener::open(const boost::asio::ip::address& address, st
   socket_.open(endpoint.protocol(), ec);
   if (!ec) {
     int one = 1;
+    // SO_REUSEPORT only (not SO_REUSEADDR): the workers share the port, nobody else can.
     ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    socket_.set_option(boost::asio::socket_base::reuse_address(true), ec);
     // Bursts of signalling must not overflow the kernel queue while a worker is busy.
     socket_.set_option(boost::asio::socket_base::receive_buffer_size(4 << 20), ec);
     ec = {};

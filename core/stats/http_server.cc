@@ -6,7 +6,6 @@
 #include <string_view>
 #include <unordered_set>
 #include <utility>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -42,7 +41,7 @@ namespace {
 
 using detail::ManagementState;
 
-constexpr std::size_t kMaxDrainBytes = 64 * 1024;
+constexpr std::size_t kMaxDrainBytes = 65536;
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 struct Response {
@@ -240,7 +239,13 @@ ManagementServer::ManagementServer(asio::io_context& io, std::string address, st
                                    MetricsSource metrics)
     : ManagementServer(io, std::move(address), port, std::move(metrics), Limits{}) {}
 
-ManagementServer::~ManagementServer() { stop(); }
+ManagementServer::~ManagementServer() {
+  try {
+    stop();
+  } catch (const std::exception& e) {  // cancelling a timer can report an OS error; never from a destructor
+    LOG_WARN("management: stop failed: {}", e.what());
+  }
+}
 
 base::Result<bool> ManagementServer::start() {
   error_code ec;
@@ -278,9 +283,8 @@ void ManagementServer::stop() {
   error_code ignored;
   state_->acceptor.close(ignored);
   state_->retry_timer.cancel();
-  // close() does not free a connection (its handlers hold it), but copy anyway: the set is not ours.
-  const std::vector<detail::HttpConnection*> open(state_->live.begin(), state_->live.end());
-  for (auto* connection : open) connection->close();
+  // close() only cancels; connections leave `live` later, from their handlers.
+  for (auto* connection : state_->live) connection->close();
 }
 
 std::size_t ManagementServer::connectionCount() const { return state_->live.size(); }

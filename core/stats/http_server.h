@@ -25,7 +25,7 @@ class ManagementServer {
   using MetricsSource = std::function<std::string()>;
 
   struct Limits {
-    std::size_t max_head_bytes = 8 * 1024;         // request line + headers; more gets 431
+    std::size_t max_head_bytes = 8192;             // request line + headers; more gets 431
     std::size_t max_connections = 64;              // further connections are closed on accept
     std::chrono::milliseconds read_timeout{5000};  // to receive the head, and again to send the reply
   };

@@ -33,6 +33,8 @@ const std::string& IndexRow::operator[](std::string_view column) const {
   return it == columns.end() ? kEmpty : it->second;
 }
 
+void PrintTo(const IndexRow& row, std::ostream* os) { *os << row["file"]; }
+
 namespace {
 
 std::vector<std::string> splitTabs(const std::string& line) {

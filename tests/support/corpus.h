@@ -2,6 +2,7 @@
 // Access to the shared test corpora (../shared/corpus, see its README): byte-exact files and
 // their index.tsv tables. Files are read in binary mode; nothing here rewrites line endings.
 #include <map>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,9 @@ struct IndexRow {
   std::map<std::string, std::string, std::less<>> columns;
   const std::string& operator[](std::string_view column) const;
 };
+
+// Names the row by its "file" column in test output.
+void PrintTo(const IndexRow& row, std::ostream* os);
 
 // The rows of a tab-separated index whose first line names the columns.
 std::vector<IndexRow> readCorpusIndex(std::string_view relative);

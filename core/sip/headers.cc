@@ -1,6 +1,7 @@
 #include "core/sip/headers.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace palisade::sip {
@@ -96,16 +97,20 @@ bool scanParams(std::string_view& s, std::string_view stops) {
 
 }  // namespace
 
-bool isTokenChar(char c) {
-  if (isAlpha(c) || isDigit(c)) return true;
-  switch (c) {
-    case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
+namespace {
+// RFC 3261 §25.1 token characters, as a table: the scanner asks once per byte.
+constexpr std::array<bool, 256> makeTokenTable() {
+  std::array<bool, 256> table{};
+  for (int c = 'a'; c <= 'z'; ++c) table[static_cast<std::size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[static_cast<std::size_t>(c)] = true;
+  for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = true;
+  for (char c : std::string_view("-.!%*_+`'~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
 }
+constexpr std::array<bool, 256> kTokenTable = makeTokenTable();
+}  // namespace
+
+bool isTokenChar(char c) { return kTokenTable[static_cast<unsigned char>(c)]; }
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -103,9 +103,11 @@ Method methodFromName(std::string_view name) {
 std::string_view methodName(Method m) { return kMethodNames[static_cast<std::size_t>(m)]; }
 
 Hdr headerIdFromName(std::string_view name) {
-  if (name.size() > 16) return Hdr::Other;
+  if (name.empty() || name.size() > 16) return Hdr::Other;
+  // Dispatch on the first letter so that each header name is compared with a few candidates.
+  char first = static_cast<char>(name[0] | 0x20);
   for (const auto& entry : kHeaderNames) {
-    if (iequals(entry.name, name)) return entry.id;
+    if (entry.name[0] == first && entry.name.size() == name.size() && iequals(entry.name, name)) return entry.id;
   }
   return Hdr::Other;
 }
@@ -179,6 +181,7 @@ void Message::scan(const Limits& limits, bool datagram) {
     // Still index the start line and headers for the reply, but refuse the message.
     fail(513, "Message Too Large");
   }
+  headers_.reserve(24);
   std::size_t pos = 0;
   while (pos < s.size() && (s[pos] == '\r' || s[pos] == '\n')) ++pos;  // RFC 3261 §7.5
   std::size_t content_end = 0;

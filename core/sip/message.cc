@@ -433,7 +433,7 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) const {
       Hdr id = headerIdFromName(trimLws(text.substr(0, colon)));
       if (id == Hdr::ContentLength) {
         std::uint64_t value = 0;
-        if (!parseUnsigned(trimLws(text.substr(colon + 1)), limits_.max_message_bytes, value) ||
+        if (!parseUnsigned(trimLws(text.substr(colon + 1)), 0xFFFFFFFFull, value) ||
             (content_length >= 0 && static_cast<std::uint64_t>(content_length) != value)) {
           result.status = Status::Error;
           result.fault = ParseFault{400, "Bad Content-Length"};

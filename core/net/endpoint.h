@@ -31,6 +31,9 @@ struct Flow {
   Endpoint remote;
   std::uint32_t conn_id = 0;
   std::uint16_t conn_worker = 0;  // TCP: the worker that owns the connection
+  // TCP: where to reconnect if the connection is gone (the sent-by port of the request's top
+  // Via, RFC 3261 §18.2.2); 0 for flows Palisade opened itself.
+  std::uint16_t reconnect_port = 0;
 };
 
 // Where the SIP core's output goes. Implemented by the transports (and by the fake network in

@@ -168,6 +168,9 @@ void TcpTransport::processBuffer(Connection& conn) {
     worker_.stats().add(Counter::MessagesInTcp);
     auto message = sip::Message::parse(std::string(pending.substr(0, frame.length)), settings_.limits, false);
     consumed += frame.length;
+    if (message && message->isRequest() && !conn.outbound) {
+      flow.reconnect_port = message->topVia().port != 0 ? message->topVia().port : 5060;
+    }
     if (message) {
       dispatcher_.deliver(worker_, std::move(message), flow);
     } else {
@@ -186,21 +189,26 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
   }
   if (conn == nullptr) {
     // The original connection is gone, or none was named: reuse or open one to the peer
-    // (RFC 3261 §18.2.2 for responses, §18.1.1 for requests).
-    auto key = std::make_pair(static_cast<int>(flow.side), flow.remote.toString());
+    // (RFC 3261 §18.2.2: the received address and the Via sent-by port; §18.1.1 for requests).
+    net::Endpoint peer = flow.remote;
+    if (flow.conn_id != 0) {
+      if (flow.reconnect_port == 0) return;  // the peer's own connection, and no way back
+      peer.port = flow.reconnect_port;
+    }
+    auto key = std::make_pair(static_cast<int>(flow.side), peer.toString());
     auto found = outbound_.find(key);
     if (found != outbound_.end()) {
       auto it = connections_.find(found->second);
       if (it != connections_.end() && !it->second->closing) conn = it->second.get();
     }
     if (conn == nullptr) {
-      Connection& fresh = adopt(boost::asio::ip::tcp::socket(worker_.io()), flow.side, flow.remote);
+      Connection& fresh = adopt(boost::asio::ip::tcp::socket(worker_.io()), flow.side, peer);
       fresh.connected = false;
       fresh.outbound = true;
       outbound_[key] = fresh.id;
       conn = &fresh;
       std::uint32_t id = fresh.id;
-      fresh.socket.async_connect(boost::asio::ip::tcp::endpoint(flow.remote.address, flow.remote.port),
+      fresh.socket.async_connect(boost::asio::ip::tcp::endpoint(peer.address, peer.port),
                                  [this, id](const boost::system::error_code& ec) {
                                    auto it = connections_.find(id);
                                    if (it == connections_.end() || it->second->closing) return;

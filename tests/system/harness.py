@@ -220,11 +220,25 @@ class SippResult:
         failed_cols = {k: v for k, v in self.stats.items() if k.startswith("Failed") and k.endswith("(C)") and v not in ("0", "")}
         if failed_cols:
             parts.append("  failure columns: " + ", ".join(f"{k}={v}" for k, v in failed_cols.items()))
-        for label, path in (("errors", self.error_file), ("output", self.out_file)):
-            text = _read_tail(path, limit)
-            if text.strip():
-                parts.append(f"  --- {label} ({path}) ---\n" + text)
+        errors = _read_tail(self.error_file, limit)
+        if errors.strip():
+            parts.append(f"  --- errors ({self.error_file}) ---\n" + errors)
+        screen = _last_scenario_screen(self.out_file)
+        if screen:
+            parts.append(f"  --- last scenario screen ({self.out_file}) ---\n" + screen)
         return "\n".join(parts)
+
+
+def _last_scenario_screen(path):
+    """The last "Scenario Screen" SIPp printed (message counts per scenario step), or the tail."""
+    text = _read_tail(path, 200000)
+    start = text.rfind("Scenario Screen")
+    if start < 0:
+        return text[-2000:]
+    start = text.rfind("\n", 0, start) + 1
+    end = text.find("Statistics Screen", start)
+    end = text.rfind("\n", start, end) if end > 0 else len(text)
+    return text[start:end]
 
 
 def _last_stat_row(path):

@@ -478,7 +478,11 @@ void Call::sendCancel(InviteExchange& ex) {
 }
 
 void Call::onClientGone(txn::ClientTransaction& txn) {
-  if (InviteExchange* ex = findInvite(&txn)) ex->client = nullptr;
+  if (InviteExchange* ex = findInvite(&txn)) {
+    ex->client = nullptr;
+    // No more 2xx can reach us for it: the ACK we kept for them is no longer needed.
+    if (ex->acked) std::string().swap(ex->ack_bytes);
+  }
   if (RequestExchange* rx = findRequest(&txn)) rx->client = nullptr;
   // Forget finished exchanges once nothing refers to them any more.
   invites_.erase(std::remove_if(invites_.begin() + (invites_.empty() ? 0 : 1), invites_.end(),
@@ -567,6 +571,7 @@ void Call::relayAck(int from, const sip::Message& ack) {
     if (ex->from != from || ex->from_cseq != ack.cseq() || !ex->answered) continue;
     int to = 1 - from;
     engine_.timers().cancel(ex->ok_timer);
+    std::string().swap(ex->ok_bytes);
     if (!ex->acked) {
       // End-to-end ACK: same CSeq number as the INVITE it confirms on that leg (§13.2.2.4).
       ex->ack_bytes = buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), &ack, nullptr);

@@ -119,12 +119,14 @@ ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Messag
           t->state_ = S::Proceeding;
           t->got_provisional_ = true;
           timer_queue_.cancel(t->retransmit_timer_);
+          std::string().swap(t->request_);  // Timer A is over: the bytes are not needed
           if (t->user_) t->user_->onResponse(*t, std::move(response));
         } else if (status < 300) {
           // RFC 6026 Accepted: pass every 2xx up until Timer M.
           t->state_ = S::Accepted;
           timer_queue_.cancel(t->retransmit_timer_);
           timer_queue_.cancel(t->timeout_timer_);
+          std::string().swap(t->request_);
           t->cleanup_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyClient(t); });
           if (t->user_) t->user_->onResponse(*t, std::move(response));
         } else {
@@ -165,6 +167,7 @@ ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Messag
         t->state_ = S::Completed;
         timer_queue_.cancel(t->retransmit_timer_);
         timer_queue_.cancel(t->timeout_timer_);
+        std::string().swap(t->request_);
         base::Millis timer_k = reliable(t->flow_) ? 0 : timers_.t4;
         t->cleanup_timer_ = timer_queue_.schedule(now() + timer_k, [this, t] { destroyClient(t); });
         if (t->user_) t->user_->onResponse(*t, std::move(response));
@@ -256,6 +259,7 @@ ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> r
   auto txn = std::make_unique<ServerTransaction>();
   ServerTransaction* t = txn.get();
   bool invite = request->method() == Method::Invite;
+  t->method_ = request->method();
   t->key_ = serverKey(*request, invite);
   t->request_ = std::move(request);
   t->flow_ = flow;
@@ -296,9 +300,11 @@ void TransactionLayer::respond(ServerTransaction& txn, int status, std::string b
     return;
   }
   t->final_status_ = status;
-  if (t->request_->method() == Method::Invite) {
+  t->request_.reset();  // only the key and the last response matter from here on
+  if (t->method_ == Method::Invite) {
     if (status < 300) {
       t->state_ = S::Accepted;  // Timer L
+      t->last_response_.clear();  // Accepted never repeats it: the TU retransmits its 2xx
       t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });
     } else {
       t->state_ = S::Completed;

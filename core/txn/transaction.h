@@ -96,8 +96,10 @@ class ClientTransaction {
 class ServerTransaction {
  public:
   enum class State { Trying, Proceeding, Accepted, Completed, Confirmed, Terminated };
-  sip::Method method() const { return request_->method(); }
+  sip::Method method() const { return method_; }
   State state() const { return state_; }
+  // The request; only until the final response is sent (then it is freed: a call can keep
+  // thousands of finished transactions alive for Timer L/J).
   const sip::Message& request() const { return *request_; }
   const net::Flow& flow() const { return flow_; }
   bool finalSent() const { return final_status_ >= 200; }
@@ -108,6 +110,7 @@ class ServerTransaction {
   friend class TransactionLayer;
   State state_ = State::Trying;
   std::string key_;
+  sip::Method method_ = sip::Method::Unknown;
   std::unique_ptr<sip::Message> request_;
   net::Flow flow_;
   std::string last_response_;

@@ -105,7 +105,8 @@ TEST(Rfc4475IndexTest, CoversTheWholeFolder) {
   auto files = testing::listCorpusFiles("rfc4475", ".dat");
   EXPECT_EQ(rows.size(), 51u);
   EXPECT_EQ(rows.size(), files.size());
-  for (const auto& [file, verdict] : chosenAlternatives()) {
+  for (const auto& choice : chosenAlternatives()) {
+    const std::string& file = choice.first;
     EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [&](const IndexRow& r) { return r["file"] == file; }))
         << file;
   }

@@ -118,7 +118,10 @@ void Engine::onMessage(std::unique_ptr<sip::Message> message, const net::Flow& f
   if (!message->ok()) {
     stats_.add(Counter::ParseErrors);
     // Bad responses vanish; bad requests get the error the scanner chose (never an ACK).
-    if (message->isRequest() && !message->dropped() && message->method() != Method::Ack && message->viaCount() > 0) {
+    // A Via we could not parse is still copied back as received (badinv01): the reply goes
+    // to the packet's source, never to an address taken from the message.
+    if (message->isRequest() && !message->dropped() && message->method() != Method::Ack &&
+        message->find(Hdr::Via) != nullptr) {
       LOG_DEBUG("rejecting malformed request from {}: {} {}", flow.remote.toString(), message->fault().status,
                 message->fault().reason);
       replyStateless(*message, flow, message->fault().status, message->fault().reason);
@@ -265,7 +268,7 @@ std::string Engine::responseHead(const sip::Message& request, const net::Flow& f
   for (const auto& h : request.headers()) {
     switch (h.id) {
       case Hdr::Via:
-        if (first_via) {
+        if (first_via && !request.topVia().text.empty()) {
           // RFC 3261 §18.2.1 received= and RFC 3581 rport= on the top Via, as an edit of the
           // received value (the rest of the field is copied as is).
           const sip::Via& top = request.topVia();

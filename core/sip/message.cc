@@ -196,6 +196,7 @@ void Message::scan(const Limits& limits, bool datagram) {
       // "SIP/..." with a status code we cannot read (RFC 4475 §3.1.2.19): a response that
       // is dropped, not an unknown kind of datagram.
       status_code_ = 0;
+      fault_ = {};  // a response is never answered, whatever else was wrong with it
       drop();
       return;
     }
@@ -267,18 +268,26 @@ void Message::scan(const Limits& limits, bool datagram) {
   // Transaction key and framing headers.
   std::size_t call_ids = 0, cseqs = 0, froms = 0, tos = 0, mfs = 0;
   bool cl_conflict = false;
+  bool via_broken = false;
   for (const HeaderField& h : headers_) {
     switch (h.id) {
       case Hdr::Via: {
+        // Vias are counted from the top down to the first malformed one: the top Via is the
+        // first via-parm of the first Via field or nothing, never one from a later field.
         std::string_view rest = h.value;
-        do {
+        while (!via_broken && !rest.empty()) {
           Via via;
           if (!parseVia(rest, via, rest)) {
             fail(400, "Malformed Via");
+            via_broken = true;
             break;
           }
           if (via_count_++ == 0) top_via_ = via;
-        } while (!rest.empty());
+        }
+        if (h.value.empty()) {
+          fail(400, "Malformed Via");
+          via_broken = true;
+        }
         break;
       }
       case Hdr::CallId:
@@ -411,13 +420,15 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) const {
     return result;
   }
   std::size_t end = headerSectionEnd(buffered, 0);
-  if (end == std::string_view::npos) {
-    if (buffered.size() > limits_.max_message_bytes) {
-      result.status = Status::Error;
-      result.fault = ParseFault{513, "Message Too Large"};
-    }
+  // A header section beyond the limit is 513 whether or not its end has arrived yet, so that
+  // the verdict does not depend on how the stream was cut into reads.
+  if ((end == std::string_view::npos && buffered.size() > limits_.max_message_bytes) ||
+      (end != std::string_view::npos && end > limits_.max_message_bytes)) {
+    result.status = Status::Error;
+    result.fault = ParseFault{513, "Message Too Large"};
     return result;
   }
+  if (end == std::string_view::npos) return result;
   // Content-Length is mandatory on streams; find it in the header section.
   long long content_length = -1;
   std::size_t line = buffered.find('\n') + 1;

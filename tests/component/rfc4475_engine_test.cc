@@ -98,10 +98,9 @@ const std::map<std::string, Answer, std::less<>>& expectedAnswers() {
       {"mpart01.dat", {405}},
       {"unreason.dat", kNothing},  // responses without a transaction are never answered
       {"noreason.dat", kNothing},
-      // §3.1.2.1 badinv01: the index asks for 400, but the only Via is the malformed one, so
-      // the engine has nowhere to address an answer and sends nothing. Known deviation,
-      // reported; update this entry when the engine answers it.
-      {"badinv01.dat", kNothing},
+      // §3.1.2.1 badinv01: the only Via is malformed; the 400 copies it back as received and
+      // goes to the packet's source address.
+      {"badinv01.dat", {400}},
       {"clerr.dat", {400}},
       {"ncl.dat", {400}},
       {"scalar02.dat", {400}},

@@ -159,7 +159,8 @@ void TcpTransport::processBuffer(Connection& conn) {
       // Unrecoverable framing error (RFC 3261 §18.3): answer if we can, then close.
       worker_.stats().add(Counter::ParseErrors);
       auto message = sip::Message::parse(std::string(pending.substr(0, std::min<std::size_t>(pending.size(), settings_.limits.max_message_bytes))), settings_.limits, false);
-      if (message && message->isRequest() && message->viaCount() > 0 && message->method() != sip::Method::Ack) {
+      if (message && message->isRequest() && message->find(sip::Hdr::Via) != nullptr &&
+          message->method() != sip::Method::Ack) {
         worker_.engine().replyStateless(*message, flow, frame.fault.status, frame.fault.reason);
       }
       closeConnection(conn.id);

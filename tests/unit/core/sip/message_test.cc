@@ -89,6 +89,17 @@ TEST(MessageTest, MalformedStatusLinesAreDropped) {
   }
 }
 
+TEST(MessageTest, OversizedResponseWithBadStatusLineIsDroppedWithoutStatus) {
+  Limits limits;
+  limits.max_message_bytes = 1024;
+  auto m = datagram(
+      fmt::format("SIP/2.0 200\xffW OK\r\n{}Content-Length: 0\r\n\r\n{}", kHeaders, std::string(1024, 'x')),
+      limits);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->dropped());
+  EXPECT_EQ(m->fault().status, 0);
+}
+
 TEST(MessageTest, FaultyResponsesAreDroppedWithoutStatus) {
   // RFC 4475 §3.1.2.5: a response with overlarge scalars is discarded, never answered.
   auto m = datagram(
@@ -361,6 +372,32 @@ TEST(MessageTest, MalformedOrMissingVia) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->fault().status, 400);
   EXPECT_EQ(m->viaCount(), 0u);
+}
+
+TEST(MessageTest, TopViaComesFromTheFirstViaField) {
+  // A malformed first Via must not let a later field pose as the top Via: answers are
+  // addressed by the top Via (RFC 3261 §18.2.2).
+  std::string headers(kHeaders);
+  headers.replace(0, headers.find("\r\n"), "Via: SIP/2.0/UDP02:1[ 0db8::9:1]:6050;branch=z9hG4bKas3");
+  headers += "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKjhja\r\n";
+  auto m = datagram(invite("Content-Length: 0\r\n", "\r\n", headers));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->fault().status, 400);
+  EXPECT_EQ(m->viaCount(), 0u);
+  EXPECT_TRUE(m->topVia().text.empty());
+
+  // A malformed Via further down keeps the ones above it.
+  headers = std::string(kHeaders) +
+            "Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK2, junk\r\nVia: SIP/2.0/UDP 192.0.2.3\r\n";
+  m = datagram(invite("Content-Length: 0\r\n", "\r\n", headers));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->fault().status, 400);
+  EXPECT_EQ(m->viaCount(), 2u);
+  EXPECT_EQ(m->topVia().branch, "z9hG4bK-1");
+
+  m = datagram(invite("Via:\r\nContent-Length: 0\r\n"));  // an empty Via field
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->fault().status, 400);
 }
 
 TEST(MessageTest, ContactLists) {
@@ -742,6 +779,12 @@ TEST_F(StreamFramerTest, SizeLimit) {
   auto r = framer.next(endless.substr(0, 1024));
   EXPECT_EQ(r.status, StreamFramer::Status::NeedMore);
   r = framer.next(endless);
+  ASSERT_EQ(r.status, StreamFramer::Status::Error);
+  EXPECT_EQ(r.fault.status, 513);
+  // A header section longer than the limit is 513 even when it arrives whole with a bad
+  // Content-Length, as it is when it arrives in pieces.
+  std::string long_head = endless + "Content-Length: -1\r\n\r\n";
+  r = framer.next(long_head);
   ASSERT_EQ(r.status, StreamFramer::Status::Error);
   EXPECT_EQ(r.fault.status, 513);
   // A Content-Length that announces too much, refused before the body arrives.

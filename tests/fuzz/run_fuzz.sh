@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the libFuzzer targets, one after the other, seeded from the shared corpora.
+#
+#   cmake --preset fuzz && cmake --build build-fuzz
+#   tests/fuzz/run_fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine.
+# Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
+# variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
+# are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
+# Environment: PALISADE_FUZZ_BUILD (build folder, default build-fuzz), PALISADE_CORPUS_DIR.
+set -uo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${PALISADE_FUZZ_BUILD:-$root/build-fuzz}"
+corpus="${PALISADE_CORPUS_DIR:-$root/../shared/corpus}"
+out="${PALISADE_FUZZ_OUT:-$build/fuzz-out}"
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine)
+
+for t in "${targets[@]}"; do
+  if [ ! -x "$build/fuzz/$t" ]; then
+    echo "missing $build/fuzz/$t: run 'cmake --preset fuzz && cmake --build build-fuzz' first" >&2
+    exit 2
+  fi
+done
+[ -d "$corpus/rfc4475" ] || { echo "corpus not found at $corpus" >&2; exit 2; }
+
+seeds="$(mktemp -d)"
+trap 'rm -rf "$seeds"' EXIT
+
+# Every message file of the corpora, byte for byte.
+mkdir -p "$seeds/raw"
+for f in "$corpus"/rfc4475/*.dat "$corpus"/rfc5118/wire/*.dat "$corpus"/protos-c07/cases/*.sip \
+         "$corpus"/captures/seeds/*/*.sip "$corpus"/captures/seeds/*/in-sip_*.raw; do
+  [ -f "$f" ] || continue
+  folder="$(basename "$(dirname "$f")")"
+  cp "$f" "$seeds/raw/$folder-$(basename "$f")"
+done
+
+# Target-specific forms: fuzz_stream reads two chunking bytes first; fuzz_engine reads
+# records separated by two NUL bytes (see the header comments of the targets).
+python3 - "$seeds" <<'PY'
+import os, sys
+seeds = sys.argv[1]
+raw = os.path.join(seeds, "raw")
+files = sorted(os.listdir(raw))
+data = {f: open(os.path.join(raw, f), "rb").read() for f in files}
+
+stream = os.path.join(seeds, "fuzz_stream"); os.makedirs(stream)
+for i, (name, body) in enumerate(data.items()):
+    open(os.path.join(stream, name), "wb").write(bytes([i % 251, (i * 7) % 256]) + body)
+framed = [b for n, b in data.items() if n.startswith(("wireshark", "profuzzbench"))]
+open(os.path.join(stream, "pipeline-keepalives"), "wb").write(
+    b"\x00\x02\r\n\r\n" + b"\r\n".join(framed[:6]) + b"\r\n\r\n")
+
+engine = os.path.join(seeds, "fuzz_engine"); os.makedirs(engine)
+for name, body in data.items():
+    open(os.path.join(engine, name), "wb").write(body)
+def records(*parts):
+    return b"\x00\x00".join(parts)
+invites = [n for n, b in data.items() if b.startswith(b"INVITE ") and n.startswith(("wireshark", "rfc4475-esc01", "rfc4475-sdp01"))]
+for n in invites[:4]:
+    b = data[n]
+    flows = {
+        "answered-caller-bye": records(b, b"\x11180", b"\x11200", b"\x08ACK", b"\x08BYE", b"\x11200"),
+        "answered-pbx-bye": records(b, b"\x11200", b"\x08ACK", b"\x09BYE", b"\x10200"),
+        "busy": records(b, b"\x11486", b"\x08ACK"),
+        "reinvite": records(b, b"\x11200", b"\x08ACK", b"\x08INVITE", b"\x11200", b"\x08ACK", b"\x08BYE", b"\x11200"),
+        "timeout": records(b, b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04"),
+    }
+    for flow, content in flows.items():
+        open(os.path.join(engine, f"flow-{flow}-{n}"), "wb").write(content)
+
+PY
+mkdir -p "$seeds/fuzz_datagram"
+cp "$seeds"/raw/* "$seeds/fuzz_datagram/"
+
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "$out/$t/corpus"
+  echo "== $t: ${seconds}s, seeds $(ls "$seeds/$t" | wc -l), corpus $(ls "$out/$t/corpus" | wc -l)"
+  "$build/fuzz/$t" -max_len=65536 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -dict="$root/tests/fuzz/sip.dict" -print_final_stats=1 -artifact_prefix="$out/$t/" \
+    "$out/$t/corpus" "$seeds/$t" 2>&1 | grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' | tail -n 40
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    echo "== $t: FAILED (exit $rc); reproducer(s): $(ls "$out/$t"/crash-* "$out/$t"/timeout-* "$out/$t"/oom-* "$out/$t"/leak-* 2>/dev/null | tr '\n' ' ')"
+    status=1
+  else
+    echo "== $t: no findings"
+  fi
+done
+exit $status

@@ -617,14 +617,28 @@ void Call::end() {
   state_ = State::Ended;
   engine_.timers().cancel(duration_timer_);
   engine_.timers().cancel(cancel_guard_timer_);
+  // Requests still waiting for the other leg get their answer now: a BYE that crossed ours
+  // is done (200), anything else has lost its dialog (481).
+  auto finish = [this](txn::ServerTransaction*& server, int status, std::string_view reason) {
+    if (server == nullptr) return;
+    std::string head = engine_.responseHead(server->request(), server->flow(), status, reason, {});
+    head.append("Content-Length: 0\r\n\r\n");
+    txn::ServerTransaction* txn = server;
+    release(server);
+    engine_.layer().respond(*txn, status, std::move(head));
+  };
   for (auto& ex : invites_) {
     engine_.timers().cancel(ex->ok_timer);
-    if (ex->client != nullptr) ex->client->detach();
-    if (ex->server != nullptr) ex->server->detach();
+    release(ex->client);
+    finish(ex->server, 481, "Call/Transaction Does Not Exist");
   }
   for (auto& rx : requests_) {
-    if (rx->client != nullptr) rx->client->detach();
-    if (rx->server != nullptr) rx->server->detach();
+    release(rx->client);
+    if (rx->method == Method::Bye) {
+      finish(rx->server, 200, "OK");
+    } else {
+      finish(rx->server, 481, "Call/Transaction Does Not Exist");
+    }
   }
   LOG_DEBUG("call {} ended", legs_[0].call_id);
   engine_.unregisterLeg(legs_[0].side, legs_[0].call_id);

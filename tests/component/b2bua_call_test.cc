@@ -107,6 +107,27 @@ TEST_F(CallFlowTest, ByeFromTheCallee) {
   EXPECT_EQ(h_.engine().activeCalls(), 0u);
 }
 
+TEST_F(CallFlowTest, ByesThatCrossAreBothAnswered) {
+  establish();
+  h_.inject(makeRequest(caller_, "BYE", "z9hG4bK-bye-a"), caller_.flow);
+  h_.inject(makeRequest(callee_, "BYE", "z9hG4bK-bye-b"), callee_.flow);
+  auto bye_to_pbx = h_.next(kPbxPort);
+  ASSERT_TRUE(bye_to_pbx);
+  EXPECT_EQ(bye_to_pbx->method(), sip::Method::Bye);
+  // The PBX answers our BYE; the call ends and the PBX's own BYE gets its 200 too.
+  h_.inject(makeResponse(*bye_to_pbx, 200, "OK", "", ""), pbxFlow());
+  auto pbx_bye_answer = h_.next(kPbxPort);
+  ASSERT_TRUE(pbx_bye_answer);
+  EXPECT_EQ(pbx_bye_answer->statusCode(), 200);
+  EXPECT_EQ(pbx_bye_answer->cseqMethod(), sip::Method::Bye);
+  bool caller_got_200 = false;
+  while (auto m = h_.next(kCallerPort)) {
+    if (!m->isRequest() && m->statusCode() == 200 && m->cseqMethod() == sip::Method::Bye) caller_got_200 = true;
+  }
+  EXPECT_TRUE(caller_got_200);
+  EXPECT_EQ(h_.engine().activeCalls(), 0u);
+}
+
 TEST_F(CallFlowTest, ReinviteFromCallerAndCalleeMapCSeqs) {
   establish();
   // Caller re-INVITE (hold): relayed with the callee leg's own CSeq, ACK mapped back.

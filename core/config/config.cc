@@ -368,6 +368,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
     s.integer("max_message_bytes", 1024, 1048576, c.limits.max_message_bytes);
     s.integer("max_headers", 8, 1024, c.limits.max_headers);
     s.integer("max_line_bytes", 256, 65535, c.limits.max_line_bytes);
+    s.integer("ring_timeout_s", 10, 3600, c.ring_timeout_s);
     s.integer("max_call_duration_s", 60, 604800, c.max_call_duration_s);
     s.string("user_agent", c.user_agent, checkUserAgent);
     s.finish();

@@ -54,6 +54,7 @@ struct Config {
   // [sip]
   SipTiming timing;
   SipLimits limits;
+  std::uint32_t ring_timeout_s = 180;  // RFC 3261 Timer C (> 3 min is the proxy rule)
   std::uint32_t max_call_duration_s = 14400;
   std::string user_agent = "Palisade";
 

@@ -141,6 +141,14 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
         LOG_INFO("call {} reached max_call_duration_s, tearing down", legs_[0].call_id);
         terminate(true);
       });
+  // Timer C: a callee that rings but never answers does not hold the call forever.
+  ring_timer_ = engine_.timers().schedule(
+      engine_.now() + static_cast<base::Millis>(engine_.config().ring_timeout_s) * 1000, [this] {
+        ring_timer_ = 0;
+        if (state_ != State::Calling) return;
+        LOG_INFO("call {}: not answered within ring_timeout_s, cancelling", legs_[0].call_id);
+        terminate(true);
+      });
   ex->client = engine_.layer().startClient(Method::Invite, branch, b.flow, std::move(bytes), std::move(lines), this);
 }
 
@@ -616,6 +624,7 @@ void Call::end() {
   if (state_ == State::Ended) return;
   state_ = State::Ended;
   engine_.timers().cancel(duration_timer_);
+  engine_.timers().cancel(ring_timer_);
   engine_.timers().cancel(cancel_guard_timer_);
   // Requests still waiting for the other leg get their answer now: a BYE that crossed ours
   // is done (200), anything else has lost its dialog (481).

@@ -112,6 +112,7 @@ class Call final : public txn::TransactionUser {
   std::vector<std::unique_ptr<InviteExchange>> invites_;
   std::vector<std::unique_ptr<RequestExchange>> requests_;
   event::TimerQueue::Id duration_timer_ = 0;
+  event::TimerQueue::Id ring_timer_ = 0;
   event::TimerQueue::Id cancel_guard_timer_ = 0;
   bool answered_counted_ = false;
 };

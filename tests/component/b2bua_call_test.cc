@@ -388,6 +388,28 @@ TEST_F(CallFlowTest, InviteTimesOutWithTimerB) {
   EXPECT_EQ(h_.engine().activeCalls(), 0u);
 }
 
+TEST_F(CallFlowTest, RingingCallIsCancelledAfterRingTimeout) {
+  caller_ = callerPeer("ring-1");
+  h_.inject(makeInvite(caller_, "z9hG4bK-ring"), caller_.flow);
+  ASSERT_TRUE(h_.next(kCallerPort));
+  auto invite = h_.next(kPbxPort);
+  ASSERT_TRUE(invite);
+  h_.inject(makeResponse(*invite, 180, "Ringing", "pbx-tag", "sip:pbx@127.0.0.1:5080"), pbxFlow());
+  ASSERT_TRUE(h_.next(kCallerPort));
+  h_.advance(179'000);
+  EXPECT_EQ(h_.pending(kCallerPort), 0u);
+  EXPECT_EQ(h_.pending(kPbxPort), 0u);
+  h_.advance(2'000);  // ring_timeout_s = 180 in the default config
+  auto timeout = h_.next(kCallerPort);
+  ASSERT_TRUE(timeout);
+  EXPECT_EQ(timeout->statusCode(), 408);
+  auto cancel = h_.next(kPbxPort);
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->method(), sip::Method::Cancel);
+  EXPECT_EQ(h_.counter(stats::Counter::CallsTimedOut), 1u);
+  EXPECT_EQ(h_.engine().activeCalls(), 0u);
+}
+
 TEST_F(CallFlowTest, ByeTimesOutWithTimerF) {
   establish();
   h_.inject(makeRequest(caller_, "BYE", "z9hG4bK-bye-f"), caller_.flow);

@@ -1,9 +1,9 @@
 // Several messages through one worker's Engine (default config, fake network, manual clock),
 // with time passing between them, so that transactions, calls and timers see hostile input.
 //
-// Input: records separated by two NUL bytes. A record that starts with a printable byte is a
-// datagram from the caller (127.0.0.2:5061, public side). A record that starts with a control
-// byte (0x00-0x1f except TAB, LF, CR) is steered by its flags:
+// Input: records separated by two NUL bytes. A record is a datagram from the caller
+// (127.0.0.2:5061, public side), unless it starts with ESC (0x1b): then the next byte holds
+// flags and the rest is the payload:
 //   0x01  from the PBX (127.0.0.1:5080) instead of the caller
 //   0x02  over TCP instead of UDP
 //   0x04  then let 4 s pass (otherwise 20 ms)
@@ -72,10 +72,9 @@ class Harness {
 
   void record(std::string_view rec) {
     std::uint8_t flags = 0;
-    if (!rec.empty() && static_cast<unsigned char>(rec[0]) < 0x20 && rec[0] != '\t' && rec[0] != '\n' &&
-        rec[0] != '\r') {
-      flags = static_cast<std::uint8_t>(rec[0]);
-      rec.remove_prefix(1);
+    if (rec.size() >= 2 && rec[0] == '\x1b') {
+      flags = static_cast<std::uint8_t>(rec[1]);
+      rec.remove_prefix(2);
     }
     net::Side side = (flags & 0x01) ? net::Side::Pbx : net::Side::Public;
     net::Flow flow = peerFlow(side, flags & 0x02);

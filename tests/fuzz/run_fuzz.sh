@@ -61,15 +61,22 @@ for name, body in data.items():
     open(os.path.join(engine, name), "wb").write(body)
 def records(*parts):
     return b"\x00\x00".join(parts)
+def ctl(flags, payload=b""):  # ESC, flags, payload (see fuzz_engine.cc)
+    return b"\x1b" + bytes([flags]) + payload
+PBX, LONG, REQ, RESP = 0x01, 0x04, 0x08, 0x10
 invites = [n for n, b in data.items() if b.startswith(b"INVITE ") and n.startswith(("wireshark", "rfc4475-esc01", "rfc4475-sdp01"))]
 for n in invites[:4]:
     b = data[n]
     flows = {
-        "answered-caller-bye": records(b, b"\x11180", b"\x11200", b"\x08ACK", b"\x08BYE", b"\x11200"),
-        "answered-pbx-bye": records(b, b"\x11200", b"\x08ACK", b"\x09BYE", b"\x10200"),
-        "busy": records(b, b"\x11486", b"\x08ACK"),
-        "reinvite": records(b, b"\x11200", b"\x08ACK", b"\x08INVITE", b"\x11200", b"\x08ACK", b"\x08BYE", b"\x11200"),
-        "timeout": records(b, b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04", b"\x04"),
+        "answered-caller-bye": records(b, ctl(PBX | RESP, b"180"), ctl(PBX | RESP, b"200"), ctl(REQ, b"ACK"),
+                                       ctl(REQ, b"BYE"), ctl(PBX | RESP, b"200")),
+        "answered-pbx-bye": records(b, ctl(PBX | RESP, b"200"), ctl(REQ, b"ACK"), ctl(PBX | REQ, b"BYE"),
+                                    ctl(RESP, b"200")),
+        "busy": records(b, ctl(PBX | RESP, b"486"), ctl(REQ, b"ACK")),
+        "reinvite": records(b, ctl(PBX | RESP, b"200"), ctl(REQ, b"ACK"), ctl(REQ, b"INVITE"),
+                            ctl(PBX | RESP, b"200"), ctl(REQ, b"ACK"), ctl(PBX | REQ, b"INVITE"), ctl(RESP, b"200"),
+                            ctl(PBX | REQ, b"ACK"), ctl(REQ, b"BYE"), ctl(PBX | RESP, b"200")),
+        "timeout": records(b, *[ctl(LONG) for _ in range(10)]),
     }
     for flow, content in flows.items():
         open(os.path.join(engine, f"flow-{flow}-{n}"), "wb").write(content)

@@ -43,6 +43,7 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.limits.max_message_bytes, 65535u);
   EXPECT_EQ(c.limits.max_headers, 128u);
   EXPECT_EQ(c.limits.max_line_bytes, 8192u);
+  EXPECT_EQ(c.ring_timeout_s, 180u);
   EXPECT_EQ(c.max_call_duration_s, 14400u);
   EXPECT_EQ(c.user_agent, "Palisade");
   EXPECT_EQ(c.tcp_idle_timeout_s, 600u);
@@ -133,6 +134,7 @@ t4_ms = 2500
 max_message_bytes = 32768
 max_headers = 64
 max_line_bytes = 4096
+ring_timeout_s = 60
 max_call_duration_s = 7200
 user_agent = "Edge SBC/1.0 (lab)"
 
@@ -174,6 +176,7 @@ port = 8080
   EXPECT_EQ(c.limits.max_message_bytes, 32768u);
   EXPECT_EQ(c.limits.max_headers, 64u);
   EXPECT_EQ(c.limits.max_line_bytes, 4096u);
+  EXPECT_EQ(c.ring_timeout_s, 60u);
   EXPECT_EQ(c.max_call_duration_s, 7200u);
   EXPECT_EQ(c.user_agent, "Edge SBC/1.0 (lab)");
   EXPECT_EQ(c.tcp_idle_timeout_s, 120u);
@@ -241,6 +244,7 @@ TEST(ConfigErrors, IntegerRanges) {
       {"sip", "max_message_bytes", 1024, 1048576},
       {"sip", "max_headers", 8, 1024},
       {"sip", "max_line_bytes", 256, 65535},
+      {"sip", "ring_timeout_s", 10, 3600},
       {"sip", "max_call_duration_s", 60, 604800},
       {"tcp", "idle_timeout_s", 1, 86400},
       {"tcp", "max_connections", 1, 1048576},

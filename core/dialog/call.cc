@@ -417,19 +417,22 @@ void Call::onAckTimeout(InviteExchange* ex) {
   terminate(true);
 }
 
+void Call::answerLocally(txn::ServerTransaction*& server, int status, std::string_view reason,
+                         std::string_view to_tag) {
+  if (server == nullptr) return;
+  txn::ServerTransaction* txn = server;
+  release(server);
+  std::string head = engine_.responseHead(txn->request(), txn->flow(), status, reason, to_tag);
+  head.append("Content-Length: 0\r\n\r\n");
+  engine_.layer().respond(*txn, status, std::move(head));
+}
+
 void Call::onTimeout(txn::ClientTransaction& txn) {
   if (state_ == State::Ended) return;
   if (InviteExchange* ex = findInvite(&txn)) {
     bool initial = ex == invites_.front().get() && state_ != State::Answered && state_ != State::Confirmed;
     release(ex->client);
-    if (ex->server != nullptr) {
-      txn::ServerTransaction* server = ex->server;
-      release(ex->server);
-      std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout",
-                                              initial ? legs_[0].local_tag : std::string());
-      head.append("Content-Length: 0\r\n\r\n");
-      engine_.layer().respond(*server, 408, std::move(head));
-    }
+    answerLocally(ex->server, 408, "Request Timeout", initial ? legs_[0].local_tag : std::string());
     if (initial) {
       if (state_ == State::Calling) engine_.stats().add(Counter::CallsTimedOut);
       end();
@@ -438,13 +441,7 @@ void Call::onTimeout(txn::ClientTransaction& txn) {
   }
   if (RequestExchange* rx = findRequest(&txn)) {
     release(rx->client);
-    if (rx->server != nullptr) {
-      txn::ServerTransaction* server = rx->server;
-      release(rx->server);
-      std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout", {});
-      head.append("Content-Length: 0\r\n\r\n");
-      engine_.layer().respond(*server, 408, std::move(head));
-    }
+    answerLocally(rx->server, 408, "Request Timeout", {});
     bool was_bye = rx->method == Method::Bye;
     requests_.erase(std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
                     requests_.end());
@@ -456,12 +453,7 @@ void Call::onCancel(txn::ServerTransaction& txn) {
   InviteExchange* ex = findInvite(&txn);
   if (ex == nullptr || state_ == State::Ended) return;
   bool initial = ex == invites_.front().get() && state_ == State::Calling;
-  txn::ServerTransaction* server = ex->server;
-  release(ex->server);
-  std::string head = engine_.responseHead(server->request(), server->flow(), 487, "Request Terminated",
-                                          initial ? legs_[0].local_tag : std::string());
-  head.append("Content-Length: 0\r\n\r\n");
-  engine_.layer().respond(*server, 487, std::move(head));
+  answerLocally(ex->server, 487, "Request Terminated", initial ? legs_[0].local_tag : std::string());
   if (ex->client != nullptr && ex->client->gotProvisional()) {
     sendCancel(*ex);
   } else {
@@ -606,14 +598,7 @@ void Call::terminate(bool count_timeout) {
     sendBye(1);
   } else if (state_ == State::Calling && !invites_.empty()) {
     InviteExchange& ex = *invites_.front();
-    if (ex.server != nullptr) {
-      txn::ServerTransaction* server = ex.server;
-      release(ex.server);
-      std::string head = engine_.responseHead(server->request(), server->flow(), 408, "Request Timeout",
-                                              legs_[0].local_tag);
-      head.append("Content-Length: 0\r\n\r\n");
-      engine_.layer().respond(*server, 408, std::move(head));
-    }
+    answerLocally(ex.server, 408, "Request Timeout", legs_[0].local_tag);
     sendCancel(ex);
   }
   if (count_timeout) engine_.stats().add(Counter::CallsTimedOut);
@@ -628,25 +613,17 @@ void Call::end() {
   engine_.timers().cancel(cancel_guard_timer_);
   // Requests still waiting for the other leg get their answer now: a BYE that crossed ours
   // is done (200), anything else has lost its dialog (481).
-  auto finish = [this](txn::ServerTransaction*& server, int status, std::string_view reason) {
-    if (server == nullptr) return;
-    std::string head = engine_.responseHead(server->request(), server->flow(), status, reason, {});
-    head.append("Content-Length: 0\r\n\r\n");
-    txn::ServerTransaction* txn = server;
-    release(server);
-    engine_.layer().respond(*txn, status, std::move(head));
-  };
   for (auto& ex : invites_) {
     engine_.timers().cancel(ex->ok_timer);
     release(ex->client);
-    finish(ex->server, 481, "Call/Transaction Does Not Exist");
+    answerLocally(ex->server, 481, "Call/Transaction Does Not Exist", {});
   }
   for (auto& rx : requests_) {
     release(rx->client);
     if (rx->method == Method::Bye) {
-      finish(rx->server, 200, "OK");
+      answerLocally(rx->server, 200, "OK", {});
     } else {
-      finish(rx->server, 481, "Call/Transaction Does Not Exist");
+      answerLocally(rx->server, 481, "Call/Transaction Does Not Exist", {});
     }
   }
   LOG_DEBUG("call {} ended", legs_[0].call_id);

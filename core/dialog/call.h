@@ -94,6 +94,9 @@ class Call final : public txn::TransactionUser {
   void appendContact(std::string& out, int leg) const;
   std::string viaLine(int leg, const std::string& branch) const;
   void sendCancel(InviteExchange& invite);
+  // Answers a pending request ourselves (timeout, CANCEL, end of call) and lets go of it.
+  void answerLocally(txn::ServerTransaction*& server, int status, std::string_view reason,
+                     std::string_view to_tag);
   void retransmitOk(InviteExchange* invite);
   void onAckTimeout(InviteExchange* invite);
   std::string& callerSideTag(std::string_view callee_tag);

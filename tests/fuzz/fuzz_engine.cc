@@ -132,7 +132,8 @@ class Harness {
     auto request = sip::Message::parse(request_bytes, sip::Limits{}, true);
     if (!request || !request->ok()) return {};
     int status = 200;
-    if (payload.size() >= 3 && payload[0] >= '1' && payload[0] <= '6' && std::isdigit(static_cast<unsigned char>(payload[1])) &&
+    if (payload.size() >= 3 && payload[0] >= '1' && payload[0] <= '6' &&
+        std::isdigit(static_cast<unsigned char>(payload[1])) &&
         std::isdigit(static_cast<unsigned char>(payload[2]))) {
       status = (payload[0] - '0') * 100 + (payload[1] - '0') * 10 + (payload[2] - '0');
       payload.remove_prefix(3);
@@ -184,7 +185,9 @@ class Harness {
       call_id = fieldLines(*invite, sip::Hdr::CallId);
       sip::NameAddr contact;
       target = invite->firstContact(contact) ? std::string(contact.uri) : "sip:127.0.0.1:5070";
-      cseq = 1000 + ++cseq_step_;
+      // An ACK confirms the PBX's own last INVITE (RFC 3261 §13.2.2.4); anything else is new.
+      cseq = method == "ACK" && pbx_invite_cseq_ != 0 ? pbx_invite_cseq_ : 1000 + ++cseq_step_;
+      if (method == "INVITE") pbx_invite_cseq_ = cseq;
     }
     return fmt::format(
         "{} {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-fz-{}\r\nMax-Forwards: 70\r\n{}{}{}CSeq: {} "
@@ -201,6 +204,7 @@ class Harness {
   std::string last_invite_[2];
   std::string last_final_[2];  // per side: the last final response with a To tag sent there
   std::uint32_t cseq_step_ = 0;
+  std::uint32_t pbx_invite_cseq_ = 0;
   std::uint32_t branch_ = 0;
 };
 

@@ -8,7 +8,9 @@
 # Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
 # variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
 # are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
-# Environment: PALISADE_FUZZ_BUILD (build folder, default build-fuzz), PALISADE_CORPUS_DIR.
+# Environment: PALISADE_FUZZ_BUILD (build folder, default build-fuzz), PALISADE_CORPUS_DIR,
+# PALISADE_FUZZ_ARGS (more libFuzzer flags, e.g. "-fork=1 -ignore_crashes=1" to keep going
+# past a known crash).
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -90,7 +92,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/$t/corpus"
   echo "== $t: ${seconds}s, seeds $(ls "$seeds/$t" | wc -l), corpus $(ls "$out/$t/corpus" | wc -l)"
   "$build/fuzz/$t" -max_len=65536 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -dict="$root/tests/fuzz/sip.dict" -print_final_stats=1 -artifact_prefix="$out/$t/" \
+    -dict="$root/tests/fuzz/sip.dict" -print_final_stats=1 -artifact_prefix="$out/$t/" ${PALISADE_FUZZ_ARGS:-} \
     "$out/$t/corpus" "$seeds/$t" 2>&1 | grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' | tail -n 40
   rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then

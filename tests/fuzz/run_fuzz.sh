@@ -90,12 +90,14 @@ cp "$seeds"/raw/* "$seeds/fuzz_datagram/"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "$out/$t/corpus"
+  before="$(ls "$out/$t" | grep -cE '^(crash|timeout|oom|leak)-')"
   echo "== $t: ${seconds}s, seeds $(ls "$seeds/$t" | wc -l), corpus $(ls "$out/$t/corpus" | wc -l)"
   "$build/fuzz/$t" -max_len=65536 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -dict="$root/tests/fuzz/sip.dict" -print_final_stats=1 -artifact_prefix="$out/$t/" ${PALISADE_FUZZ_ARGS:-} \
     "$out/$t/corpus" "$seeds/$t" 2>&1 | grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' | tail -n 40
   rc=${PIPESTATUS[0]}
-  if [ "$rc" -ne 0 ]; then
+  after="$(ls "$out/$t" | grep -cE '^(crash|timeout|oom|leak)-')"
+  if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then  # fork mode may exit 0 after crashes
     echo "== $t: FAILED (exit $rc); reproducer(s): $(ls "$out/$t"/crash-* "$out/$t"/timeout-* "$out/$t"/oom-* "$out/$t"/leak-* 2>/dev/null | tr '\n' ' ')"
     status=1
   else

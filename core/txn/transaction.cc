@@ -11,6 +11,24 @@ namespace palisade::txn {
 using sip::Method;
 using stats::Counter;
 
+namespace {
+
+// A response that only echoes the transaction fields (RFC 3261 §8.2.6.2): 100 Trying, and
+// the 200 for a CANCEL.
+std::string minimalResponse(const sip::Message& request, std::string_view status_line) {
+  std::string out = fmt::format("SIP/2.0 {}\r\n", status_line);
+  for (const auto& h : request.headers()) {
+    if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
+        h.id == sip::Hdr::CSeq) {
+      out.append(request.raw().substr(h.begin, h.end - h.begin));
+    }
+  }
+  out.append("Content-Length: 0\r\n\r\n");
+  return out;
+}
+
+}  // namespace
+
 TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& timers,
                                    const base::Clock& clock, stats::Shard& stats)
     : network_(network), timer_queue_(timers), clock_(clock), stats_(stats) {}
@@ -223,35 +241,28 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
     }
     return false;  // an ACK for a 2xx: end to end, for the TU
   }
+  auto it = servers_.find(serverKey(*request, false));
+  if (it != servers_.end()) {
+    ServerTransaction* t = it->second.get();
+    stats_.add(Counter::RetransmissionsAbsorbed);
+    // Retransmitted request: repeat the last response, except in Accepted (RFC 6026 §7.1).
+    if (!t->last_response_.empty() && t->state_ != ServerTransaction::State::Accepted) {
+      network_.send(t->flow_, std::string(t->last_response_));
+    }
+    return true;
+  }
   if (method == Method::Cancel) {
     auto invite = servers_.find(serverKey(*request, true));
     if (invite == servers_.end()) return false;
     // Answer the CANCEL through its own transaction, then tell the INVITE's user.
     ServerTransaction* cancel_txn = startServer(std::move(request), flow, nullptr);
     if (cancel_txn == nullptr) return true;
-    const sip::Message& cancel = cancel_txn->request();
-    std::string ok = fmt::format("SIP/2.0 200 OK\r\n");
-    for (const auto& h : cancel.headers()) {
-      if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
-          h.id == sip::Hdr::CSeq) {
-        ok.append(cancel.raw().substr(h.begin, h.end - h.begin));
-      }
-    }
-    ok.append("Content-Length: 0\r\n\r\n");
-    respond(*cancel_txn, 200, std::move(ok));
+    respond(*cancel_txn, 200, minimalResponse(cancel_txn->request(), "200 OK"));
     ServerTransaction* t = invite->second.get();
     if (t->final_status_ < 200 && t->user_ != nullptr) t->user_->onCancel(*t);
     return true;
   }
-  auto it = servers_.find(serverKey(*request, false));
-  if (it == servers_.end()) return false;
-  ServerTransaction* t = it->second.get();
-  stats_.add(Counter::RetransmissionsAbsorbed);
-  // Retransmitted request: repeat the last response, except in Accepted (RFC 6026 §7.1).
-  if (!t->last_response_.empty() && t->state_ != ServerTransaction::State::Accepted) {
-    network_.send(t->flow_, std::string(t->last_response_));
-  }
-  return true;
+  return false;
 }
 
 ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> request, const net::Flow& flow,
@@ -269,15 +280,7 @@ ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> r
   if (!inserted) return nullptr;
   if (invite) {
     // 100 Trying at once: it stops the caller's Timer A (RFC 3261 §17.2.1).
-    const sip::Message& req = *t->request_;
-    std::string trying("SIP/2.0 100 Trying\r\n");
-    for (const auto& h : req.headers()) {
-      if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
-          h.id == sip::Hdr::CSeq) {
-        trying.append(req.raw().substr(h.begin, h.end - h.begin));
-      }
-    }
-    trying.append("Content-Length: 0\r\n\r\n");
+    std::string trying = minimalResponse(*t->request_, "100 Trying");
     t->last_response_ = trying;
     network_.send(flow, std::move(trying));
   }

@@ -175,6 +175,11 @@ TEST_F(TransactionTest, CancelIsAnsweredAndReportedToTheInviteUser) {
   EXPECT_NE(network_.sent.front().bytes.find("SIP/2.0 200 OK"), std::string::npos);
   EXPECT_NE(network_.sent.front().bytes.find("CSeq: 5 CANCEL"), std::string::npos);
   EXPECT_EQ(user_.cancels, 1);
+  auto repeated = request("CANCEL");  // a retransmitted CANCEL gets the same 200, once reported
+  EXPECT_TRUE(layer_.absorbRequest(repeated, caller));
+  ASSERT_EQ(network_.sent.size(), 2u);
+  EXPECT_EQ(network_.sent.back().bytes, network_.sent.front().bytes);
+  EXPECT_EQ(user_.cancels, 1);
   auto unknown = request("CANCEL", "z9hG4bK-other");
   EXPECT_FALSE(layer_.absorbRequest(unknown, caller));  // no INVITE: the caller answers 481
 }

@@ -60,6 +60,8 @@ std::string formatHost(const std::string& host) {
   return host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
 }
 
+std::string targetOf(std::string_view uri) { return std::string(sip::withoutUriHeaders(uri)); }
+
 bool isTargetRefresh(Method m) { return m == Method::Invite || m == Method::Update; }
 
 // Stops listening to a transaction the call no longer needs (it may outlive the call).
@@ -89,7 +91,7 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   a.remote_uri = withoutTag(req.find(Hdr::From), req.from());
   a.local_uri = withoutTag(req.find(Hdr::To), req.to());
   sip::NameAddr contact;
-  a.remote_target = req.firstContact(contact) ? std::string(contact.uri) : std::string(req.from().uri);
+  a.remote_target = req.firstContact(contact) ? targetOf(contact.uri) : targetOf(req.from().uri);
   for (const auto& h : req.headers()) {
     if (h.id != Hdr::RecordRoute) continue;
     std::vector<std::string_view> routes;
@@ -262,7 +264,7 @@ void Call::learnCalleeDialog(const sip::Message& response) {
   Leg& b = legs_[1];
   b.remote_tag = std::string(response.toTag());
   sip::NameAddr contact;
-  if (response.firstContact(contact)) b.remote_target = std::string(contact.uri);
+  if (response.firstContact(contact)) b.remote_target = targetOf(contact.uri);
   // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list in reverse order.
   b.route_set.clear();
   for (const auto& h : response.headers()) {
@@ -342,7 +344,7 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
     if (ex->answered) {
       if (response.toTag() != ex->answered_tag) {
         engine_.ackAndBye(response, legs_[to].flow);  // another fork answered too
-      } else if (ex->acked) {
+      } else if (ex->acked && !ex->ack_bytes.empty()) {
         engine_.layer().sendRaw(legs_[to].flow, std::string(ex->ack_bytes));  // our ACK was lost
       }
       return;
@@ -362,7 +364,7 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
       engine_.stats().add(Counter::CallsAnswered);
     } else {
       sip::NameAddr contact;
-      if (response.firstContact(contact)) legs_[to].remote_target = std::string(contact.uri);
+      if (response.firstContact(contact)) legs_[to].remote_target = targetOf(contact.uri);
     }
     ex->answered = true;
     ex->answered_tag = std::string(response.toTag());
@@ -541,7 +543,7 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
   if (server == nullptr) return;
   const sip::Message& req = server->request();
   sip::NameAddr contact;
-  if (isTargetRefresh(method) && req.firstContact(contact)) legs_[from].remote_target = std::string(contact.uri);
+  if (isTargetRefresh(method) && req.firstContact(contact)) legs_[from].remote_target = targetOf(contact.uri);
   std::string branch = engine_.ids().branch();
   std::uint32_t cseq = legs_[to].local_cseq++;
   txn::RequestLines lines;
@@ -577,7 +579,9 @@ void Call::relayAck(int from, const sip::Message& ack) {
       ex->ack_bytes = buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), &ack, nullptr);
       ex->acked = true;
     }
-    engine_.layer().sendRaw(legs_[to].flow, std::string(ex->ack_bytes));
+    // After the callee's transaction is gone the ACK is no longer kept: a late repeat from
+    // the caller needs no answer.
+    if (!ex->ack_bytes.empty()) engine_.layer().sendRaw(legs_[to].flow, std::string(ex->ack_bytes));
     if (state_ == State::Answered) state_ = State::Confirmed;
     return;
   }

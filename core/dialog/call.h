@@ -117,7 +117,6 @@ class Call final : public txn::TransactionUser {
   event::TimerQueue::Id duration_timer_ = 0;
   event::TimerQueue::Id ring_timer_ = 0;
   event::TimerQueue::Id cancel_guard_timer_ = 0;
-  bool answered_counted_ = false;
 };
 
 }  // namespace palisade::dialog

@@ -39,6 +39,12 @@ void appendEditedVia(std::string& out, const sip::Via& via, const net::Endpoint&
   if (via.received.empty() && via.host != address) fmt::format_to(std::back_inserter(out), ";received={}", address);
 }
 
+// The scanner takes the top Via from the first Via field; check it anyway before slicing.
+bool viaWithin(const sip::Via& via, std::string_view field) {
+  return !via.text.empty() && via.text.data() >= field.data() &&
+         via.text.data() + via.text.size() <= field.data() + field.size();
+}
+
 LocalAddress localOf(const config::Listener& listener) {
   LocalAddress out;
   out.host = listener.address.find(':') != std::string::npos ? "[" + listener.address + "]" : listener.address;
@@ -49,12 +55,9 @@ LocalAddress localOf(const config::Listener& listener) {
 
 }  // namespace
 
-Engine::Engine(std::uint32_t worker, std::uint32_t workers, net::Network& network, const base::Clock& clock,
-               stats::Shard& stats, std::shared_ptr<const config::Config> config, std::uint64_t seed)
-    : worker_(worker),
-      workers_(workers),
-      network_(network),
-      clock_(clock),
+Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
+               std::shared_ptr<const config::Config> config, std::uint64_t seed)
+    : clock_(clock),
       stats_(stats),
       layer_(network, timer_queue_, clock, stats),
       ids_(worker, seed) {
@@ -268,7 +271,7 @@ std::string Engine::responseHead(const sip::Message& request, const net::Flow& f
   for (const auto& h : request.headers()) {
     switch (h.id) {
       case Hdr::Via:
-        if (first_via && !request.topVia().text.empty()) {
+        if (first_via && viaWithin(request.topVia(), h.value)) {
           // RFC 3261 §18.2.1 received= and RFC 3581 rport= on the top Via, as an edit of the
           // received value (the rest of the field is copied as is).
           const sip::Via& top = request.topVia();
@@ -310,7 +313,7 @@ void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, 
 
 void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {
   sip::NameAddr contact;
-  std::string target = response.firstContact(contact) ? std::string(contact.uri) : std::string(response.to().uri);
+  std::string target(sip::withoutUriHeaders(response.firstContact(contact) ? contact.uri : response.to().uri));
   std::string routes;
   std::vector<std::string> route_set;
   for (const auto& h : response.headers()) {

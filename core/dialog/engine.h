@@ -45,8 +45,9 @@ struct LocalAddress {
 
 class Engine {
  public:
-  Engine(std::uint32_t worker, std::uint32_t workers, net::Network& network, const base::Clock& clock,
-         stats::Shard& stats, std::shared_ptr<const config::Config> config, std::uint64_t seed);
+  // `worker` is this engine's index, written into every identifier it generates.
+  Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
+         std::shared_ptr<const config::Config> config, std::uint64_t seed);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -91,9 +92,6 @@ class Engine {
   Call* findLeg(net::Side side, std::string_view call_id);
   void collectRetired();
 
-  std::uint32_t worker_;
-  std::uint32_t workers_;
-  net::Network& network_;
   const base::Clock& clock_;
   stats::Shard& stats_;
   std::shared_ptr<const config::Config> config_;

@@ -55,7 +55,7 @@ Worker::~Worker() {
 
 void Worker::attach(net::Network& network, std::shared_ptr<const config::Config> config, std::uint64_t seed) {
   network_ = &network;
-  engine_ = std::make_unique<dialog::Engine>(index_, dispatcher_.size(), network, clock_, stats_, std::move(config),
+  engine_ = std::make_unique<dialog::Engine>(index_, network, clock_, stats_, std::move(config),
                                              seed);
 }
 

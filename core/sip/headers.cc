@@ -139,6 +139,8 @@ bool parseUnsigned(std::string_view digits, std::uint64_t max, std::uint64_t& ou
   return true;
 }
 
+std::string_view withoutUriHeaders(std::string_view uri) { return uri.substr(0, uri.find('?')); }
+
 bool Uri::isSip() const { return iequals(scheme, "sip") || iequals(scheme, "sips"); }
 
 bool parseUri(std::string_view text, Uri& out) {

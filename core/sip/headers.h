@@ -52,6 +52,9 @@ bool splitList(std::string_view text, std::vector<std::string_view>& out);
 // parameter from an absent one.
 std::string_view paramValue(std::string_view params, std::string_view name, bool* found = nullptr);
 
+// A URI usable as a Request-URI: the same text without its "?headers" part (RFC 3261 §19.1.5).
+std::string_view withoutUriHeaders(std::string_view uri);
+
 bool isTokenChar(char c);
 bool iequals(std::string_view a, std::string_view b);
 std::string_view trimLws(std::string_view s);

@@ -107,6 +107,49 @@ TEST_F(CallFlowTest, ByeFromTheCallee) {
   EXPECT_EQ(h_.engine().activeCalls(), 0u);
 }
 
+TEST_F(CallFlowTest, LateRepeatedAckIsIgnored) {
+  establish();
+  h_.advance(64 * 500 + 100);  // the callee's INVITE transaction is gone
+  h_.inject(makeAck(caller_, 1, "z9hG4bK-ack-call-1"), caller_.flow);
+  EXPECT_EQ(h_.pending(kPbxPort), 0u);
+  for (const auto& packet : h_.network().sent) EXPECT_FALSE(packet.bytes.empty());
+}
+
+TEST_F(CallFlowTest, ContactHeadersNeverReachTheRequestUri) {
+  caller_ = callerPeer("uri-headers-1");
+  std::string invite = makeInvite(caller_, "z9hG4bK-uh");
+  invite.replace(invite.find("Contact: <sip:alice@127.0.0.2:5061>"), 35,
+                 "Contact: <sip:alice@127.0.0.2:5061;lr?Subject=x&Route=%3Csip:evil%3E>");
+  h_.inject(invite, caller_.flow);
+  ASSERT_TRUE(h_.next(kCallerPort));
+  b_invite_ = h_.next(kPbxPort);
+  ASSERT_TRUE(b_invite_);
+  h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080?X=y", kDefaultSdp), pbxFlow());
+  auto ok = h_.next(kCallerPort);
+  ASSERT_TRUE(ok);
+  caller_.remote_tag = std::string(ok->toTag());
+  sip::NameAddr contact;
+  ASSERT_TRUE(ok->firstContact(contact));
+  caller_.request_uri = std::string(contact.uri);
+  h_.inject(makeAck(caller_, 1, "z9hG4bK-uh-ack"), caller_.flow);
+  auto ack = h_.next(kPbxPort);
+  ASSERT_TRUE(ack);
+  EXPECT_TRUE(ack->ok());
+  EXPECT_EQ(ack->requestUri(), "sip:pbx@127.0.0.1:5080");
+  // A request from the callee goes to the caller's Contact, without its headers.
+  callee_ = pbxPeer(std::string(b_invite_->callId()));
+  callee_.local_tag = "pbx-tag";
+  callee_.remote_tag = std::string(b_invite_->fromTag());
+  ASSERT_TRUE(b_invite_->firstContact(contact));
+  callee_.request_uri = std::string(contact.uri);
+  callee_.cseq = 10;
+  h_.inject(makeRequest(callee_, "BYE", "z9hG4bK-uh-bye"), callee_.flow);
+  auto bye = h_.next(kCallerPort);
+  ASSERT_TRUE(bye);
+  EXPECT_TRUE(bye->ok()) << h_.lastBytes();
+  EXPECT_EQ(bye->requestUri(), "sip:alice@127.0.0.2:5061;lr");
+}
+
 TEST_F(CallFlowTest, ByesThatCrossAreBothAnswered) {
   establish();
   h_.inject(makeRequest(caller_, "BYE", "z9hG4bK-bye-a"), caller_.flow);

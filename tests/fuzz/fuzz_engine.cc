@@ -67,7 +67,7 @@ std::string extraLines(std::string_view extra) {
 class Harness {
  public:
   Harness() : metrics_(1) {
-    engine_ = std::make_unique<dialog::Engine>(0, 1, network_, clock_, metrics_.shard(0), sharedConfig(), 42);
+    engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), sharedConfig(), 42);
   }
 
   void record(std::string_view rec) {

@@ -6,7 +6,7 @@ namespace palisade::testing {
 
 EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config) : metrics_(1) {
   if (!config) config = config::defaultConfig().value();
-  engine_ = std::make_unique<dialog::Engine>(0, 1, network_, clock_, metrics_.shard(0), config, 42);
+  engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, 42);
 }
 
 void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {

@@ -42,7 +42,7 @@ int Daemon::run() {
   }
   std::random_device entropy;
   for (std::uint32_t i = 0; i < worker_count_; ++i) {
-    workers_.push_back(std::make_unique<event::Worker>(i, dispatcher_, metrics_.shard(i), config_->inbox_depth));
+    workers_.push_back(std::make_unique<event::Worker>(i, metrics_.shard(i), config_->inbox_depth));
     dispatcher_.add(workers_.back().get());
   }
   for (std::uint32_t i = 0; i < worker_count_; ++i) {

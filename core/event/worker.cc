@@ -36,9 +36,8 @@ void Dispatcher::deliver(Worker& here, std::unique_ptr<sip::Message> message, co
   }
 }
 
-Worker::Worker(std::uint32_t index, Dispatcher& dispatcher, stats::Shard& stats, std::size_t inbox_depth)
+Worker::Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth)
     : index_(index),
-      dispatcher_(dispatcher),
       stats_(stats),
       io_(),
       inbox_(inbox_depth),

@@ -58,7 +58,7 @@ class Dispatcher {
 
 class Worker {
  public:
-  Worker(std::uint32_t index, Dispatcher& dispatcher, stats::Shard& stats, std::size_t inbox_depth);
+  Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth);
   ~Worker();
 
   // Called once before start(): the engine sends through `network` (this worker's transports).
@@ -91,7 +91,6 @@ class Worker {
   void armTick();
 
   std::uint32_t index_;
-  Dispatcher& dispatcher_;
   stats::Shard& stats_;
   boost::asio::io_context io_;
   base::SteadyClock clock_;

@@ -68,7 +68,7 @@ class WorkersTest : public ::testing::TestWithParam<std::uint32_t> {
     metrics_ = std::make_unique<stats::Metrics>(workers_count_);
     auto config = config::defaultConfig().value();
     for (std::uint32_t i = 0; i < workers_count_; ++i) {
-      workers_.push_back(std::make_unique<event::Worker>(i, dispatcher_, metrics_->shard(i), 1024));
+      workers_.push_back(std::make_unique<event::Worker>(i, metrics_->shard(i), 1024));
       dispatcher_.add(workers_.back().get());
     }
     for (std::uint32_t i = 0; i < workers_count_; ++i) {

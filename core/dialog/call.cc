@@ -475,6 +475,11 @@ void Call::onCancel(txn::ServerTransaction& txn) {
 void Call::sendCancel(InviteExchange& ex) {
   if (ex.client == nullptr) return;
   const txn::ClientTransaction& invite = *ex.client;
+  // Only a pending INVITE can be cancelled (RFC 3261 §9.1); after a final it is moot.
+  if (invite.state() != txn::ClientTransaction::State::Calling &&
+      invite.state() != txn::ClientTransaction::State::Proceeding) {
+    return;
+  }
   engine_.layer().startClient(Method::Cancel, invite.branch(), invite.flow(), invite.buildCancel(), invite.lines(),
                               nullptr);
 }

@@ -145,6 +145,7 @@ ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Messag
           timer_queue_.cancel(t->retransmit_timer_);
           timer_queue_.cancel(t->timeout_timer_);
           std::string().swap(t->request_);
+          t->lines_ = RequestLines{};  // no CANCEL or ACK is built from here on
           t->cleanup_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyClient(t); });
           if (t->user_) t->user_->onResponse(*t, std::move(response));
         } else {
@@ -152,6 +153,7 @@ ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Messag
           timer_queue_.cancel(t->retransmit_timer_);
           timer_queue_.cancel(t->timeout_timer_);
           t->ack_ = buildAck(*t, *response);
+          t->lines_ = RequestLines{};
           network_.send(t->flow_, std::string(t->ack_));
           base::Millis timer_d = reliable(t->flow_) ? 0 : 32000;
           t->cleanup_timer_ = timer_queue_.schedule(now() + timer_d, [this, t] { destroyClient(t); });

@@ -361,6 +361,7 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
       tag = callerSideTag(response.toTag());
       legs_[0].local_tag = tag;
       state_ = State::Answered;
+      engine_.timers().cancel(ring_timer_);
       engine_.stats().add(Counter::CallsAnswered);
     } else {
       sip::NameAddr contact;

@@ -7,7 +7,8 @@
 namespace palisade::transport {
 
 sip::Limits limitsOf(const config::Config& config) {
-  return sip::Limits{config.limits.max_message_bytes, config.limits.max_headers, config.limits.max_line_bytes};
+  return sip::Limits{config.limits.max_message_bytes, config.limits.max_headers,
+                     config.limits.max_line_bytes};
 }
 
 TcpSettings tcpSettingsOf(const config::Config& config) {
@@ -31,7 +32,8 @@ base::Result<bool> checkPortFree(const boost::asio::ip::address& address, std::u
     if (!ec) probe.bind(endpoint, ec);
   }
   if (ec) {
-    return base::Error{fmt::format("{} {}:{}: {}", tcp ? "tcp" : "udp", address.to_string(), port, ec.message())};
+    return base::Error{
+        fmt::format("{} {}:{}: {}", tcp ? "tcp" : "udp", address.to_string(), port, ec.message())};
   }
   return true;
 }
@@ -98,7 +100,8 @@ void WorkerNetwork::send(const net::Flow& flow, std::string&& bytes) {
     auto envelope = std::make_unique<event::Envelope>();
     envelope->flow = flow;
     envelope->bytes = std::move(bytes);
-    if (!dispatcher_.worker(flow.conn_worker).post(envelope)) worker_.stats().add(stats::Counter::InboxOverflows);
+    if (!dispatcher_.worker(flow.conn_worker).post(envelope))
+      worker_.stats().add(stats::Counter::InboxOverflows);
     return;
   }
   tcp_.send(flow, std::move(bytes));

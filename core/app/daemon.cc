@@ -73,10 +73,13 @@ int Daemon::run() {
     workers_[i]->control([network] { network->start(); });
     workers_[i]->start();
   }
-  LOG_INFO("palisade started: {} worker(s), public {}:{} (udp) {}:{} (tcp), pbx side {}:{}, management {}:{}, config {}",
-           worker_count_, config_->public_side.address, config_->public_side.udp_port, config_->public_side.address,
-           config_->public_side.tcp_port, config_->pbx_side.address, config_->pbx_side.udp_port,
-           config_->management_address, config_->management_port, config_->source_name);
+  LOG_INFO(
+      "palisade started: {} worker(s), public {}:{} (udp) {}:{} (tcp), pbx side {}:{}, management {}:{}, "
+      "config {}",
+      worker_count_, config_->public_side.address, config_->public_side.udp_port,
+      config_->public_side.address, config_->public_side.tcp_port, config_->pbx_side.address,
+      config_->pbx_side.udp_port, config_->management_address, config_->management_port,
+      config_->source_name);
 
   boost::asio::signal_set signals(control_, SIGHUP, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -99,7 +102,8 @@ int Daemon::run() {
 }
 
 void Daemon::reload() {
-  config::ConfigResult loaded = config_path_.empty() ? config::defaultConfig() : config::loadConfigFile(config_path_);
+  config::ConfigResult loaded =
+      config_path_.empty() ? config::defaultConfig() : config::loadConfigFile(config_path_);
   if (!loaded) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}", loaded.error().toString());

@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
       return arg == "--help" || arg == "-h" ? 0 : 2;
     }
   }
-  auto loaded = config_path.empty() ? palisade::config::defaultConfig() : palisade::config::loadConfigFile(config_path);
+  auto loaded =
+      config_path.empty() ? palisade::config::defaultConfig() : palisade::config::loadConfigFile(config_path);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.error().toString().c_str());
     return 1;

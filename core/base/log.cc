@@ -33,7 +33,8 @@ void writeLogLine(LogLevel level, std::string_view text) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   // Control characters from the network never reach the terminal raw.
-  std::string line = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {} ", tm, millis, kTags[static_cast<int>(level)]);
+  std::string line =
+      fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {} ", tm, millis, kTags[static_cast<int>(level)]);
   line.reserve(line.size() + text.size() + 1);
   for (char c : text) line.push_back((static_cast<unsigned char>(c) < 0x20 && c != '\t') ? '?' : c);
   line.push_back('\n');

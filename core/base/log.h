@@ -24,10 +24,10 @@ inline void setLogLevel(LogLevel level) {
 
 }  // namespace palisade::base
 
-#define PALISADE_LOG(level, ...)                                              \
-  do {                                                                        \
-    if (::palisade::base::logEnabled(level))                                  \
-      ::palisade::base::writeLogLine(level, ::fmt::format(__VA_ARGS__));      \
+#define PALISADE_LOG(level, ...)                                         \
+  do {                                                                   \
+    if (::palisade::base::logEnabled(level))                             \
+      ::palisade::base::writeLogLine(level, ::fmt::format(__VA_ARGS__)); \
   } while (0)
 #define LOG_DEBUG(...) PALISADE_LOG(::palisade::base::LogLevel::Debug, __VA_ARGS__)
 #define LOG_INFO(...) PALISADE_LOG(::palisade::base::LogLevel::Info, __VA_ARGS__)

@@ -19,11 +19,32 @@ namespace {
 // topology or dialog state, or we write our own.
 bool isLegLocal(Hdr id) {
   switch (id) {
-    case Hdr::Via: case Hdr::From: case Hdr::To: case Hdr::CallId: case Hdr::CSeq: case Hdr::MaxForwards:
-    case Hdr::Contact: case Hdr::Route: case Hdr::RecordRoute: case Hdr::ContentLength: case Hdr::ContentType:
-    case Hdr::Path: case Hdr::ServiceRoute: case Hdr::Rseq: case Hdr::Rack: case Hdr::Warning:
-    case Hdr::UserAgent: case Hdr::Server: case Hdr::Supported: case Hdr::Require: case Hdr::ProxyRequire:
-    case Hdr::Unsupported: case Hdr::ReplyTo: case Hdr::ErrorInfo: case Hdr::CallInfo: case Hdr::Organization:
+    case Hdr::Via:
+    case Hdr::From:
+    case Hdr::To:
+    case Hdr::CallId:
+    case Hdr::CSeq:
+    case Hdr::MaxForwards:
+    case Hdr::Contact:
+    case Hdr::Route:
+    case Hdr::RecordRoute:
+    case Hdr::ContentLength:
+    case Hdr::ContentType:
+    case Hdr::Path:
+    case Hdr::ServiceRoute:
+    case Hdr::Rseq:
+    case Hdr::Rack:
+    case Hdr::Warning:
+    case Hdr::UserAgent:
+    case Hdr::Server:
+    case Hdr::Supported:
+    case Hdr::Require:
+    case Hdr::ProxyRequire:
+    case Hdr::Unsupported:
+    case Hdr::ReplyTo:
+    case Hdr::ErrorInfo:
+    case Hdr::CallInfo:
+    case Hdr::Organization:
       return true;
     default:
       return false;
@@ -46,9 +67,8 @@ std::string withoutTag(const sip::HeaderField* field, const sip::NameAddr& parse
   while (!params.empty()) {
     std::size_t next = params.find(';', 1);
     std::string_view param = params.substr(0, next);
-    std::string_view name = sip::trimLws(param.substr(1, param.find('=') == std::string_view::npos
-                                                               ? std::string_view::npos
-                                                               : param.find('=') - 1));
+    std::string_view name = sip::trimLws(param.substr(
+        1, param.find('=') == std::string_view::npos ? std::string_view::npos : param.find('=') - 1));
     if (!sip::iequals(name, "tag")) out.append(param);
     if (next == std::string_view::npos) break;
     params.remove_prefix(next);
@@ -75,9 +95,7 @@ void release(Txn*& txn) {
 
 Call::Call(Engine& engine) : engine_(engine) { engine_.stats().adjust(stats::Gauge::ActiveCalls, 1); }
 
-Call::~Call() {
-  engine_.stats().adjust(stats::Gauge::ActiveCalls, -1);
-}
+Call::~Call() { engine_.stats().adjust(stats::Gauge::ActiveCalls, -1); }
 
 void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   const sip::Message& req = invite.request();
@@ -107,7 +125,7 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   sip::parseUri(req.from().uri, from_uri);
   const LocalAddress& local = engine_.local(target.side);
   std::string target_host = target.remote.address.is_v6() ? "[" + target.remote.address.to_string() + "]"
-                                                           : target.remote.address.to_string();
+                                                          : target.remote.address.to_string();
   std::string user_prefix = request_uri.user.empty() ? "" : std::string(request_uri.user) + "@";
   std::string from_prefix = from_uri.user.empty() ? "" : std::string(from_uri.user) + "@";
   b.side = target.side;
@@ -135,10 +153,10 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   InviteExchange* ex = exchange.get();
   invites_.push_back(std::move(exchange));
   engine_.stats().add(Counter::CallsAttempted);
-  LOG_DEBUG("call {}: {} -> {} as {}", a.call_id, a.flow.remote.toString(), b.flow.remote.toString(), b.call_id);
+  LOG_DEBUG("call {}: {} -> {} as {}", a.call_id, a.flow.remote.toString(), b.flow.remote.toString(),
+            b.call_id);
   duration_timer_ = engine_.timers().schedule(
-      engine_.now() + static_cast<base::Millis>(engine_.config().max_call_duration_s) * 1000,
-      [this] {
+      engine_.now() + static_cast<base::Millis>(engine_.config().max_call_duration_s) * 1000, [this] {
         duration_timer_ = 0;
         LOG_INFO("call {} reached max_call_duration_s, tearing down", legs_[0].call_id);
         terminate(true);
@@ -151,7 +169,8 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
         LOG_INFO("call {}: not answered within ring_timeout_s, cancelling", legs_[0].call_id);
         terminate(true);
       });
-  ex->client = engine_.layer().startClient(Method::Invite, branch, b.flow, std::move(bytes), std::move(lines), this);
+  ex->client =
+      engine_.layer().startClient(Method::Invite, branch, b.flow, std::move(bytes), std::move(lines), this);
 }
 
 std::string Call::viaLine(int leg, const std::string& branch) const {
@@ -166,7 +185,8 @@ void Call::appendContact(std::string& out, int leg) const {
   const Leg& l = legs_[leg];
   const LocalAddress& local = engine_.local(l.side);
   fmt::format_to(std::back_inserter(out), "Contact: <sip:{}:{}{}>\r\n", formatHost(local.host),
-                 local.port(l.flow.transport), l.flow.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+                 local.port(l.flow.transport),
+                 l.flow.transport == net::Transport::Tcp ? ";transport=tcp" : "");
 }
 
 void Call::appendCopiedHeaders(std::string& out, const sip::Message& source) const {
@@ -217,10 +237,11 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
     appendCopiedHeaders(out, *source);
     body = source->body();
     const sip::HeaderField* ct = source->find(Hdr::ContentType);
-    if (!body.empty() && ct != nullptr) fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
+    if (!body.empty() && ct != nullptr)
+      fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
   }
-  fmt::format_to(std::back_inserter(out), "User-Agent: {}\r\nContent-Length: {}\r\n\r\n", engine_.config().user_agent,
-                 body.size());
+  fmt::format_to(std::back_inserter(out), "User-Agent: {}\r\nContent-Length: {}\r\n\r\n",
+                 engine_.config().user_agent, body.size());
   out.append(body);
   if (lines != nullptr) {
     lines->request_uri = y.remote_target;
@@ -243,9 +264,10 @@ std::string Call::buildResponse(txn::ServerTransaction& server, int from, const 
   appendCopiedHeaders(out, response);
   std::string_view body = response.body();
   const sip::HeaderField* ct = response.find(Hdr::ContentType);
-  if (!body.empty() && ct != nullptr) fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
-  fmt::format_to(std::back_inserter(out), "Server: {}\r\nContent-Length: {}\r\n\r\n", engine_.config().user_agent,
-                 body.size());
+  if (!body.empty() && ct != nullptr)
+    fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
+  fmt::format_to(std::back_inserter(out), "Server: {}\r\nContent-Length: {}\r\n\r\n",
+                 engine_.config().user_agent, body.size());
   out.append(body);
   return out;
 }
@@ -320,15 +342,16 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
     if (status >= 200) {
       bool was_bye = rx->method == Method::Bye;
       release(rx->client);
-      requests_.erase(std::remove_if(requests_.begin(), requests_.end(),
-                                     [rx](const auto& p) { return p.get() == rx; }),
-                      requests_.end());
+      requests_.erase(
+          std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
+          requests_.end());
       if (was_bye) end();
     }
     return;
   }
 
-  bool initial = !invites_.empty() && ex == invites_.front().get() && ex->from == 0 && legs_[1].remote_tag.empty();
+  bool initial =
+      !invites_.empty() && ex == invites_.front().get() && ex->from == 0 && legs_[1].remote_tag.empty();
   int to = 1 - ex->from;
   if (status < 200) {
     if (ex->cancel_pending) {
@@ -446,8 +469,9 @@ void Call::onTimeout(txn::ClientTransaction& txn) {
     release(rx->client);
     answerLocally(rx->server, 408, "Request Timeout", {});
     bool was_bye = rx->method == Method::Bye;
-    requests_.erase(std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
-                    requests_.end());
+    requests_.erase(
+        std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
+        requests_.end());
     if (was_bye) end();
   }
 }
@@ -481,8 +505,8 @@ void Call::sendCancel(InviteExchange& ex) {
       invite.state() != txn::ClientTransaction::State::Proceeding) {
     return;
   }
-  engine_.layer().startClient(Method::Cancel, invite.branch(), invite.flow(), invite.buildCancel(), invite.lines(),
-                              nullptr);
+  engine_.layer().startClient(Method::Cancel, invite.branch(), invite.flow(), invite.buildCancel(),
+                              invite.lines(), nullptr);
 }
 
 void Call::onClientGone(txn::ClientTransaction& txn) {
@@ -562,7 +586,8 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     ex->server = server;
     InviteExchange* raw = ex.get();
     invites_.push_back(std::move(ex));
-    raw->client = engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
+    raw->client =
+        engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
   } else {
     auto rx = std::make_unique<RequestExchange>();
     rx->from = from;
@@ -570,7 +595,8 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     rx->server = server;
     RequestExchange* raw = rx.get();
     requests_.push_back(std::move(rx));
-    raw->client = engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
+    raw->client =
+        engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
   }
 }
 
@@ -598,7 +624,8 @@ void Call::sendBye(int leg) {
   std::uint32_t cseq = legs_[leg].local_cseq++;
   txn::RequestLines lines;
   std::string bytes = buildRequest(leg, "BYE", cseq, branch, nullptr, &lines);
-  engine_.layer().startClient(Method::Bye, branch, legs_[leg].flow, std::move(bytes), std::move(lines), nullptr);
+  engine_.layer().startClient(Method::Bye, branch, legs_[leg].flow, std::move(bytes), std::move(lines),
+                              nullptr);
 }
 
 void Call::terminate(bool count_timeout) {

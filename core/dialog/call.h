@@ -61,15 +61,15 @@ class Call final : public txn::TransactionUser {
     std::uint32_t to_cseq = 0;
     txn::ServerTransaction* server = nullptr;
     txn::ClientTransaction* client = nullptr;
-    bool answered = false;       // 2xx relayed to `from`
-    bool acked = false;          // ACK relayed to the other leg
-    bool cancel_pending = false; // CANCEL waits for a provisional (RFC 3261 §9.1)
-    std::string answered_tag;    // callee's To-tag of the 2xx we relayed
-    std::string ok_bytes;        // our 2xx to `from`, retransmitted until the ACK
+    bool answered = false;        // 2xx relayed to `from`
+    bool acked = false;           // ACK relayed to the other leg
+    bool cancel_pending = false;  // CANCEL waits for a provisional (RFC 3261 §9.1)
+    std::string answered_tag;     // callee's To-tag of the 2xx we relayed
+    std::string ok_bytes;         // our 2xx to `from`, retransmitted until the ACK
     base::Millis ok_interval = 0;
     base::Millis ok_deadline = 0;
     event::TimerQueue::Id ok_timer = 0;
-    std::string ack_bytes;       // our ACK to the other leg, resent on 2xx retransmissions
+    std::string ack_bytes;  // our ACK to the other leg, resent on 2xx retransmissions
   };
   // A non-INVITE request relayed from leg `from` to the other leg.
   struct RequestExchange {

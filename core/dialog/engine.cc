@@ -36,7 +36,8 @@ void appendEditedVia(std::string& out, const sip::Via& via, const net::Endpoint&
     if (next == std::string_view::npos) break;
     params.remove_prefix(next);
   }
-  if (via.received.empty() && via.host != address) fmt::format_to(std::back_inserter(out), ";received={}", address);
+  if (via.received.empty() && via.host != address)
+    fmt::format_to(std::back_inserter(out), ";received={}", address);
 }
 
 // The scanner takes the top Via from the first Via field; check it anyway before slicing.
@@ -47,7 +48,8 @@ bool viaWithin(const sip::Via& via, std::string_view field) {
 
 LocalAddress localOf(const config::Listener& listener) {
   LocalAddress out;
-  out.host = listener.address.find(':') != std::string::npos ? "[" + listener.address + "]" : listener.address;
+  out.host =
+      listener.address.find(':') != std::string::npos ? "[" + listener.address + "]" : listener.address;
   out.udp_port = listener.udp_port;
   out.tcp_port = listener.tcp_port;
   return out;
@@ -57,10 +59,7 @@ LocalAddress localOf(const config::Listener& listener) {
 
 Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
                std::shared_ptr<const config::Config> config, std::uint64_t seed)
-    : clock_(clock),
-      stats_(stats),
-      layer_(network, timer_queue_, clock, stats),
-      ids_(worker, seed) {
+    : clock_(clock), stats_(stats), layer_(network, timer_queue_, clock, stats), ids_(worker, seed) {
   applyConfig(std::move(config));
 }
 
@@ -212,9 +211,10 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
       txn::ServerTransaction* server = layer_.startServer(std::move(request), flow, nullptr);
       if (server == nullptr) return;
       std::string ok = responseHead(server->request(), flow, 200, "OK", ids_.tag());
-      fmt::format_to(std::back_inserter(ok),
-                     "Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\nServer: {}\r\nContent-Length: 0\r\n\r\n",
-                     kAllow, kSupported, config_->user_agent);
+      fmt::format_to(
+          std::back_inserter(ok),
+          "Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\nServer: {}\r\nContent-Length: 0\r\n\r\n",
+          kAllow, kSupported, config_->user_agent);
       layer_.respond(*server, 200, std::move(ok));
       return;
     }
@@ -231,7 +231,8 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
       const config::Peer& peer = flow.side == net::Side::Public ? config_->pbx : config_->carrier;
       net::Flow target;
       target.side = net::otherSide(flow.side);
-      target.transport = peer.transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
+      target.transport =
+          peer.transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
       boost::system::error_code ec;
       target.remote.address = boost::asio::ip::make_address(peer.host, ec);
       target.remote.port = peer.port;
@@ -303,9 +304,10 @@ std::string Engine::responseHead(const sip::Message& request, const net::Flow& f
   return out;
 }
 
-void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, int status, std::string_view reason,
-                            std::string_view extra_headers) {
-  std::string out = responseHead(request, flow, status, reason, request.toTag().empty() ? ids_.tag() : std::string());
+void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, int status,
+                            std::string_view reason, std::string_view extra_headers) {
+  std::string out =
+      responseHead(request, flow, status, reason, request.toTag().empty() ? ids_.tag() : std::string());
   out.append(extra_headers);
   fmt::format_to(std::back_inserter(out), "Server: {}\r\nContent-Length: 0\r\n\r\n", config_->user_agent);
   layer_.sendRaw(flow, std::move(out));
@@ -313,7 +315,8 @@ void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, 
 
 void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {
   sip::NameAddr contact;
-  std::string target(sip::withoutUriHeaders(response.firstContact(contact) ? contact.uri : response.to().uri));
+  std::string target(
+      sip::withoutUriHeaders(response.firstContact(contact) ? contact.uri : response.to().uri));
   std::string routes;
   std::vector<std::string> route_set;
   for (const auto& h : response.headers()) {
@@ -323,7 +326,8 @@ void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {
       for (auto r : items) route_set.emplace_back(r);
     }
   }
-  for (auto it = route_set.rbegin(); it != route_set.rend(); ++it) fmt::format_to(std::back_inserter(routes), "Route: {}\r\n", *it);
+  for (auto it = route_set.rbegin(); it != route_set.rend(); ++it)
+    fmt::format_to(std::back_inserter(routes), "Route: {}\r\n", *it);
   const sip::HeaderField* from = response.find(Hdr::From);
   const sip::HeaderField* to = response.find(Hdr::To);
   if (from == nullptr || to == nullptr) return;
@@ -332,13 +336,14 @@ void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {
     return fmt::format(
         "{} {} SIP/2.0\r\nVia: SIP/2.0/{} {}:{};branch={}\r\n{}Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n"
         "Call-ID: {}\r\nCSeq: {} {}\r\nUser-Agent: {}\r\nContent-Length: 0\r\n\r\n",
-        method, target, net::transportName(flow.transport), here.host, here.port(flow.transport), ids_.branch(),
-        routes, from->value, to->value, response.callId(), cseq, method, config_->user_agent);
+        method, target, net::transportName(flow.transport), here.host, here.port(flow.transport),
+        ids_.branch(), routes, from->value, to->value, response.callId(), cseq, method, config_->user_agent);
   };
   layer_.sendRaw(flow, build("ACK", response.cseq()));
   std::string bye = build("BYE", response.cseq() + 1);
   // The BYE is a real client transaction so that it is retransmitted over UDP.
-  std::string branch = bye.substr(bye.find("branch=") + 7, bye.find("\r\n", bye.find("branch=")) - bye.find("branch=") - 7);
+  std::string branch =
+      bye.substr(bye.find("branch=") + 7, bye.find("\r\n", bye.find("branch=")) - bye.find("branch=") - 7);
   txn::RequestLines lines;
   lines.request_uri = target;
   layer_.startClient(Method::Bye, branch, flow, std::move(bye), std::move(lines), nullptr);

@@ -80,8 +80,8 @@ class Engine {
   // Sends a stateless response to `request` (no transaction), e.g. 400 or 503.
   void replyStateless(const sip::Message& request, const net::Flow& flow, int status, std::string_view reason,
                       std::string_view extra_headers = {});
-  std::string responseHead(const sip::Message& request, const net::Flow& flow, int status, std::string_view reason,
-                           std::string_view to_tag) const;
+  std::string responseHead(const sip::Message& request, const net::Flow& flow, int status,
+                           std::string_view reason, std::string_view to_tag) const;
   // ACKs and then BYEs a 2xx for a dialog we do not want (late fork, CANCEL race).
   void ackAndBye(const sip::Message& response, const net::Flow& flow);
 

@@ -17,9 +17,9 @@ std::uint32_t ownerOf(std::string_view call_id, std::uint32_t workers);
 class IdGenerator {
  public:
   IdGenerator(std::uint32_t worker, std::uint64_t seed);
-  std::string callId();   // "P<ww>-<32 hex>"
-  std::string tag();      // "<ww><16 hex>"
-  std::string branch();   // "z9hG4bK-P<ww>-<16 hex>" (RFC 3261 magic cookie)
+  std::string callId();  // "P<ww>-<32 hex>"
+  std::string tag();     // "<ww><16 hex>"
+  std::string branch();  // "z9hG4bK-P<ww>-<16 hex>" (RFC 3261 magic cookie)
 
  private:
   std::uint64_t next();

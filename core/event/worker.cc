@@ -54,8 +54,7 @@ Worker::~Worker() {
 
 void Worker::attach(net::Network& network, std::shared_ptr<const config::Config> config, std::uint64_t seed) {
   network_ = &network;
-  engine_ = std::make_unique<dialog::Engine>(index_, network, clock_, stats_, std::move(config),
-                                             seed);
+  engine_ = std::make_unique<dialog::Engine>(index_, network, clock_, stats_, std::move(config), seed);
 }
 
 void Worker::start() {

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/base/clock.h"
@@ -75,7 +75,9 @@ class Worker {
   stats::Shard& stats() { return stats_; }
   net::Network& network() { return *network_; }
   SourceFilter* sourceFilter() { return source_filter_; }
-  bool onThisThread() const { return std::this_thread::get_id() == thread_id_.load(std::memory_order_acquire); }
+  bool onThisThread() const {
+    return std::this_thread::get_id() == thread_id_.load(std::memory_order_acquire);
+  }
 
   // Any thread. False when the inbox is full (the envelope stays with the caller).
   bool post(std::unique_ptr<Envelope>& envelope);

@@ -312,8 +312,10 @@ bool splitList(std::string_view text, std::vector<std::string_view>& out) {
     }
     char c = text[i];
     if (in_quote) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_quote = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_quote = false;
     } else if (c == '"') {
       in_quote = true;
     } else if (c == '<') {

@@ -8,22 +8,22 @@
 namespace palisade::sip {
 
 struct Uri {
-  std::string_view scheme;    // "sip", "sips", "tel", ... as written
-  std::string_view user;      // SIP: userinfo without password; tel: the number
-  std::string_view host;      // without brackets for IPv6 references
-  std::uint16_t port = 0;     // 0 when absent
-  std::string_view params;    // ";a=b;lr" (with the leading ';'), may be empty
-  std::string_view headers;   // after '?', may be empty
+  std::string_view scheme;   // "sip", "sips", "tel", ... as written
+  std::string_view user;     // SIP: userinfo without password; tel: the number
+  std::string_view host;     // without brackets for IPv6 references
+  std::uint16_t port = 0;    // 0 when absent
+  std::string_view params;   // ";a=b;lr" (with the leading ';'), may be empty
+  std::string_view headers;  // after '?', may be empty
   bool ipv6 = false;
-  bool isSip() const;         // sip or sips (case-insensitive)
+  bool isSip() const;  // sip or sips (case-insensitive)
 };
 bool parseUri(std::string_view text, Uri& out);
 
 struct NameAddr {
-  std::string_view display;   // with quotes if it was quoted; empty when absent
-  std::string_view uri;       // the URI text, without angle brackets
-  std::string_view params;    // header parameters after the URI, with leading ';'
-  std::string_view tag;       // value of the tag parameter, empty when absent
+  std::string_view display;  // with quotes if it was quoted; empty when absent
+  std::string_view uri;      // the URI text, without angle brackets
+  std::string_view params;   // header parameters after the URI, with leading ';'
+  std::string_view tag;      // value of the tag parameter, empty when absent
   bool bracketed = false;
 };
 // One name-addr / addr-spec with header parameters (From, To, one Contact, one Route).
@@ -36,9 +36,9 @@ struct Via {
   std::string_view branch;
   std::string_view received;
   bool has_rport = false;
-  std::string_view rport;      // value when present ("" for a bare rport)
-  std::string_view params;     // all params with the leading ';'
-  std::string_view text;       // the whole via-parm as received
+  std::string_view rport;   // value when present ("" for a bare rport)
+  std::string_view params;  // all params with the leading ';'
+  std::string_view text;    // the whole via-parm as received
 };
 // One via-parm (the first of a possibly comma-separated list is returned in `out`;
 // `rest` receives the remainder after the comma, or empty).

@@ -7,8 +7,8 @@ namespace palisade::sip {
 namespace {
 
 constexpr std::array<std::string_view, 15> kMethodNames = {
-    "",       "INVITE",    "ACK",    "BYE",   "CANCEL",  "OPTIONS", "REGISTER", "UPDATE",
-    "INFO",   "PRACK",     "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"};
+    "",     "INVITE", "ACK",       "BYE",    "CANCEL", "OPTIONS", "REGISTER", "UPDATE",
+    "INFO", "PRACK",  "SUBSCRIBE", "NOTIFY", "REFER",  "MESSAGE", "PUBLISH"};
 
 struct HeaderName {
   std::string_view name;
@@ -107,7 +107,8 @@ Hdr headerIdFromName(std::string_view name) {
   // Dispatch on the first letter so that each header name is compared with a few candidates.
   char first = static_cast<char>(name[0] | 0x20);
   for (const auto& entry : kHeaderNames) {
-    if (entry.name[0] == first && entry.name.size() == name.size() && iequals(entry.name, name)) return entry.id;
+    if (entry.name[0] == first && entry.name.size() == name.size() && iequals(entry.name, name))
+      return entry.id;
   }
   return Hdr::Other;
 }
@@ -171,9 +172,7 @@ bool Message::scanStartLine(std::string_view line) {
   return true;
 }
 
-void Message::indexHeader(HeaderField& field) {
-  field.id = headerIdFromName(field.name);
-}
+void Message::indexHeader(HeaderField& field) { field.id = headerIdFromName(field.name); }
 
 void Message::scan(const Limits& limits, bool datagram) {
   std::string_view s(bytes_);
@@ -291,8 +290,10 @@ void Message::scan(const Limits& limits, bool datagram) {
         break;
       }
       case Hdr::CallId:
-        if (call_ids++ == 0) call_id_ = h.value;
-        else if (h.value != call_id_) fail(400, "Multiple Call-ID Values");
+        if (call_ids++ == 0)
+          call_id_ = h.value;
+        else if (h.value != call_id_)
+          fail(400, "Multiple Call-ID Values");
         if (h.value.empty()) fail(400, "Empty Call-ID");
         break;
       case Hdr::CSeq: {
@@ -303,8 +304,7 @@ void Message::scan(const Limits& limits, bool datagram) {
         // The number and the method may be separated by folded LWS (RFC 4475 §3.1.1.1).
         std::size_t sp = h.value.find_first_of(" \t\r\n");
         std::uint64_t number = 0;
-        if (sp == std::string_view::npos ||
-            !parseUnsigned(h.value.substr(0, sp), 0xFFFFFFFFull, number)) {
+        if (sp == std::string_view::npos || !parseUnsigned(h.value.substr(0, sp), 0xFFFFFFFFull, number)) {
           fail(400, "Malformed CSeq");
           break;
         }
@@ -314,12 +314,16 @@ void Message::scan(const Limits& limits, bool datagram) {
         break;
       }
       case Hdr::From:
-        if (froms++ > 0) fail(400, "Multiple From Headers");
-        else if (!parseNameAddr(h.value, from_)) fail(400, "Malformed From");
+        if (froms++ > 0)
+          fail(400, "Multiple From Headers");
+        else if (!parseNameAddr(h.value, from_))
+          fail(400, "Malformed From");
         break;
       case Hdr::To:
-        if (tos++ > 0) fail(400, "Multiple To Headers");
-        else if (!parseNameAddr(h.value, to_)) fail(400, "Malformed To");
+        if (tos++ > 0)
+          fail(400, "Multiple To Headers");
+        else if (!parseNameAddr(h.value, to_))
+          fail(400, "Malformed To");
         break;
       case Hdr::MaxForwards: {
         std::uint64_t value = 0;
@@ -382,8 +386,10 @@ void Message::validateRequest() {
   if (!iequals(version_, "SIP/2.0")) {
     // 505 only for a well-formed SIP-Version ("SIP" "/" 1*DIGIT "." 1*DIGIT, RFC 3261 §25.1);
     // anything else, such as "SIP/2.0" followed by SP (RFC 4475 §3.1.2.10), is malformed.
-    if (fault_.status == 0 && isSipVersion(version_)) fault_ = ParseFault{505, "Version Not Supported"};
-    else fail(400, "Malformed SIP-Version");
+    if (fault_.status == 0 && isSipVersion(version_))
+      fault_ = ParseFault{505, "Version Not Supported"};
+    else
+      fail(400, "Malformed SIP-Version");
   }
   Uri uri;
   if (!parseUri(request_uri_, uri)) {

@@ -15,26 +15,65 @@
 namespace palisade::sip {
 
 enum class Method : std::uint8_t {
-  Unknown, Invite, Ack, Bye, Cancel, Options, Register, Update, Info, Prack, Subscribe, Notify,
-  Refer, Message, Publish
+  Unknown,
+  Invite,
+  Ack,
+  Bye,
+  Cancel,
+  Options,
+  Register,
+  Update,
+  Info,
+  Prack,
+  Subscribe,
+  Notify,
+  Refer,
+  Message,
+  Publish
 };
 Method methodFromName(std::string_view name);  // case-sensitive (RFC 3261 §7.1)
 std::string_view methodName(Method m);
 
 enum class Hdr : std::uint8_t {
-  Other, Via, From, To, CallId, CSeq, MaxForwards, Contact, Route, RecordRoute, ContentLength,
-  ContentType, Require, ProxyRequire, Supported, Unsupported, Allow, UserAgent, Server, Path,
-  ServiceRoute, Rseq, Rack, Warning, ReplyTo, ErrorInfo, CallInfo, Organization, Timestamp,
+  Other,
+  Via,
+  From,
+  To,
+  CallId,
+  CSeq,
+  MaxForwards,
+  Contact,
+  Route,
+  RecordRoute,
+  ContentLength,
+  ContentType,
+  Require,
+  ProxyRequire,
+  Supported,
+  Unsupported,
+  Allow,
+  UserAgent,
+  Server,
+  Path,
+  ServiceRoute,
+  Rseq,
+  Rack,
+  Warning,
+  ReplyTo,
+  ErrorInfo,
+  CallInfo,
+  Organization,
+  Timestamp,
   kCount
 };
 Hdr headerIdFromName(std::string_view name);  // case-insensitive, compact forms included
 
 struct HeaderField {
   Hdr id = Hdr::Other;
-  std::string_view name;   // as received
-  std::string_view value;  // trimmed; may still contain folded line breaks
-  std::uint32_t begin = 0; // offset of the field's first byte in the buffer
-  std::uint32_t end = 0;   // offset just past its line ending
+  std::string_view name;    // as received
+  std::string_view value;   // trimmed; may still contain folded line breaks
+  std::uint32_t begin = 0;  // offset of the field's first byte in the buffer
+  std::uint32_t end = 0;    // offset just past its line ending
 };
 
 struct Limits {

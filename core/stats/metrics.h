@@ -12,21 +12,21 @@
 namespace palisade::stats {
 
 enum class Counter : std::uint16_t {
-  CallsAttempted,      // INVITEs that started a call (either direction)
-  CallsAnswered,       // calls that got a 2xx
-  CallsFailed,         // calls that ended with a final non-2xx to the caller (not CANCEL)
-  CallsCancelled,      // calls the caller cancelled
-  CallsTimedOut,       // calls torn down by Timer B/F or the ACK/duration guards
+  CallsAttempted,  // INVITEs that started a call (either direction)
+  CallsAnswered,   // calls that got a 2xx
+  CallsFailed,     // calls that ended with a final non-2xx to the caller (not CANCEL)
+  CallsCancelled,  // calls the caller cancelled
+  CallsTimedOut,   // calls torn down by Timer B/F or the ACK/duration guards
   MessagesInUdp,
   MessagesOutUdp,
   MessagesInTcp,
   MessagesOutTcp,
-  ParseErrors,         // received bytes that were not a valid SIP message
-  Retransmissions,     // retransmissions sent by our transactions (Timers A, E, G, 2xx)
+  ParseErrors,              // received bytes that were not a valid SIP message
+  Retransmissions,          // retransmissions sent by our transactions (Timers A, E, G, 2xx)
   RetransmissionsAbsorbed,  // duplicates received and answered from transaction state
-  InboxOverflows,      // hand-offs refused because the owner's queue was full
-  Rejected503,         // stateless 503s sent for overload
-  DroppedUntrusted,    // datagrams/connections from sources not allowed on a listener
+  InboxOverflows,           // hand-offs refused because the owner's queue was full
+  Rejected503,              // stateless 503s sent for overload
+  DroppedUntrusted,         // datagrams/connections from sources not allowed on a listener
   TcpConnectionsAccepted,
   TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
   TcpConnectionsClosed,
@@ -35,11 +35,7 @@ enum class Counter : std::uint16_t {
   kCount
 };
 
-enum class Gauge : std::uint16_t {
-  ActiveCalls,
-  TcpConnections,
-  kCount
-};
+enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, kCount };
 
 // Kept in step with project(VERSION) in CMakeLists.txt; exported as palisade_build_info.
 inline constexpr std::string_view kVersion = "0.1.0";

@@ -29,8 +29,8 @@ std::string minimalResponse(const sip::Message& request, std::string_view status
 
 }  // namespace
 
-TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& timers,
-                                   const base::Clock& clock, stats::Shard& stats)
+TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& timers, const base::Clock& clock,
+                                   stats::Shard& stats)
     : network_(network), timer_queue_(timers), clock_(clock), stats_(stats) {}
 
 TransactionLayer::~TransactionLayer() {
@@ -72,7 +72,8 @@ ClientTransaction* TransactionLayer::startClient(Method method, std::string bran
     t->retransmit_interval_ = timers_.t1;  // Timer A / Timer E
     t->retransmit_timer_ = timer_queue_.schedule(now() + timers_.t1, [this, t] { clientRetransmit(t); });
   }
-  t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { clientTimeout(t); });  // B / F
+  t->timeout_timer_ =
+      timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { clientTimeout(t); });  // B / F
   return t;
 }
 
@@ -91,7 +92,8 @@ void TransactionLayer::clientRetransmit(ClientTransaction* t) {
                                    : (t->state_ == ClientTransaction::State::Proceeding
                                           ? timers_.t2
                                           : std::min(t->retransmit_interval_ * 2, timers_.t2));
-  t->retransmit_timer_ = timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { clientRetransmit(t); });
+  t->retransmit_timer_ =
+      timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { clientRetransmit(t); });
 }
 
 void TransactionLayer::clientTimeout(ClientTransaction* t) {
@@ -110,15 +112,16 @@ std::string TransactionLayer::buildAck(const ClientTransaction& t, const sip::Me
   // RFC 3261 §17.1.1.3: same Request-URI, top Via, Route, From, Call-ID and CSeq number;
   // the To of the response (it carries the tag).
   const sip::HeaderField* to = response.find(sip::Hdr::To);
-  return fmt::format("ACK {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}To: {}\r\n{}CSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-                     t.lines_.request_uri, t.lines_.via, t.lines_.routes, t.lines_.from,
-                     to ? to->value : std::string_view{}, t.lines_.call_id, t.lines_.cseq);
+  return fmt::format(
+      "ACK {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}To: {}\r\n{}CSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+      t.lines_.request_uri, t.lines_.via, t.lines_.routes, t.lines_.from, to ? to->value : std::string_view{},
+      t.lines_.call_id, t.lines_.cseq);
 }
 
 std::string ClientTransaction::buildCancel() const {
-  return fmt::format("CANCEL {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}{}{}CSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-                     lines_.request_uri, lines_.via, lines_.routes, lines_.from, lines_.to, lines_.call_id,
-                     lines_.cseq);
+  return fmt::format(
+      "CANCEL {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}{}{}CSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+      lines_.request_uri, lines_.via, lines_.routes, lines_.from, lines_.to, lines_.call_id, lines_.cseq);
 }
 
 ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Message>& response) {
@@ -308,7 +311,7 @@ void TransactionLayer::respond(ServerTransaction& txn, int status, std::string b
   t->request_.reset();  // only the key and the last response matter from here on
   if (t->method_ == Method::Invite) {
     if (status < 300) {
-      t->state_ = S::Accepted;  // Timer L
+      t->state_ = S::Accepted;    // Timer L
       t->last_response_.clear();  // Accepted never repeats it: the TU retransmits its 2xx
       t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });
     } else {
@@ -317,7 +320,8 @@ void TransactionLayer::respond(ServerTransaction& txn, int status, std::string b
         t->retransmit_interval_ = timers_.t1;  // Timer G
         t->retransmit_timer_ = timer_queue_.schedule(now() + timers_.t1, [this, t] { serverRetransmit(t); });
       }
-      t->timeout_timer_ = timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });  // H
+      t->timeout_timer_ =
+          timer_queue_.schedule(now() + 64 * timers_.t1, [this, t] { destroyServer(t); });  // H
     }
   } else {
     t->state_ = S::Completed;
@@ -332,7 +336,8 @@ void TransactionLayer::serverRetransmit(ServerTransaction* t) {
   network_.send(t->flow_, std::string(t->last_response_));
   stats_.add(Counter::Retransmissions);
   t->retransmit_interval_ = std::min(t->retransmit_interval_ * 2, timers_.t2);
-  t->retransmit_timer_ = timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { serverRetransmit(t); });
+  t->retransmit_timer_ =
+      timer_queue_.schedule(now() + t->retransmit_interval_, [this, t] { serverRetransmit(t); });
 }
 
 void TransactionLayer::destroyServer(ServerTransaction* t) {

@@ -26,7 +26,8 @@ class CallFlowTest : public ::testing::Test {
     ASSERT_TRUE(b_invite_);
     h_.inject(makeResponse(*b_invite_, 180, "Ringing", "pbx-tag", "sip:pbx@127.0.0.1:5080"), pbxFlow());
     ASSERT_TRUE(h_.next(kCallerPort));
-    h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp), pbxFlow());
+    h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp),
+              pbxFlow());
     ok_ = h_.next(kCallerPort);
     ASSERT_TRUE(ok_);
     ASSERT_EQ(ok_->statusCode(), 200);
@@ -124,7 +125,8 @@ TEST_F(CallFlowTest, ContactHeadersNeverReachTheRequestUri) {
   ASSERT_TRUE(h_.next(kCallerPort));
   b_invite_ = h_.next(kPbxPort);
   ASSERT_TRUE(b_invite_);
-  h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080?X=y", kDefaultSdp), pbxFlow());
+  h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080?X=y", kDefaultSdp),
+            pbxFlow());
   auto ok = h_.next(kCallerPort);
   ASSERT_TRUE(ok);
   caller_.remote_tag = std::string(ok->toTag());
@@ -165,7 +167,8 @@ TEST_F(CallFlowTest, ByesThatCrossAreBothAnswered) {
   EXPECT_EQ(pbx_bye_answer->cseqMethod(), sip::Method::Bye);
   bool caller_got_200 = false;
   while (auto m = h_.next(kCallerPort)) {
-    if (!m->isRequest() && m->statusCode() == 200 && m->cseqMethod() == sip::Method::Bye) caller_got_200 = true;
+    if (!m->isRequest() && m->statusCode() == 200 && m->cseqMethod() == sip::Method::Bye)
+      caller_got_200 = true;
   }
   EXPECT_TRUE(caller_got_200);
   EXPECT_EQ(h_.engine().activeCalls(), 0u);
@@ -407,7 +410,8 @@ TEST_F(CallFlowTest, MissingAckTearsTheCallDown) {
   EXPECT_EQ(ack->method(), sip::Method::Ack);
   EXPECT_EQ(bye->method(), sip::Method::Bye);
   bool caller_bye = false;
-  while (auto m = h_.next(kCallerPort)) caller_bye = caller_bye || (m->isRequest() && m->method() == sip::Method::Bye);
+  while (auto m = h_.next(kCallerPort))
+    caller_bye = caller_bye || (m->isRequest() && m->method() == sip::Method::Bye);
   EXPECT_TRUE(caller_bye);
   EXPECT_EQ(h_.engine().activeCalls(), 0u);
   EXPECT_EQ(h_.counter(stats::Counter::CallsTimedOut), 1u);
@@ -478,7 +482,8 @@ TEST_F(CallFlowTest, PbxCallsGoToTheCarrier) {
   EXPECT_EQ(head.find("pbx-caller-tag"), std::string::npos);
   EXPECT_NE(head.find("Via: SIP/2.0/UDP 127.0.0.1:5060"), std::string::npos) << head;
   net::Flow carrier = udpFlow(net::Side::Public, "127.0.0.1", kCarrierPort);
-  h_.inject(makeResponse(*invite, 200, "OK", "carrier-tag", "sip:carrier@127.0.0.1:5090", kDefaultSdp), carrier);
+  h_.inject(makeResponse(*invite, 200, "OK", "carrier-tag", "sip:carrier@127.0.0.1:5090", kDefaultSdp),
+            carrier);
   auto ok = h_.next(kPbxPort);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->statusCode(), 200);

@@ -117,8 +117,10 @@ TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
     auto invite = network_.take(5080, "From: \"Peer\" <sip:alice@127.0.0.1>;tag=");
     ASSERT_TRUE(invite);
     auto b_invite = sip::Message::parse(invite->bytes, sip::Limits{}, true);
-    receive(pick(), makeResponse(*b_invite, 200, "OK", "pbx-" + std::to_string(i), "sip:pbx@127.0.0.1:5080", kDefaultSdp),
-            pbx);
+    receive(
+        pick(),
+        makeResponse(*b_invite, 200, "OK", "pbx-" + std::to_string(i), "sip:pbx@127.0.0.1:5080", kDefaultSdp),
+        pbx);
     // Map the B-leg back to its caller through the 200 (Call-IDs differ by design).
     auto ok = network_.take(5061, "SIP/2.0 200 OK");
     ASSERT_TRUE(ok);
@@ -158,7 +160,8 @@ TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
 // Hand-offs need at least two workers.
 class InboxOverflowTest : public WorkersTest {};
 
-TEST_P(InboxOverflowTest, FullInboxRefusesNewInvitesWith503) {  // Stall worker 1 so its inbox fills up, then offer it more INVITEs than it can queue.
+TEST_P(InboxOverflowTest, FullInboxRefusesNewInvitesWith503) {  // Stall worker 1 so its inbox fills up, then
+                                                                // offer it more INVITEs than it can queue.
   auto released = std::make_shared<std::atomic<bool>>(false);
   workers_[1]->control([released] {
     while (!released->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

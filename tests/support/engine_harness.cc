@@ -64,45 +64,52 @@ PeerDialog carrierPeer(const std::string& call_id) {
 }
 
 PeerDialog pbxPeer(const std::string& call_id) {
-  return peer(net::Side::Pbx, "127.0.0.1", 5080, call_id, "pbx", "pbx-caller-tag", "sip:15551234@127.0.0.1:5070");
+  return peer(net::Side::Pbx, "127.0.0.1", 5080, call_id, "pbx", "pbx-caller-tag",
+              "sip:15551234@127.0.0.1:5070");
 }
 
 std::string makeInvite(PeerDialog& p, const std::string& branch, const std::string& sdp) {
   return fmt::format(
-      "INVITE {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: \"Peer\" <{}>;tag={}\r\nTo: <{}>\r\n"
+      "INVITE {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: \"Peer\" <{}>;tag={}\r\nTo: "
+      "<{}>\r\n"
       "Call-ID: {}\r\nCSeq: {} INVITE\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}Content-Length: {}\r\n\r\n{}",
       p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.call_id, p.cseq,
       p.local_uri, sdp.empty() ? "" : "Content-Type: application/sdp\r\n", sdp.size(), sdp);
 }
 
-std::string makeRequest(PeerDialog& p, const std::string& method, const std::string& branch, const std::string& body) {
+std::string makeRequest(PeerDialog& p, const std::string& method, const std::string& branch,
+                        const std::string& body) {
   std::uint32_t cseq = ++p.cseq;
   return fmt::format(
       "{} {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: <{}>;tag={}\r\nTo: <{}>;tag={}\r\n"
       "Call-ID: {}\r\nCSeq: {} {}\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}Content-Length: {}\r\n\r\n{}",
-      method, p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.remote_tag, p.call_id,
-      cseq, method, p.local_uri, body.empty() ? "" : "Content-Type: application/sdp\r\n", body.size(), body);
+      method, p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.remote_tag,
+      p.call_id, cseq, method, p.local_uri, body.empty() ? "" : "Content-Type: application/sdp\r\n",
+      body.size(), body);
 }
 
 std::string makeAck(PeerDialog& p, std::uint32_t cseq, const std::string& branch) {
   return fmt::format(
       "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: <{}>;tag={}\r\nTo: <{}>;tag={}\r\n"
       "Call-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-      p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.remote_tag, p.call_id, cseq);
+      p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.remote_tag, p.call_id,
+      cseq);
 }
 
 std::string makeCancel(const PeerDialog& p, std::uint32_t cseq, const std::string& branch) {
   return fmt::format(
-      "CANCEL {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: \"Peer\" <{}>;tag={}\r\nTo: <{}>\r\n"
+      "CANCEL {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: \"Peer\" <{}>;tag={}\r\nTo: "
+      "<{}>\r\n"
       "Call-ID: {}\r\nCSeq: {} CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
       p.remote_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.call_id, cseq);
 }
 
-std::string makeResponse(const sip::Message& req, int status, const std::string& reason, const std::string& to_tag,
-                         const std::string& contact, const std::string& body) {
+std::string makeResponse(const sip::Message& req, int status, const std::string& reason,
+                         const std::string& to_tag, const std::string& contact, const std::string& body) {
   std::string out = fmt::format("SIP/2.0 {} {}\r\n", status, reason);
   for (const auto& h : req.headers()) {
-    if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::CallId || h.id == sip::Hdr::CSeq) {
+    if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::CallId ||
+        h.id == sip::Hdr::CSeq) {
       out.append(req.raw().substr(h.begin, h.end - h.begin));
     }
   }

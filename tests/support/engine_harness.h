@@ -12,8 +12,8 @@ namespace palisade::testing {
 
 // A test user agent's view of one dialog.
 struct PeerDialog {
-  net::Flow flow;           // how the engine sees this peer
-  std::string host;         // the peer's own address as it writes it in Via/Contact
+  net::Flow flow;    // how the engine sees this peer
+  std::string host;  // the peer's own address as it writes it in Via/Contact
   std::uint16_t port = 0;
   std::string call_id;
   std::string local_tag;    // the peer's tag

@@ -10,8 +10,10 @@ std::size_t ConnectionLimiter::bucketOf(const boost::asio::ip::address& address)
       hash *= 1099511628211ull;
     }
   };
-  if (address.is_v4()) mix(address.to_v4().to_bytes());
-  else mix(address.to_v6().to_bytes());
+  if (address.is_v4())
+    mix(address.to_v4().to_bytes());
+  else
+    mix(address.to_v6().to_bytes());
   return hash % 4096;
 }
 

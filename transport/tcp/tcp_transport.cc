@@ -2,10 +2,10 @@
 
 #include <array>
 
+#include <fmt/format.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 #include "core/base/log.h"
 
@@ -41,7 +41,8 @@ TcpTransport::~TcpTransport() {
   }
 }
 
-base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::address& address, std::uint16_t port) {
+base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::address& address,
+                                        std::uint16_t port) {
   auto acceptor = std::make_unique<Acceptor>(Acceptor{side, boost::asio::ip::tcp::acceptor(worker_.io())});
   boost::system::error_code ec;
   boost::asio::ip::tcp::endpoint endpoint(address, port);
@@ -73,29 +74,31 @@ void TcpTransport::close() {
 }
 
 void TcpTransport::accept(Acceptor& acceptor) {
-  acceptor.acceptor.async_accept([this, &acceptor](const boost::system::error_code& ec,
-                                                   boost::asio::ip::tcp::socket socket) {
-    if (ec == boost::asio::error::operation_aborted || !acceptor.acceptor.is_open()) return;
-    if (!ec) {
-      boost::system::error_code peer_ec;
-      auto peer = socket.remote_endpoint(peer_ec);
-      if (!peer_ec) {
-        net::Endpoint remote{peer.address(), peer.port()};
-        net::Flow probe{acceptor.side, net::Transport::Tcp, remote, 0, static_cast<std::uint16_t>(worker_.index())};
-        if (worker_.sourceFilter() != nullptr && !worker_.sourceFilter()->allowSource(probe)) {
-          worker_.stats().add(Counter::DroppedUntrusted);
-        } else if (!limiter_.acquire(remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
-          worker_.stats().add(Counter::TcpConnectionsRefused);
-        } else {
-          Connection& conn = adopt(std::move(socket), acceptor.side, remote);
-          conn.counted = true;
-          worker_.stats().add(Counter::TcpConnectionsAccepted);
-          read(conn);
+  acceptor.acceptor.async_accept(
+      [this, &acceptor](const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket) {
+        if (ec == boost::asio::error::operation_aborted || !acceptor.acceptor.is_open()) return;
+        if (!ec) {
+          boost::system::error_code peer_ec;
+          auto peer = socket.remote_endpoint(peer_ec);
+          if (!peer_ec) {
+            net::Endpoint remote{peer.address(), peer.port()};
+            net::Flow probe{acceptor.side, net::Transport::Tcp, remote, 0,
+                            static_cast<std::uint16_t>(worker_.index())};
+            if (worker_.sourceFilter() != nullptr && !worker_.sourceFilter()->allowSource(probe)) {
+              worker_.stats().add(Counter::DroppedUntrusted);
+            } else if (!limiter_.acquire(remote.address, settings_.max_connections,
+                                         settings_.max_connections_per_ip)) {
+              worker_.stats().add(Counter::TcpConnectionsRefused);
+            } else {
+              Connection& conn = adopt(std::move(socket), acceptor.side, remote);
+              conn.counted = true;
+              worker_.stats().add(Counter::TcpConnectionsAccepted);
+              read(conn);
+            }
+          }
         }
-      }
-    }
-    accept(acceptor);
-  });
+        accept(acceptor);
+      });
 }
 
 TcpTransport::Connection& TcpTransport::adopt(boost::asio::ip::tcp::socket socket, net::Side side,
@@ -124,20 +127,20 @@ void TcpTransport::armIdle(Connection& conn) {
 
 void TcpTransport::read(Connection& conn) {
   std::uint32_t id = conn.id;
-  conn.socket.async_read_some(boost::asio::buffer(conn.chunk), [this, id](const boost::system::error_code& ec,
-                                                                          std::size_t size) {
-    auto it = connections_.find(id);
-    if (it == connections_.end() || it->second->closing) return;
-    Connection& c = *it->second;
-    if (ec) {
-      closeConnection(id);
-      return;
-    }
-    c.buffer.append(c.chunk.data(), size);
-    armIdle(c);
-    processBuffer(c);
-    if (connections_.count(id) != 0 && !c.closing) read(c);
-  });
+  conn.socket.async_read_some(boost::asio::buffer(conn.chunk),
+                              [this, id](const boost::system::error_code& ec, std::size_t size) {
+                                auto it = connections_.find(id);
+                                if (it == connections_.end() || it->second->closing) return;
+                                Connection& c = *it->second;
+                                if (ec) {
+                                  closeConnection(id);
+                                  return;
+                                }
+                                c.buffer.append(c.chunk.data(), size);
+                                armIdle(c);
+                                processBuffer(c);
+                                if (connections_.count(id) != 0 && !c.closing) read(c);
+                              });
 }
 
 void TcpTransport::processBuffer(Connection& conn) {
@@ -150,15 +153,22 @@ void TcpTransport::processBuffer(Connection& conn) {
     if (frame.status == sip::StreamFramer::Status::NeedMore) break;
     if (frame.status == sip::StreamFramer::Status::KeepAlive) {
       // RFC 5626 §3.5.1: a double-CRLF ping gets a single-CRLF pong.
-      if (frame.length >= 4 && pending.substr(0, 4) == "\r\n\r\n") send(net::Flow{conn.side, net::Transport::Tcp, conn.remote, conn.id, static_cast<std::uint16_t>(worker_.index())}, "\r\n");
+      if (frame.length >= 4 && pending.substr(0, 4) == "\r\n\r\n")
+        send(net::Flow{conn.side, net::Transport::Tcp, conn.remote, conn.id,
+                       static_cast<std::uint16_t>(worker_.index())},
+             "\r\n");
       consumed += frame.length;
       continue;
     }
-    net::Flow flow{conn.side, net::Transport::Tcp, conn.remote, conn.id, static_cast<std::uint16_t>(worker_.index())};
+    net::Flow flow{conn.side, net::Transport::Tcp, conn.remote, conn.id,
+                   static_cast<std::uint16_t>(worker_.index())};
     if (frame.status == sip::StreamFramer::Status::Error) {
       // Unrecoverable framing error (RFC 3261 §18.3): answer if we can, then close.
       worker_.stats().add(Counter::ParseErrors);
-      auto message = sip::Message::parse(std::string(pending.substr(0, std::min<std::size_t>(pending.size(), settings_.limits.max_message_bytes))), settings_.limits, false);
+      auto message = sip::Message::parse(
+          std::string(
+              pending.substr(0, std::min<std::size_t>(pending.size(), settings_.limits.max_message_bytes))),
+          settings_.limits, false);
       if (message && message->isRequest() && message->find(sip::Hdr::Via) != nullptr &&
           message->method() != sip::Method::Ack) {
         worker_.engine().replyStateless(*message, flow, frame.fault.status, frame.fault.reason);
@@ -209,21 +219,22 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
       outbound_[key] = fresh.id;
       conn = &fresh;
       std::uint32_t id = fresh.id;
-      fresh.socket.async_connect(boost::asio::ip::tcp::endpoint(peer.address, peer.port),
-                                 [this, id](const boost::system::error_code& ec) {
-                                   auto it = connections_.find(id);
-                                   if (it == connections_.end() || it->second->closing) return;
-                                   if (ec) {
-                                     LOG_WARN("tcp connect to {} failed: {}", it->second->remote.toString(), ec.message());
-                                     closeConnection(id);
-                                     return;
-                                   }
-                                   boost::system::error_code opt_ec;
-                                   it->second->socket.set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
-                                   it->second->connected = true;
-                                   read(*it->second);
-                                   write(*it->second);
-                                 });
+      fresh.socket.async_connect(
+          boost::asio::ip::tcp::endpoint(peer.address, peer.port),
+          [this, id](const boost::system::error_code& ec) {
+            auto it = connections_.find(id);
+            if (it == connections_.end() || it->second->closing) return;
+            if (ec) {
+              LOG_WARN("tcp connect to {} failed: {}", it->second->remote.toString(), ec.message());
+              closeConnection(id);
+              return;
+            }
+            boost::system::error_code opt_ec;
+            it->second->socket.set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
+            it->second->connected = true;
+            read(*it->second);
+            write(*it->second);
+          });
     }
   }
   // Bound the queue: a peer that stops reading must not grow our memory.

@@ -1,7 +1,7 @@
 #include "transport/udp/udp_listener.h"
 
-#include <boost/asio/socket_base.hpp>
 #include <fmt/format.h>
+#include <boost/asio/socket_base.hpp>
 
 #include "core/base/log.h"
 
@@ -39,25 +39,25 @@ void UdpListener::close() {
 }
 
 void UdpListener::receive() {
-  socket_.async_receive_from(boost::asio::buffer(buffer_), sender_,
-                             [this](const boost::system::error_code& ec, std::size_t size) {
-                               if (ec == boost::asio::error::operation_aborted) return;
-                               if (!ec && size > 0) {
-                                 worker_.stats().add(Counter::MessagesInUdp);
-                                 net::Flow flow;
-                                 flow.side = side_;
-                                 flow.transport = net::Transport::Udp;
-                                 flow.remote.address = sender_.address();
-                                 flow.remote.port = sender_.port();
-                                 auto message = sip::Message::parse(std::string(buffer_.data(), size), limits_, true);
-                                 if (message) {
-                                   dispatcher_.deliver(worker_, std::move(message), flow);
-                                 } else {
-                                   worker_.stats().add(Counter::ParseErrors);
-                                 }
-                               }
-                               if (socket_.is_open()) receive();
-                             });
+  socket_.async_receive_from(
+      boost::asio::buffer(buffer_), sender_, [this](const boost::system::error_code& ec, std::size_t size) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (!ec && size > 0) {
+          worker_.stats().add(Counter::MessagesInUdp);
+          net::Flow flow;
+          flow.side = side_;
+          flow.transport = net::Transport::Udp;
+          flow.remote.address = sender_.address();
+          flow.remote.port = sender_.port();
+          auto message = sip::Message::parse(std::string(buffer_.data(), size), limits_, true);
+          if (message) {
+            dispatcher_.deliver(worker_, std::move(message), flow);
+          } else {
+            worker_.stats().add(Counter::ParseErrors);
+          }
+        }
+        if (socket_.is_open()) receive();
+      });
 }
 
 void UdpListener::send(const net::Endpoint& to, std::string_view bytes) {

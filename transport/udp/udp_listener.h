@@ -16,7 +16,8 @@ namespace palisade::transport {
 
 class UdpListener {
  public:
-  UdpListener(event::Worker& worker, event::Dispatcher& dispatcher, net::Side side, const sip::Limits& limits);
+  UdpListener(event::Worker& worker, event::Dispatcher& dispatcher, net::Side side,
+              const sip::Limits& limits);
   base::Result<bool> open(const boost::asio::ip::address& address, std::uint16_t port);
   void start();
   void close();

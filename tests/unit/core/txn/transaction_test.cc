@@ -50,17 +50,18 @@ class TransactionTest : public ::testing::Test {
     lines.to = "To: <sip:bob@127.0.0.1:5080>\r\n";
     lines.call_id = "Call-ID: c1\r\n";
     lines.cseq = 1;
-    std::string request = "INVITE sip:bob@127.0.0.1:5080 SIP/2.0\r\n" + lines.via + lines.from + lines.to + lines.call_id +
-                          "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    std::string request = "INVITE sip:bob@127.0.0.1:5080 SIP/2.0\r\n" + lines.via + lines.from + lines.to +
+                          lines.call_id + "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     return layer_.startClient(sip::Method::Invite, "z9hG4bK-c1", flow, request, lines, &user_);
   }
 
   std::unique_ptr<sip::Message> response(int status, std::string_view method = "INVITE") {
-    return sip::Message::parse(fmt::format("SIP/2.0 {} X\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-c1\r\n"
-                                           "From: <sip:a@127.0.0.1>;tag=f1\r\nTo: <sip:bob@127.0.0.1:5080>;tag=t\r\n"
-                                           "Call-ID: c1\r\nCSeq: 1 {}\r\nContent-Length: 0\r\n\r\n",
-                                           status, method),
-                               sip::Limits{}, true);
+    return sip::Message::parse(
+        fmt::format("SIP/2.0 {} X\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-c1\r\n"
+                    "From: <sip:a@127.0.0.1>;tag=f1\r\nTo: <sip:bob@127.0.0.1:5080>;tag=t\r\n"
+                    "Call-ID: c1\r\nCSeq: 1 {}\r\nContent-Length: 0\r\n\r\n",
+                    status, method),
+        sip::Limits{}, true);
   }
 
   std::unique_ptr<sip::Message> request(std::string_view method, std::string_view branch = "z9hG4bK-s1",
@@ -116,9 +117,9 @@ TEST_F(TransactionTest, NonSuccessFinalIsAckedOnceAndRetransmissionsReAcked) {
   EXPECT_EQ(ack->cseq(), 1u);
   auto again = response(486);
   layer_.handleResponse(again);
-  EXPECT_EQ(network_.sent.size(), 2u);           // the ACK again, from Completed
+  EXPECT_EQ(network_.sent.size(), 2u);                 // the ACK again, from Completed
   EXPECT_EQ(user_.statuses, (std::vector<int>{486}));  // reported once
-  advance(32000 + 10);                           // Timer D
+  advance(32000 + 10);                                 // Timer D
   EXPECT_EQ(layer_.clientCount(), 0u);
 }
 

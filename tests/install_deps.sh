@@ -2,7 +2,7 @@
 # Installs everything Palisade needs to build, test and benchmark on Debian 12 (run as root).
 set -euo pipefail
 packages=(
-  cmake ninja-build g++ clang ccache pkg-config
+  cmake ninja-build g++ clang clang-format clang-tidy ccache pkg-config git
   libboost-dev libtomlplusplus-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   sip-tester python3 iproute2 util-linux procps curl

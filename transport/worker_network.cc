@@ -100,8 +100,11 @@ void WorkerNetwork::send(const net::Flow& flow, std::string&& bytes) {
     auto envelope = std::make_unique<event::Envelope>();
     envelope->flow = flow;
     envelope->bytes = std::move(bytes);
-    if (!dispatcher_.worker(flow.conn_worker).post(envelope))
+    event::Worker& owner = dispatcher_.worker(flow.conn_worker);
+    if (!owner.post(envelope)) {
       worker_.stats().add(stats::Counter::InboxOverflows);
+      owner.postOverflow(std::move(envelope));
+    }
     return;
   }
   tcp_.send(flow, std::move(bytes));

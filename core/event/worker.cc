@@ -27,13 +27,16 @@ void Dispatcher::deliver(Worker& here, std::unique_ptr<sip::Message> message, co
   envelope->flow = flow;
   if (worker(owner).post(envelope)) return;
   here.stats().add(Counter::InboxOverflows);
-  // Overloaded owner: a new call is refused at once so the caller can retry elsewhere;
-  // anything else is dropped and recovered by retransmission.
+  // Overloaded owner: a new call is refused at once so the caller can retry elsewhere.
   const sip::Message& msg = *envelope->message;
   if (msg.ok() && msg.isRequest() && msg.method() == sip::Method::Invite && msg.toTag().empty()) {
     here.stats().add(Counter::Rejected503);
     here.engine().replyStateless(msg, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
+    return;
   }
+  // Calls in progress are not lost to overload: responses, ACK, BYE, CANCEL and other
+  // in-dialog requests take the slower posted path, itself bounded per owner.
+  worker(owner).postOverflow(std::move(envelope));
 }
 
 Worker::Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth)
@@ -86,6 +89,21 @@ bool Worker::post(std::unique_ptr<Envelope>& envelope) {
     (void)ignored;
   }
   return true;
+}
+
+void Worker::postOverflow(std::unique_ptr<Envelope> envelope) {
+  if (overflow_in_flight_.fetch_add(1, std::memory_order_relaxed) >= kMaxOverflow) {
+    overflow_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  boost::asio::post(io_, [this, held = std::shared_ptr<Envelope>(std::move(envelope))] {
+    overflow_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (held->message) {
+      engine_->onMessage(std::move(held->message), held->flow);
+    } else {
+      network_->send(held->flow, std::move(held->bytes));
+    }
+  });
 }
 
 void Worker::armWake() {

@@ -81,6 +81,11 @@ class Worker {
 
   // Any thread. False when the inbox is full (the envelope stays with the caller).
   bool post(std::unique_ptr<Envelope>& envelope);
+  // Any thread: the fallback when the inbox is full, for messages of calls in progress. Goes
+  // through asio::post (a lock) and holds at most kMaxOverflow envelopes; beyond that the
+  // envelope is dropped (SIP retransmits).
+  void postOverflow(std::unique_ptr<Envelope> envelope);
+  static constexpr int kMaxOverflow = 4096;
   // Control messages (config snapshots): rare, so asio::post's lock is fine here.
   template <typename Fn>
   void control(Fn&& fn) {
@@ -101,6 +106,7 @@ class Worker {
   boost::asio::posix::stream_descriptor wake_;
   std::uint64_t wake_buffer_ = 0;
   std::atomic<bool> wake_pending_{false};
+  std::atomic<int> overflow_in_flight_{0};
   boost::asio::steady_timer tick_;
   net::Network* network_ = nullptr;
   std::unique_ptr<dialog::Engine> engine_;

@@ -176,7 +176,20 @@ TEST_P(InboxOverflowTest, FullInboxRefusesNewInvitesWith503) {  // Stall worker 
     ++sent;
   }
   auto refused = network_.take(5061, "SIP/2.0 503 Service Unavailable");
+  // With the inbox still full, a message of a call in progress is not lost: it waits on the
+  // bounded overflow path and is handled once the owner catches up.
+  std::string bye_call;
+  for (int i = 0; bye_call.empty(); ++i) {
+    std::string candidate = "overflow-bye-" + std::to_string(i);
+    if (dialog::ownerOf(candidate, workers_count_) == 1) bye_call = candidate;
+  }
+  PeerDialog in_dialog = callerPeer(bye_call);
+  in_dialog.remote_tag = "gone";
+  receive(0, makeRequest(in_dialog, "BYE", "z9hG4bK-of-bye"), in_dialog.flow);
   released->store(true);
+  auto answered = network_.take(5061, "Call-ID: " + bye_call + "\r\n");
+  ASSERT_TRUE(answered);
+  EXPECT_NE(answered->bytes.find("SIP/2.0 481"), std::string::npos);
   ASSERT_TRUE(refused);
   EXPECT_NE(refused->bytes.find("Retry-After: "), std::string::npos);
   EXPECT_EQ(refused->worker, 0u);  // answered by the receiving worker, statelessly

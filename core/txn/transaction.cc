@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/sip/response.h"
 #include "core/stats/metrics.h"
 
 namespace palisade::txn {
@@ -13,16 +14,10 @@ using stats::Counter;
 
 namespace {
 
-// A response that only echoes the transaction fields (RFC 3261 §8.2.6.2): 100 Trying, and
-// the 200 for a CANCEL.
-std::string minimalResponse(const sip::Message& request, std::string_view status_line) {
-  std::string out = fmt::format("SIP/2.0 {}\r\n", status_line);
-  for (const auto& h : request.headers()) {
-    if (h.id == sip::Hdr::Via || h.id == sip::Hdr::From || h.id == sip::Hdr::To || h.id == sip::Hdr::CallId ||
-        h.id == sip::Hdr::CSeq) {
-      out.append(request.raw().substr(h.begin, h.end - h.begin));
-    }
-  }
+// A response that only echoes the transaction fields: 100 Trying, and the 200 for a CANCEL.
+std::string minimalResponse(const sip::Message& request, const net::Flow& flow, int status,
+                            std::string_view reason) {
+  std::string out = sip::responseHead(request, flow.remote, status, reason, {});
   out.append("Content-Length: 0\r\n\r\n");
   return out;
 }
@@ -262,7 +257,7 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
     // Answer the CANCEL through its own transaction, then tell the INVITE's user.
     ServerTransaction* cancel_txn = startServer(std::move(request), flow, nullptr);
     if (cancel_txn == nullptr) return true;
-    respond(*cancel_txn, 200, minimalResponse(cancel_txn->request(), "200 OK"));
+    respond(*cancel_txn, 200, minimalResponse(cancel_txn->request(), flow, 200, "OK"));
     ServerTransaction* t = invite->second.get();
     if (t->final_status_ < 200 && t->user_ != nullptr) t->user_->onCancel(*t);
     return true;
@@ -285,7 +280,7 @@ ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> r
   if (!inserted) return nullptr;
   if (invite) {
     // 100 Trying at once: it stops the caller's Timer A (RFC 3261 §17.2.1).
-    std::string trying = minimalResponse(*t->request_, "100 Trying");
+    std::string trying = minimalResponse(*t->request_, flow, 100, "Trying");
     t->last_response_ = trying;
     network_.send(flow, std::move(trying));
   }

@@ -178,18 +178,14 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
     }
   }
   switch (req.method()) {
-    case Method::Options: {
-      // Answered by Palisade itself: a keep-alive probe from a trunk or a monitor.
-      txn::ServerTransaction* server = layer_.startServer(std::move(request), flow, nullptr);
-      if (server == nullptr) return;
-      std::string ok = responseHead(server->request(), flow, 200, "OK", ids_.tag());
-      fmt::format_to(
-          std::back_inserter(ok),
-          "Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\nServer: {}\r\nContent-Length: 0\r\n\r\n",
-          kAllow, kSupported, config_->user_agent);
-      layer_.respond(*server, 200, std::move(ok));
+    case Method::Options:
+      // Answered by Palisade itself: a keep-alive probe from a trunk or a monitor. Statelessly
+      // (RFC 3261 §8.2.7): a retransmission is simply answered again, and a probe flood leaves
+      // no transaction state behind.
+      replyStateless(
+          req, flow, 200, "OK",
+          fmt::format("Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\n", kAllow, kSupported));
       return;
-    }
     case Method::Invite: {
       if (calls_.size() >= config_->max_calls) {
         stats_.add(Counter::Rejected503);

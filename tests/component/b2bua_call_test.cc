@@ -504,6 +504,9 @@ TEST_F(CallFlowTest, LocalAnswers) {
   EXPECT_EQ(ok->statusCode(), 200);
   EXPECT_NE(h_.lastBytes().find("Allow: INVITE"), std::string::npos);
   EXPECT_FALSE(h_.next(kPbxPort));
+  EXPECT_EQ(h_.engine().transactionCount(), 0u);  // answered statelessly: a probe flood keeps nothing
+  h_.inject(probe, peer.flow);                    // a retransmission is simply answered again
+  EXPECT_EQ(h_.next(kCallerPort)->statusCode(), 200);
 
   std::string zero = probe;
   zero.replace(zero.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");

@@ -56,7 +56,6 @@ class Engine {
   void onMessage(std::unique_ptr<sip::Message> message, const net::Flow& flow);
   // Runs due timers; the worker calls it on its tick, tests after advancing the clock.
   void runTimers();
-  base::Millis nextTimerDeadline() const { return timer_queue_.nextDeadline(); }
 
   // New config snapshot (reload). Calls keep what they were admitted under.
   void applyConfig(std::shared_ptr<const config::Config> config);

@@ -65,10 +65,7 @@ void Worker::start() {
       io_.get_executor());
   armWake();
   armTick();
-  thread_ = std::thread([this] {
-    thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
-    io_.run();
-  });
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 void Worker::stop() {

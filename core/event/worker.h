@@ -75,9 +75,6 @@ class Worker {
   stats::Shard& stats() { return stats_; }
   net::Network& network() { return *network_; }
   SourceFilter* sourceFilter() { return source_filter_; }
-  bool onThisThread() const {
-    return std::this_thread::get_id() == thread_id_.load(std::memory_order_acquire);
-  }
 
   // Any thread. False when the inbox is full (the envelope stays with the caller).
   bool post(std::unique_ptr<Envelope>& envelope);
@@ -112,7 +109,6 @@ class Worker {
   std::unique_ptr<dialog::Engine> engine_;
   SourceFilter* source_filter_ = nullptr;
   std::thread thread_;
-  std::atomic<std::thread::id> thread_id_{};
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
 };
 

@@ -213,19 +213,32 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
       if (it != connections_.end() && !it->second->closing) conn = it->second.get();
     }
     if (conn == nullptr) {
+      // Connections we open count against the same limits as accepted ones: a peer that
+      // closes its connection and names other ports in Via cannot make us open without bound.
+      if (!limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+        worker_.stats().add(Counter::TcpConnectionsRefused);
+        return;
+      }
       Connection& fresh = adopt(boost::asio::ip::tcp::socket(worker_.io()), flow.side, peer);
+      fresh.counted = true;
       fresh.connected = false;
       fresh.outbound = true;
+      bool reconnect = flow.conn_id != 0;
       outbound_[key] = fresh.id;
       conn = &fresh;
       std::uint32_t id = fresh.id;
       fresh.socket.async_connect(
           boost::asio::ip::tcp::endpoint(peer.address, peer.port),
-          [this, id](const boost::system::error_code& ec) {
+          [this, id, reconnect](const boost::system::error_code& ec) {
             auto it = connections_.find(id);
             if (it == connections_.end() || it->second->closing) return;
             if (ec) {
-              LOG_WARN("tcp connect to {} failed: {}", it->second->remote.toString(), ec.message());
+              // A configured peer that is down is worth a warning; a caller's port is not.
+              if (reconnect) {
+                LOG_DEBUG("tcp reconnect to {} failed: {}", it->second->remote.toString(), ec.message());
+              } else {
+                LOG_WARN("tcp connect to {} failed: {}", it->second->remote.toString(), ec.message());
+              }
               closeConnection(id);
               return;
             }

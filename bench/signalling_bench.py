@@ -722,16 +722,24 @@ class Runner:
                                          - counter_at(uac_rows, "OutgoingCall(C)", inside[0][0]))
             else:
                 step.reasons.append("no SIPp UAC statistics")
-            self._judge(step, uac)
-            if not step.passed:
-                step.daemon_log = system.log_tail()
-                step.error_sample = error_sample(self.work / f"{tag}-uac.err")
+            self._judge_with_evidence(step, uac, system, tag)
         finally:
-            for proc in (uac, uas):
-                if proc is not None:
-                    proc.stop(signal.SIGUSR1, grace=5)
-            system.stop()
+            self._stop_all(system, uac, uas)
         return step
+
+    def _judge_with_evidence(self, step: Step, uac: Proc, system, tag: str) -> None:
+        """Judges the step; a failed one keeps the daemon's log tail and SIPp's first errors."""
+        self._judge(step, uac)
+        if not step.passed:
+            step.daemon_log = system.log_tail()
+            step.error_sample = error_sample(self.work / f"{tag}-uac.err")
+
+    @staticmethod
+    def _stop_all(system, *procs) -> None:
+        for proc in procs:
+            if proc is not None:
+                proc.stop(signal.SIGUSR1, grace=5)
+        system.stop()
 
     def _finish_uas(self, step: Step, uas: Proc, tag: str) -> None:
         """Gives the UAS its 4 s timewait, then stops it and reads its statistics.
@@ -840,15 +848,9 @@ class Runner:
             step.uac_counts = read_sipp_counts(self.work, scenario, uac.pid)
             if not plateau_mem:
                 step.reasons.append("no memory sample on the plateau")
-            self._judge(step, uac)
-            if not step.passed:
-                step.daemon_log = system.log_tail()
-                step.error_sample = error_sample(self.work / f"{tag}-uac.err")
+            self._judge_with_evidence(step, uac, system, tag)
         finally:
-            for proc in (uac, uas):
-                if proc is not None:
-                    proc.stop(signal.SIGUSR1, grace=5)
-            system.stop()
+            self._stop_all(system, uac, uas)
         return step
 
 

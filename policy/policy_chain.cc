@@ -1,59 +1,56 @@
 #include "policy/policy_chain.h"
 
-#include <algorithm>
-
 namespace palisade::policy {
 
-namespace {
+PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot) : snapshot_(std::move(snapshot)) {}
 
-// An IPv4-mapped IPv6 source compares equal to its IPv4 form.
-boost::asio::ip::address canonical(const boost::asio::ip::address& address) {
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+void PolicyChain::apply(std::shared_ptr<const PolicySnapshot> snapshot) {
+  owner_.check("PolicyChain");
+  snapshot_ = std::move(snapshot);
+}
+
+bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  if (flow.side == net::Side::Pbx) {
+    // Only the PBX may use the PBX-facing listener: anything else is dropped unanswered.
+    auto id = s.pbx_sources.lookup(flow.remote.address);
+    if (!id) return false;
+    flow.peer = *id;
+    flow.verified = true;
+    return true;
   }
-  return address;
+  auto id = s.public_sources.lookup(flow.remote.address);
+  flow.peer = id.value_or(0);
+  if (id) flow.verified = true;  // a configured trunk
+  return true;
 }
 
-}  // namespace
-
-Decision PbxSourceAcl::evaluate(const RequestContext& context) {
-  if (context.flow->side != net::Side::Pbx) return {};
-  auto source = canonical(context.flow->remote.address);
-  if (std::find(allowed_.begin(), allowed_.end(), source) != allowed_.end()) return {};
-  return Decision{Decision::Kind::Drop, 0, {}};
-}
-
-void PbxSourceAcl::apply(const config::Config& config) {
-  allowed_.clear();
-  for (const auto& text : config.pbx.addresses) {
-    boost::system::error_code ec;
-    auto address = boost::asio::ip::make_address(text, ec);
-    if (!ec) allowed_.push_back(canonical(address));
+Decision PolicyChain::check(RequestContext& context) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  if (const PeerInfo* peer = s.peer(context.flow.peer)) {
+    context.peer_kind = peer->kind;
+    context.peer_name = peer->name;
+    context.identity_trusted = peer->trust_identity;
+  } else {
+    context.peer_kind = PeerKind::Unknown;
+    context.peer_name.clear();
+    context.identity_trusted = false;
   }
-}
-
-PolicyChain::PolicyChain(const config::Config& config) {
-  stages_.push_back(std::make_unique<PbxSourceAcl>());
-  apply(config);
-}
-
-void PolicyChain::apply(const config::Config& config) {
-  for (auto& stage : stages_) stage->apply(config);
-}
-
-bool PolicyChain::allowSource(const net::Flow& flow) {
-  RequestContext context{nullptr, &flow};
-  // Only stages that need no message run per packet; today that is the ACL.
-  return stages_.front()->evaluate(context).kind == Decision::Kind::Continue;
-}
-
-Decision PolicyChain::check(const sip::Message& request, const net::Flow& flow) {
-  RequestContext context{&request, &flow};
-  for (auto& stage : stages_) {
-    Decision decision = stage->evaluate(context);
+  for (std::size_t i = context.resume_at; i < stages_.size(); ++i) {
+    Decision decision = stages_[i]->evaluate(context, s, *this);
+    if (decision.kind == Decision::Kind::Pending) {
+      context.resume_at = static_cast<std::uint8_t>(i + 1);
+      return decision;
+    }
     if (decision.kind != Decision::Kind::Continue) return decision;
   }
-  return {};
+  return Decision::proceed();
+}
+
+void PolicyChain::cancelPending(std::uint64_t token) {
+  for (auto& stage : stages_) stage->cancel(token);
 }
 
 }  // namespace palisade::policy

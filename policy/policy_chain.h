@@ -1,58 +1,65 @@
 #pragma once
-// The policy chain (DESIGN.md "Policy"): stages evaluated in order over an immutable config
-// snapshot, each returning a Decision. One chain per worker, so stages keep per-worker state
-// without locks; a reload hands every worker's chain the new snapshot.
+// The policy chain (DESIGN.md "Policy"): the packet filter and the stages of the request
+// filter, over an immutable PolicySnapshot. One chain per worker, so stages keep per-worker
+// state without locks; a reload hands every worker's chain the new snapshot by message.
 //
-// Stages today: the PBX-side source ACL. Ban list, flood limits, digest auth, fraud and
-// STIR/SHAKEN slot in after it.
+// Packet filter today: the source ACL of the PBX-facing listener (only the PBX may talk to it)
+// and the classification of public sources (the carrier trunk, or the internet). Request
+// stages (ban list, flood limits, digest auth, fraud, STIR/SHAKEN) are added in that order.
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include <boost/asio/ip/address.hpp>
-
-#include "core/config/config.h"
-#include "core/dialog/engine.h"
-#include "core/event/worker.h"
+#include "core/base/owner_thread.h"
+#include "policy/api/filters.h"
+#include "policy/snapshot.h"
 
 namespace palisade::policy {
 
-using Decision = dialog::Verdict;
-
-struct RequestContext {
-  const sip::Message* request = nullptr;  // null for the per-packet source check
-  const net::Flow* flow = nullptr;
+// What a stage may use besides the request: where to deliver a late decision.
+class StageServices {
+ public:
+  virtual ~StageServices() = default;
+  virtual PendingSink& pendingSink() = 0;
+  virtual std::uint64_t newPendingToken() = 0;
 };
 
 class Stage {
  public:
   virtual ~Stage() = default;
   virtual const char* name() const = 0;
-  virtual Decision evaluate(const RequestContext& context) = 0;
-  virtual void apply(const config::Config& config) = 0;
+  virtual Decision evaluate(RequestContext& context, const PolicySnapshot& snapshot,
+                            StageServices& services) = 0;
+  // The engine gave up on a request this stage answered Pending for.
+  virtual void cancel(std::uint64_t /*token*/) {}
 };
 
-// Only the PBX may talk to the PBX-facing listener: anything else is dropped unanswered.
-class PbxSourceAcl final : public Stage {
+class PolicyChain final : public PacketFilter, public RequestFilter, private StageServices {
  public:
-  const char* name() const override { return "pbx-source-acl"; }
-  Decision evaluate(const RequestContext& context) override;
-  void apply(const config::Config& config) override;
+  explicit PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot);
+  // Reload, on the worker.
+  void apply(std::shared_ptr<const PolicySnapshot> snapshot);
+  // Set-up, before the worker runs.
+  void addStage(std::unique_ptr<Stage> stage) { stages_.push_back(std::move(stage)); }
+
+  // PacketFilter
+  bool admit(net::Flow& flow, std::string_view bytes) override;
+  // RequestFilter
+  Decision check(RequestContext& context) override;
+  void bindPendingSink(PendingSink* sink) override { sink_ = sink; }
+  void cancelPending(std::uint64_t token) override;
 
  private:
-  std::vector<boost::asio::ip::address> allowed_;
-};
+  PendingSink& pendingSink() override { return *sink_; }
+  std::uint64_t newPendingToken() override { return next_token_++; }
 
-class PolicyChain final : public event::SourceFilter, public dialog::RequestFilter {
- public:
-  explicit PolicyChain(const config::Config& config);
-  void apply(const config::Config& config);
-
-  bool allowSource(const net::Flow& flow) override;
-  Decision check(const sip::Message& request, const net::Flow& flow) override;
-
- private:
+  base::OwnerThread owner_;
+  std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;
+  PendingSink* sink_ = nullptr;
+  std::uint64_t next_token_ = 1;
 };
 
 }  // namespace palisade::policy

@@ -6,14 +6,37 @@
 
 namespace palisade::transport {
 
+namespace {
+
+// Bytes for a TCP connection that another worker owns, on their way to it.
+class StreamSendTask final : public event::Task {
+ public:
+  StreamSendTask(TcpTransport& tcp, const net::Flow& flow, std::string&& bytes)
+      : tcp_(tcp), flow_(flow), bytes_(std::move(bytes)) {}
+  void run() override { tcp_.send(flow_, std::move(bytes_)); }
+
+ private:
+  TcpTransport& tcp_;
+  net::Flow flow_;
+  std::string bytes_;
+};
+
+}  // namespace
+
 sip::Limits limitsOf(const config::Config& config) {
   return sip::Limits{config.limits.max_message_bytes, config.limits.max_headers,
                      config.limits.max_line_bytes};
 }
 
-TcpSettings tcpSettingsOf(const config::Config& config) {
-  return TcpSettings{limitsOf(config), config.tcp_idle_timeout_s, config.tcp_max_connections,
-                     config.tcp_max_connections_per_ip};
+StreamSettings streamSettingsOf(const config::Config& config) {
+  StreamSettings s;
+  s.limits = limitsOf(config);
+  s.idle_timeout_s = config.tcp_idle_timeout_s;
+  s.head_timeout_s = config.tcp_head_timeout_s;
+  s.max_connections = config.tcp_max_connections;
+  s.max_connections_per_ip = config.tcp_max_connections_per_ip;
+  s.max_send_queue_bytes = config.tcp_max_send_queue_bytes;
+  return s;
 }
 
 base::Result<bool> checkPortFree(const boost::asio::ip::address& address, std::uint16_t port, bool tcp) {
@@ -38,8 +61,8 @@ base::Result<bool> checkPortFree(const boost::asio::ip::address& address, std::u
   return true;
 }
 
-base::Result<bool> checkListenersFree(const config::Config& config) {
-  for (const config::Listener* listener : {&config.public_side, &config.pbx_side}) {
+base::Result<bool> checkListenersFree(const config::StartupSettings& startup) {
+  for (const config::Listener* listener : {&startup.public_side, &startup.pbx_side}) {
     boost::system::error_code ec;
     auto address = boost::asio::ip::make_address(listener->address, ec);
     if (ec) return base::Error{"bad listen address " + listener->address};
@@ -51,16 +74,17 @@ base::Result<bool> checkListenersFree(const config::Config& config) {
   return true;
 }
 
-WorkerNetwork::WorkerNetwork(event::Worker& worker, event::Dispatcher& dispatcher, ConnectionLimiter& limiter,
-                             const config::Config& config)
+WorkerNetwork::WorkerNetwork(event::Worker& worker, net::Receiver& receiver, policy::PacketFilter* filter,
+                             stats::Shard& stats, ConnectionLimiter& limiter, const config::Config& config)
     : worker_(worker),
-      dispatcher_(dispatcher),
-      udp_{UdpListener(worker, dispatcher, net::Side::Public, limitsOf(config)),
-           UdpListener(worker, dispatcher, net::Side::Pbx, limitsOf(config))},
-      tcp_(worker, dispatcher, limiter, tcpSettingsOf(config)) {}
+      stats_(stats),
+      udp_{UdpListener(worker.io(), receiver, filter, stats, net::Side::Public),
+           UdpListener(worker.io(), receiver, filter, stats, net::Side::Pbx)},
+      tcp_(worker.io(), static_cast<std::uint16_t>(worker.index()), receiver, filter, stats, limiter,
+           streamSettingsOf(config)) {}
 
-base::Result<bool> WorkerNetwork::open(const config::Config& config) {
-  const config::Listener* listeners[2] = {&config.public_side, &config.pbx_side};
+base::Result<bool> WorkerNetwork::open(const config::StartupSettings& startup) {
+  const config::Listener* listeners[2] = {&startup.public_side, &startup.pbx_side};
   for (int side = 0; side < 2; ++side) {
     boost::system::error_code ec;
     auto address = boost::asio::ip::make_address(listeners[side]->address, ec);
@@ -85,25 +109,19 @@ void WorkerNetwork::close() {
   tcp_.close();
 }
 
-void WorkerNetwork::applyConfig(const config::Config& config) {
-  udp_[0].setLimits(limitsOf(config));
-  udp_[1].setLimits(limitsOf(config));
-  tcp_.setSettings(tcpSettingsOf(config));
-}
+void WorkerNetwork::applyConfig(const config::Config& config) { tcp_.setSettings(streamSettingsOf(config)); }
 
 void WorkerNetwork::send(const net::Flow& flow, std::string&& bytes) {
   if (flow.transport == net::Transport::Udp) {
     udp_[static_cast<int>(flow.side)].send(flow.remote, bytes);
     return;
   }
-  if (flow.conn_id != 0 && flow.conn_worker != worker_.index() && flow.conn_worker < dispatcher_.size()) {
-    auto envelope = std::make_unique<event::Envelope>();
-    envelope->flow = flow;
-    envelope->bytes = std::move(bytes);
-    event::Worker& owner = dispatcher_.worker(flow.conn_worker);
-    if (!owner.post(envelope)) {
-      worker_.stats().add(stats::Counter::InboxOverflows);
-      owner.postOverflow(std::move(envelope));
+  if (flow.conn_id != 0 && flow.conn_worker != worker_.index() && flow.conn_worker < peers_.size()) {
+    WorkerNetwork& owner = *peers_[flow.conn_worker];
+    std::unique_ptr<event::Task> task = std::make_unique<StreamSendTask>(owner.tcp_, flow, std::move(bytes));
+    if (!owner.worker_.post(task)) {
+      stats_.add(stats::Counter::InboxOverflows);
+      owner.worker_.postOverflow(std::move(task));
     }
     return;
   }

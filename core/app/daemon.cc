@@ -1,19 +1,19 @@
 #include "core/app/daemon.h"
 
-#include <random>
 #include <thread>
 
 #include <boost/asio/signal_set.hpp>
 
 #include "core/base/log.h"
 #include "core/stats/http_server.h"
+#include "transport/fd_limit.h"
 
 namespace palisade::app {
 
 namespace {
 
 std::uint32_t workerCountFor(const config::Config& config) {
-  if (config.workers != 0) return config.workers;
+  if (config.startup.workers != 0) return config.startup.workers;
   unsigned cores = std::thread::hardware_concurrency();
   return cores == 0 ? 1 : cores;
 }
@@ -35,51 +35,77 @@ Daemon::~Daemon() { shutdown(); }
 
 int Daemon::run() {
   applyLogLevel(*config_);
-  auto free = transport::checkListenersFree(*config_);
+  auto fds = transport::ensureDescriptorLimit(
+      transport::descriptorsNeeded(config_->tcp_max_connections, worker_count_));
+  if (!fds) {
+    LOG_ERROR("cannot start: {}", fds.error().message);
+    return 1;
+  }
+  auto free = transport::checkListenersFree(config_->startup);
   if (!free) {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  std::random_device entropy;
-  for (std::uint32_t i = 0; i < worker_count_; ++i) {
-    workers_.push_back(std::make_unique<event::Worker>(i, metrics_.shard(i), config_->inbox_depth));
-    dispatcher_.add(workers_.back().get());
+  auto compiled = policy::compileSnapshot(*config_, rules_);
+  if (!compiled) {
+    LOG_ERROR("cannot start: policy: {}", compiled.error().message);
+    return 1;
   }
+  policy_ = compiled.value();
+
+  sip::Limits limits = transport::limitsOf(*config_);
   for (std::uint32_t i = 0; i < worker_count_; ++i) {
-    event::Worker& worker = *workers_[i];
-    networks_.push_back(std::make_unique<transport::WorkerNetwork>(worker, dispatcher_, limiter_, *config_));
-    chains_.push_back(std::make_unique<policy::PolicyChain>(*config_));
-    auto opened = networks_.back()->open(*config_);
+    WorkerParts parts;
+    stats::Shard& shard = metrics_.shard(i);
+    parts.worker = std::make_unique<event::Worker>(i, config_->startup.inbox_depth);
+    parts.dispatcher = std::make_unique<dialog::Dispatcher>(i, shard, limits);
+    parts.chain = std::make_unique<policy::PolicyChain>(policy_);
+    parts.network = std::make_unique<transport::WorkerNetwork>(*parts.worker, *parts.dispatcher,
+                                                               parts.chain.get(), shard, limiter_, *config_);
+    parts.engine =
+        std::make_unique<dialog::Engine>(i, *parts.network, parts.worker->clock(), shard, config_, shared_);
+    parts.engine->setFilter(parts.chain.get());
+    dialog::Engine* engine = parts.engine.get();
+    parts.worker->setTick([engine] { engine->runTimers(); });
+    auto opened = parts.network->open(config_->startup);
+    workers_.push_back(std::move(parts));
     if (!opened) {
       LOG_ERROR("cannot listen: {}", opened.error().message);
       return 1;
     }
-    std::uint64_t seed = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
-    worker.attach(*networks_.back(), config_, seed);
-    worker.setSourceFilter(chains_.back().get());
-    worker.setRequestFilter(chains_.back().get());
+  }
+  std::vector<dialog::Dispatcher::Owner> owners;
+  std::vector<transport::WorkerNetwork*> networks;
+  for (auto& parts : workers_) {
+    owners.push_back({parts.worker.get(), parts.engine.get()});
+    networks.push_back(parts.network.get());
+  }
+  for (auto& parts : workers_) {
+    parts.dispatcher->setOwners(owners);
+    parts.network->setPeers(networks);
   }
 
-  stats::ManagementServer management(control_, config_->management_address, config_->management_port,
+  stats::ManagementServer management(control_, config_->startup.management_address,
+                                     config_->startup.management_port,
                                      [this] { return metrics_.renderPrometheus(); });
   auto started = management.start();
   if (!started) {
     LOG_ERROR("cannot start the management endpoint: {}", started.error().message);
     return 1;
   }
-  for (std::uint32_t i = 0; i < worker_count_; ++i) {
+  for (auto& parts : workers_) {
     // Sockets are started on their worker's thread: asio objects stay with one thread.
-    transport::WorkerNetwork* network = networks_[i].get();
-    workers_[i]->control([network] { network->start(); });
-    workers_[i]->start();
+    transport::WorkerNetwork* network = parts.network.get();
+    parts.worker->control([network] { network->start(); });
+    parts.worker->start();
   }
+  const config::StartupSettings& s = config_->startup;
   LOG_INFO(
       "palisade started: {} worker(s), public {}:{} (udp) {}:{} (tcp), pbx side {}:{}, management {}:{}, "
-      "config {}",
-      worker_count_, config_->public_side.address, config_->public_side.udp_port,
-      config_->public_side.address, config_->public_side.tcp_port, config_->pbx_side.address,
-      config_->pbx_side.udp_port, config_->management_address, config_->management_port,
-      config_->source_name);
+      "descriptor limit {}, config {}",
+      worker_count_, s.public_side.address, s.public_side.udp_port, s.public_side.address,
+      s.public_side.tcp_port, s.pbx_side.address, s.pbx_side.udp_port, s.management_address,
+      s.management_port, fds.value(), config_->source_name);
 
   boost::asio::signal_set signals(control_, SIGHUP, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -109,20 +135,42 @@ void Daemon::reload() {
     LOG_ERROR("reload rejected, keeping the running config: {}", loaded.error().toString());
     return;
   }
-  std::shared_ptr<const config::Config> next = loaded.value();
-  for (const auto& key : config::restartOnlyChanges(*config_, *next)) {
-    LOG_WARN("reload: {} changed but only takes effect after a restart", key);
+  for (const auto& key : config::startupChanges(config_->startup, loaded.value()->startup)) {
+    LOG_WARN("reload: {} changed but only takes effect after a restart; keeping the running value", key);
   }
+  // Start-up settings (listen addresses, workers, inbox depth) never change under a running
+  // daemon: what it advertises in Via and Contact stays what it is bound to.
+  std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
+  auto compiled = policy::compileSnapshot(*next, rules_);
+  if (!compiled) {
+    metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
+    LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,
+              compiled.error().message);
+    return;
+  }
+  auto fds = transport::ensureDescriptorLimit(
+      transport::descriptorsNeeded(next->tcp_max_connections, worker_count_));
+  if (!fds) {
+    metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
+    LOG_ERROR("reload rejected, keeping the running config: {}: tcp.max_connections: {}", next->source_name,
+              fds.error().message);
+    return;
+  }
+  std::shared_ptr<const policy::PolicySnapshot> snapshot = compiled.value();
+  policy_ = snapshot;
   config_ = next;
   applyLogLevel(*next);
-  for (std::uint32_t i = 0; i < worker_count_; ++i) {
-    event::Worker* worker = workers_[i].get();
-    transport::WorkerNetwork* network = networks_[i].get();
-    policy::PolicyChain* chain = chains_[i].get();
-    worker->control([worker, network, chain, next] {
-      worker->engine().applyConfig(next);
+  sip::Limits limits = transport::limitsOf(*next);
+  for (auto& parts : workers_) {
+    dialog::Engine* engine = parts.engine.get();
+    transport::WorkerNetwork* network = parts.network.get();
+    policy::PolicyChain* chain = parts.chain.get();
+    dialog::Dispatcher* dispatcher = parts.dispatcher.get();
+    parts.worker->control([engine, network, chain, dispatcher, next, snapshot, limits] {
+      chain->apply(snapshot);
+      dispatcher->setLimits(limits);
+      engine->applyConfig(next);
       network->applyConfig(*next);
-      chain->apply(*next);
     });
   }
   metrics_.controlShard().add(stats::Counter::ConfigReloads);
@@ -130,13 +178,14 @@ void Daemon::reload() {
 }
 
 void Daemon::shutdown() {
-  for (auto& worker : workers_) worker->stop();
-  for (auto& worker : workers_) worker->join();
-  // Worker threads are gone: closing sockets from here is safe.
-  for (auto& network : networks_) network->close();
+  for (auto& parts : workers_) parts.worker->stop();
+  for (auto& parts : workers_) parts.worker->join();
+  // Worker threads are gone: closing sockets from here is safe. Calls go before the network
+  // they send through, sockets before the io_context they belong to.
+  for (auto& parts : workers_) parts.network->close();
+  for (auto& parts : workers_) parts.engine.reset();
+  for (auto& parts : workers_) parts.network.reset();
   workers_.clear();
-  networks_.clear();
-  chains_.clear();
 }
 
 }  // namespace palisade::app

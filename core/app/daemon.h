@@ -1,6 +1,8 @@
 #pragma once
-// The running daemon: workers with their transports and policy chains, and the control
-// thread (the caller of run()) that owns signals, config reload and the management endpoint.
+// The running daemon: workers with their dispatchers, engines, transports and policy chains,
+// and the control thread (the caller of run()) that owns signals, config reload and the
+// management endpoint. This is the only place that sees every layer: it wires each worker's
+// transports to its dispatcher, and each dispatcher to the engines of all workers.
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,9 +10,13 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/config/config.h"
+#include "core/dialog/dispatcher.h"
+#include "core/dialog/engine.h"
 #include "core/event/worker.h"
 #include "core/stats/metrics.h"
+#include "policy/api/shared_counters.h"
 #include "policy/policy_chain.h"
+#include "policy/snapshot.h"
 #include "transport/worker_network.h"
 
 namespace palisade::app {
@@ -24,6 +30,14 @@ class Daemon {
   int run();
 
  private:
+  // Everything one worker thread owns.
+  struct WorkerParts {
+    std::unique_ptr<event::Worker> worker;
+    std::unique_ptr<dialog::Dispatcher> dispatcher;
+    std::unique_ptr<policy::PolicyChain> chain;
+    std::unique_ptr<transport::WorkerNetwork> network;
+    std::unique_ptr<dialog::Engine> engine;
+  };
   void reload();
   void shutdown();
 
@@ -31,11 +45,11 @@ class Daemon {
   std::string config_path_;
   std::uint32_t worker_count_;
   stats::Metrics metrics_;
-  event::Dispatcher dispatcher_;
+  policy::RuleRegistry rules_;
+  policy::SharedCounters shared_;
+  std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;
-  std::vector<std::unique_ptr<event::Worker>> workers_;
-  std::vector<std::unique_ptr<transport::WorkerNetwork>> networks_;
-  std::vector<std::unique_ptr<policy::PolicyChain>> chains_;
+  std::vector<WorkerParts> workers_;
   boost::asio::io_context control_;
 };
 

@@ -19,6 +19,7 @@
 #include <toml++/toml.h>
 
 #include "core/base/log.h"
+#include "core/sip/header_policy.h"
 
 namespace palisade::config {
 
@@ -31,8 +32,8 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx",       "carrier",
-                                        "sip",     "tcp",    "limits",   "management"};
+constexpr std::string_view kTables[] = {"general", "public",  "pbx_side", "pbx",    "carrier",
+                                        "sip",     "headers", "tcp",      "limits", "management"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -228,11 +229,12 @@ class Section {
   }
 
   template <typename Check>
-  void stringList(std::string_view key, std::vector<std::string>& out, Check check) {
+  void stringList(std::string_view key, std::vector<std::string>& out, Check check,
+                  bool allow_empty = false) {
     const toml::node* node = take(key, toml::node_type::array);
     if (node == nullptr) return;
     const toml::array& array = *node->as_array();
-    if (array.empty()) {
+    if (array.empty() && !allow_empty) {
       loader_.fail(lineOf(node->source()), path(key), "must list at least one entry");
       return;
     }
@@ -256,6 +258,11 @@ class Section {
       values.push_back(value);
     }
     if (ok) out = std::move(values);
+  }
+
+  void boolean(std::string_view key, bool& out) {
+    const toml::node* node = take(key, toml::node_type::boolean);
+    if (node != nullptr) out = node->as_boolean()->get();
   }
 
   void finish() {
@@ -331,7 +338,19 @@ void readPeer(Loader& loader, const toml::table& root, std::string_view name, Pe
   s.string("transport", transport, checkTransport);
   if (!transport.empty()) peer.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
   s.stringList("addresses", peer.addresses, checkPeerAddress);
+  s.boolean("trust_identity", peer.trust_identity);
   s.finish();
+}
+
+// Header names go verbatim into the allow-lists; a name Palisade can never copy is an error
+// here rather than a silent no-op.
+std::optional<std::string> checkDirectionHeader(std::string_view text) {
+  if (auto problem = sip::headerListProblem(text, false)) return fmt::format("{} {}", quoted(text), *problem);
+  return std::nullopt;
+}
+std::optional<std::string> checkIdentityHeader(std::string_view text) {
+  if (auto problem = sip::headerListProblem(text, true)) return fmt::format("{} {}", quoted(text), *problem);
+  return std::nullopt;
 }
 
 void readListener(Loader& loader, const toml::table& root, std::string_view name, Listener& listener) {
@@ -352,12 +371,12 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
 
   {
     Section s(loader, root, "general");
-    s.integer("workers", 0, 256, c.workers);
+    s.integer("workers", 0, 256, c.startup.workers);
     s.string("log_level", c.log_level, checkLogLevel);
     s.finish();
   }
-  readListener(loader, root, "public", c.public_side);
-  readListener(loader, root, "pbx_side", c.pbx_side);
+  readListener(loader, root, "public", c.startup.public_side);
+  readListener(loader, root, "pbx_side", c.startup.pbx_side);
   readPeer(loader, root, "pbx", c.pbx);
   readPeer(loader, root, "carrier", c.carrier);
   {
@@ -374,22 +393,31 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
     s.finish();
   }
   {
+    Section s(loader, root, "headers");
+    s.stringList("to_pbx", c.headers.to_pbx, checkDirectionHeader, true);
+    s.stringList("to_public", c.headers.to_public, checkDirectionHeader, true);
+    s.stringList("identity", c.headers.identity, checkIdentityHeader, true);
+    s.finish();
+  }
+  {
     Section s(loader, root, "tcp");
     s.integer("idle_timeout_s", 1, 86400, c.tcp_idle_timeout_s);
+    s.integer("head_timeout_s", 1, 300, c.tcp_head_timeout_s);
     s.integer("max_connections", 1, 1048576, c.tcp_max_connections);
     s.integer("max_connections_per_ip", 1, 65535, c.tcp_max_connections_per_ip);
+    s.integer("max_send_queue_bytes", 16384, 67108864, c.tcp_max_send_queue_bytes);
     s.finish();
   }
   {
     Section s(loader, root, "limits");
-    std::uint32_t depth = c.inbox_depth;
+    std::uint32_t depth = c.startup.inbox_depth;
     if (const toml::node* node = s.integer("inbox_depth", 64, 1048576, depth)) {
       // The hand-off ring indexes slots with a mask.
       if ((depth & (depth - 1)) != 0) {
         loader.fail(lineOf(node->source()), "limits.inbox_depth",
                     fmt::format("must be a power of two between 64 and 1048576, got {}", depth));
       } else {
-        c.inbox_depth = depth;
+        c.startup.inbox_depth = depth;
       }
     }
     s.integer("max_calls", 1, 10000000, c.max_calls);
@@ -397,8 +425,8 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   }
   {
     Section s(loader, root, "management");
-    s.string("address", c.management_address, checkListenAddress);
-    s.port("port", c.management_port);
+    s.string("address", c.startup.management_address, checkListenAddress);
+    s.port("port", c.startup.management_port);
     s.finish();
   }
 }
@@ -437,12 +465,13 @@ struct Socket {
 // Two listeners on one address and port would be one socket (SO_REUSEPORT would even let both
 // bind and split the traffic between them), so the sides could no longer be told apart.
 void checkSockets(Loader& loader, const Config& c) {
+  const StartupSettings& st = c.startup;
   const Socket sockets[] = {
-      {"public.udp_port", "udp", c.public_side.address, c.public_side.udp_port},
-      {"public.tcp_port", "tcp", c.public_side.address, c.public_side.tcp_port},
-      {"pbx_side.udp_port", "udp", c.pbx_side.address, c.pbx_side.udp_port},
-      {"pbx_side.tcp_port", "tcp", c.pbx_side.address, c.pbx_side.tcp_port},
-      {"management.port", "any", c.management_address, c.management_port},
+      {"public.udp_port", "udp", st.public_side.address, st.public_side.udp_port},
+      {"public.tcp_port", "tcp", st.public_side.address, st.public_side.tcp_port},
+      {"pbx_side.udp_port", "udp", st.pbx_side.address, st.pbx_side.udp_port},
+      {"pbx_side.tcp_port", "tcp", st.pbx_side.address, st.pbx_side.tcp_port},
+      {"management.port", "any", st.management_address, st.management_port},
   };
   for (std::size_t j = 0; j < std::size(sockets); ++j) {
     for (std::size_t i = 0; i < j; ++i) {
@@ -533,7 +562,7 @@ ConfigResult loadConfigFile(const std::string& path) {
 
 ConfigResult defaultConfig() { return parseConfig(kDefaultConfigToml, kDefaultSourceName); }
 
-std::vector<std::string> restartOnlyChanges(const Config& running, const Config& loaded) {
+std::vector<std::string> startupChanges(const StartupSettings& running, const StartupSettings& loaded) {
   std::vector<std::string> changed;
   auto note = [&changed](bool differs, const char* key) {
     if (differs) changed.emplace_back(key);
@@ -548,7 +577,22 @@ std::vector<std::string> restartOnlyChanges(const Config& running, const Config&
   note(running.inbox_depth != loaded.inbox_depth, "limits.inbox_depth");
   note(!sameAddress(running.management_address, loaded.management_address), "management.address");
   note(running.management_port != loaded.management_port, "management.port");
+  // A field added to StartupSettings without a line above is still never applied (see
+  // mergeForReload); the warning then names the struct rather than the key.
+  if (changed.empty()) {
+    StartupSettings respelled = loaded;  // the same address written differently is no change
+    respelled.public_side.address = running.public_side.address;
+    respelled.pbx_side.address = running.pbx_side.address;
+    respelled.management_address = running.management_address;
+    if (!(respelled == running)) changed.emplace_back("a start-up setting");
+  }
   return changed;
+}
+
+std::shared_ptr<const Config> mergeForReload(const Config& running, const Config& loaded) {
+  auto merged = std::make_shared<Config>(loaded);
+  merged->startup = running.startup;
+  return merged;
 }
 
 }  // namespace palisade::config

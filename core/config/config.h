@@ -17,6 +17,7 @@ struct Listener {
   std::string address;  // numeric IPv4 or IPv6 address
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
+  bool operator==(const Listener&) const = default;
 };
 
 // A next hop that calls are sent to, and the source addresses that identify that peer.
@@ -25,6 +26,7 @@ struct Peer {
   std::uint16_t port = 0;
   TransportKind transport = TransportKind::Udp;
   std::vector<std::string> addresses;  // numeric source addresses of this peer
+  bool trust_identity = true;          // its identity headers (P-Asserted-Identity, ...) may cross
 };
 
 struct SipTiming {
@@ -39,17 +41,89 @@ struct SipLimits {
   std::uint32_t max_line_bytes = 8192;
 };
 
+// Settings read once at start-up: a reload never applies them (it keeps the running values and
+// warns). Everything restart-only lives here, so the reload cannot forget one.
+struct StartupSettings {
+  // [general]
+  std::uint32_t workers = 0;  // 0: one per core
+  Listener public_side{"127.0.0.1", 5060, 5060};
+  Listener pbx_side{"127.0.0.1", 5070, 5070};
+  // [limits]
+  std::uint32_t inbox_depth = 8192;
+  // [management]
+  std::string management_address = "127.0.0.1";
+  std::uint16_t management_port = 9180;
+  bool operator==(const StartupSettings&) const = default;
+};
+
+// Which received header fields cross the B2BUA (DESIGN.md: an allow-list). Names as written in
+// the file; validated (tokens, no credentials, no header Palisade writes itself).
+struct HeaderLists {
+  // Copied toward the PBX-facing side. Not Alert-Info or Call-Info: from the internet they can
+  // make phones behind the PBX ring differently or answer by themselves (intercom).
+  std::vector<std::string> to_pbx = {"Accept",
+                                     "Accept-Encoding",
+                                     "Accept-Language",
+                                     "Allow",
+                                     "Allow-Events",
+                                     "Content-Disposition",
+                                     "Content-Encoding",
+                                     "Content-Language",
+                                     "Date",
+                                     "Event",
+                                     "Expires",
+                                     "Min-Expires",
+                                     "Min-SE",
+                                     "MIME-Version",
+                                     "Priority",
+                                     "Reason",
+                                     "Refer-To",
+                                     "Referred-By",
+                                     "Retry-After",
+                                     "Session-Expires",
+                                     "Subject",
+                                     "Subscription-State",
+                                     "Timestamp"};
+  // Copied toward the public side (carrier, callers).
+  std::vector<std::string> to_public = {"Accept",
+                                        "Accept-Encoding",
+                                        "Accept-Language",
+                                        "Alert-Info",
+                                        "Allow",
+                                        "Allow-Events",
+                                        "Content-Disposition",
+                                        "Content-Encoding",
+                                        "Content-Language",
+                                        "Date",
+                                        "Event",
+                                        "Expires",
+                                        "Min-Expires",
+                                        "Min-SE",
+                                        "MIME-Version",
+                                        "Priority",
+                                        "Reason",
+                                        "Refer-To",
+                                        "Referred-By",
+                                        "Retry-After",
+                                        "Session-Expires",
+                                        "Subject",
+                                        "Subscription-State",
+                                        "Timestamp"};
+  // Copied in both directions, and only from peers trusted for identity (trust_identity).
+  std::vector<std::string> identity = {"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+                                       "Diversion",           "History-Info",         "Privacy"};
+};
+
 struct Config {
   std::string source_name;  // file the snapshot came from ("<default>" for the built-in one)
 
+  StartupSettings startup;
+
   // [general]
-  std::uint32_t workers = 0;  // 0: one per core
   std::string log_level = "info";
 
-  Listener public_side{"127.0.0.1", 5060, 5060};
-  Listener pbx_side{"127.0.0.1", 5070, 5070};
-  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}};
-  Peer carrier{"127.0.0.1", 5090, TransportKind::Udp, {"127.0.0.1"}};
+  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true};
+  Peer carrier{"127.0.0.1", 5090, TransportKind::Udp, {"127.0.0.1"}, true};
 
   // [sip]
   SipTiming timing;
@@ -58,18 +132,18 @@ struct Config {
   std::uint32_t max_call_duration_s = 14400;
   std::string user_agent = "Palisade";
 
+  // [headers]
+  HeaderLists headers;
+
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;
+  std::uint32_t tcp_head_timeout_s = 10;
   std::uint32_t tcp_max_connections = 4096;
   std::uint32_t tcp_max_connections_per_ip = 32;
+  std::uint32_t tcp_max_send_queue_bytes = 1048576;
 
   // [limits]
-  std::uint32_t inbox_depth = 8192;
-  std::uint32_t max_calls = 100000;
-
-  // [management]
-  std::string management_address = "127.0.0.1";
-  std::uint16_t management_port = 9180;
+  std::uint32_t max_calls = 100000;  // across all workers
 };
 
 // Where and why a file was rejected: printed as "FILE:LINE: KEY: MESSAGE".
@@ -93,8 +167,10 @@ ConfigResult loadConfigFile(const std::string& path);
 // The shipped default (core/config/default.toml, compiled in).
 ConfigResult defaultConfig();
 
-// Settings that only take effect on restart, for the reload log: names of keys whose value
-// differs between the two snapshots and that a reload cannot apply.
-std::vector<std::string> restartOnlyChanges(const Config& running, const Config& loaded);
+// The keys of StartupSettings whose values differ (for the reload warning).
+std::vector<std::string> startupChanges(const StartupSettings& running, const StartupSettings& loaded);
+
+// What a reload applies: `loaded` with the running start-up settings kept.
+std::shared_ptr<const Config> mergeForReload(const Config& running, const Config& loaded);
 
 }  // namespace palisade::config

@@ -15,42 +15,6 @@ using stats::Counter;
 
 namespace {
 
-// Headers never copied from one leg to the other: they describe the sending side's
-// topology or dialog state, or we write our own.
-bool isLegLocal(Hdr id) {
-  switch (id) {
-    case Hdr::Via:
-    case Hdr::From:
-    case Hdr::To:
-    case Hdr::CallId:
-    case Hdr::CSeq:
-    case Hdr::MaxForwards:
-    case Hdr::Contact:
-    case Hdr::Route:
-    case Hdr::RecordRoute:
-    case Hdr::ContentLength:
-    case Hdr::ContentType:
-    case Hdr::Path:
-    case Hdr::ServiceRoute:
-    case Hdr::Rseq:
-    case Hdr::Rack:
-    case Hdr::Warning:
-    case Hdr::UserAgent:
-    case Hdr::Server:
-    case Hdr::Supported:
-    case Hdr::Require:
-    case Hdr::ProxyRequire:
-    case Hdr::Unsupported:
-    case Hdr::ReplyTo:
-    case Hdr::ErrorInfo:
-    case Hdr::CallInfo:
-    case Hdr::Organization:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // From/To value without its tag parameter (we write our own tags on each leg).
 std::string withoutTag(const sip::HeaderField* field, const sip::NameAddr& parsed) {
   if (field == nullptr) return {};
@@ -84,6 +48,14 @@ std::string targetOf(std::string_view uri) { return std::string(sip::withoutUriH
 
 bool isTargetRefresh(Method m) { return m == Method::Invite || m == Method::Update; }
 
+// Methods whose bodies are session descriptions in offer/answer (RFC 3264, 3262, 3311).
+bool carriesOfferAnswer(Method m) { return m == Method::Invite || m == Method::Update || m == Method::Prack; }
+
+bool hasContact(Method m) {
+  return m == Method::Invite || m == Method::Update || m == Method::Subscribe || m == Method::Refer ||
+         m == Method::Notify;
+}
+
 // Stops listening to a transaction the call no longer needs (it may outlive the call).
 template <typename Txn>
 void release(Txn*& txn) {
@@ -93,11 +65,32 @@ void release(Txn*& txn) {
 
 }  // namespace
 
-Call::Call(Engine& engine) : engine_(engine) { engine_.stats().adjust(stats::Gauge::ActiveCalls, 1); }
+template <typename MakeTag>
+const std::string* Call::EarlyDialogs::callerSideTag(std::string_view callee_tag,
+                                                     const std::string& first_tag, MakeTag make) {
+  for (auto& entry : entries_) {
+    if (entry.callee_tag == callee_tag) return &entry.caller_side_tag;
+  }
+  if (entries_.size() >= kMaxEarlyDialogs) return nullptr;
+  // The first early dialog uses the tag made at start; each further fork gets its own.
+  entries_.push_back(Entry{std::string(callee_tag), entries_.empty() ? first_tag : make()});
+  return &entries_.back().caller_side_tag;
+}
 
-Call::~Call() { engine_.stats().adjust(stats::Gauge::ActiveCalls, -1); }
+Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media)
+    : engine_(engine), rules_(admitted.rules), media_(std::move(media)) {
+  legs_[0].identity_trusted = admitted.identity_trusted;
+  engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
+}
 
-void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
+Call::~Call() {
+  media_.reset();  // media resources go with the call, however it ended
+  engine_.shared().release(policy::SharedCounters::kGlobalCalls);
+  for (std::uint8_t i = 0; i < rules_.count; ++i) engine_.shared().release(rules_.ids[i]);
+  engine_.stats().adjust(stats::Gauge::ActiveCalls, -1);
+}
+
+void Call::start(txn::ServerTransaction& invite, const Target& target) {
   const sip::Message& req = invite.request();
   Leg& a = legs_[0];
   Leg& b = legs_[1];
@@ -123,21 +116,24 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   sip::Uri request_uri, from_uri;
   sip::parseUri(req.requestUri(), request_uri);
   sip::parseUri(req.from().uri, from_uri);
-  const LocalAddress& local = engine_.local(target.side);
-  std::string target_host = target.remote.address.is_v6() ? "[" + target.remote.address.to_string() + "]"
-                                                          : target.remote.address.to_string();
+  const net::Flow& next_hop = target.flow;
+  const LocalAddress& local = engine_.local(next_hop.side);
+  std::string target_host = next_hop.remote.address.is_v6() ? "[" + next_hop.remote.address.to_string() + "]"
+                                                            : next_hop.remote.address.to_string();
   std::string user_prefix = request_uri.user.empty() ? "" : std::string(request_uri.user) + "@";
   std::string from_prefix = from_uri.user.empty() ? "" : std::string(from_uri.user) + "@";
-  b.side = target.side;
-  b.flow = target;
+  b.side = next_hop.side;
+  b.flow = next_hop;
+  b.peer_addresses = target.addresses;
+  b.identity_trusted = target.trust_identity;
   b.call_id = engine_.ids().callId();
   b.local_tag = engine_.ids().tag();
   std::string from_display = req.from().display.empty() ? "" : std::string(req.from().display) + " ";
   std::string to_display = req.to().display.empty() ? "" : std::string(req.to().display) + " ";
   b.local_uri = fmt::format("{}<sip:{}{}>", from_display, from_prefix, formatHost(local.host));
-  b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, target.remote.port);
-  b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, target.remote.port,
-                                target.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+  b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
+  b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
+                                next_hop.transport == net::Transport::Tcp ? ";transport=tcp" : "");
   engine_.registerLeg(a.side, a.call_id, this);
   engine_.registerLeg(b.side, b.call_id, this);
 
@@ -147,12 +143,21 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
   exchange->to_cseq = b.local_cseq++;
   exchange->server = &invite;
   invite.attach(this);
-  std::string branch = engine_.ids().branch();
-  txn::RequestLines lines;
-  std::string bytes = buildRequest(1, "INVITE", exchange->to_cseq, branch, &req, &lines);
   InviteExchange* ex = exchange.get();
   invites_.push_back(std::move(exchange));
   engine_.stats().add(Counter::CallsAttempted);
+
+  std::string storage;
+  BodyVerdict offer = crossBody(BodyCrossing{1, Method::Invite, 0, true}, req, storage);
+  if (offer.status != 0) {
+    answerLocally(ex->server, offer.status, offer.reason, a.local_tag);
+    engine_.stats().add(Counter::CallsFailed);
+    end();
+    return;
+  }
+  std::string branch = engine_.ids().branch();
+  txn::RequestLines lines;
+  std::string bytes = buildRequest(1, "INVITE", ex->to_cseq, branch, &req, offer.body, &lines);
   LOG_DEBUG("call {}: {} -> {} as {}", a.call_id, a.flow.remote.toString(), b.flow.remote.toString(),
             b.call_id);
   duration_timer_ = engine_.timers().schedule(
@@ -169,8 +174,21 @@ void Call::start(txn::ServerTransaction& invite, const net::Flow& target) {
         LOG_INFO("call {}: not answered within ring_timeout_s, cancelling", legs_[0].call_id);
         terminate(true);
       });
-  ex->client =
-      engine_.layer().startClient(Method::Invite, branch, b.flow, std::move(bytes), std::move(lines), this);
+  startClient(1, Method::Invite, branch, std::move(bytes), std::move(lines), &ex->client);
+}
+
+void Call::startClient(int to, Method method, const std::string& branch, std::string bytes,
+                       txn::RequestLines lines, txn::ClientTransaction** out) {
+  txn::ClientTransaction* client =
+      engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines),
+                                  out != nullptr ? this : nullptr, legs_[to].peer_addresses);
+  if (out != nullptr) *out = client;
+}
+
+BodyVerdict Call::crossBody(const BodyCrossing& where, const sip::Message& source, std::string& storage) {
+  sip::Body in = sip::bodyOf(source);
+  if (media_ == nullptr) return BodyVerdict{in, 0, {}};
+  return media_->rewrite(where, in, storage);
 }
 
 std::string Call::viaLine(int leg, const std::string& branch) const {
@@ -181,39 +199,16 @@ std::string Call::viaLine(int leg, const std::string& branch) const {
                      l.flow.transport == net::Transport::Udp ? ";rport" : "");
 }
 
-void Call::appendContact(std::string& out, int leg) const {
+std::string Call::contactLine(int leg) const {
   const Leg& l = legs_[leg];
   const LocalAddress& local = engine_.local(l.side);
-  fmt::format_to(std::back_inserter(out), "Contact: <sip:{}:{}{}>\r\n", formatHost(local.host),
-                 local.port(l.flow.transport),
-                 l.flow.transport == net::Transport::Tcp ? ";transport=tcp" : "");
-}
-
-void Call::appendCopiedHeaders(std::string& out, const sip::Message& source) const {
-  for (const auto& h : source.headers()) {
-    if (h.id == Hdr::Supported) {
-      // We relay reliable provisionals as plain ones, so 100rel is never offered across.
-      std::vector<std::string_view> options;
-      if (!sip::splitList(h.value, options)) continue;
-      std::string kept;
-      for (auto opt : options) {
-        if (sip::iequals(opt, "100rel")) continue;
-        if (!kept.empty()) kept.append(", ");
-        kept.append(opt);
-      }
-      if (!kept.empty()) fmt::format_to(std::back_inserter(out), "Supported: {}\r\n", kept);
-      continue;
-    }
-    if (isLegLocal(h.id)) continue;
-    out.append(source.raw().substr(h.begin, h.end - h.begin));
-  }
+  return fmt::format("Contact: <sip:{}:{}{}>\r\n", formatHost(local.host), local.port(l.flow.transport),
+                     l.flow.transport == net::Transport::Tcp ? ";transport=tcp" : "");
 }
 
 std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,
-                               const sip::Message* source, txn::RequestLines* lines) {
+                               const sip::Message* source, sip::Body body, txn::RequestLines* lines) {
   Leg& y = legs_[to];
-  std::string out;
-  out.reserve(768 + (source ? source->body().size() + source->raw().size() / 2 : 0));
   std::string via = viaLine(to, branch);
   std::string routes;
   for (const auto& r : y.route_set) fmt::format_to(std::back_inserter(routes), "Route: {}\r\n", r);
@@ -222,27 +217,15 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
                                              : fmt::format("To: {};tag={}\r\n", y.remote_uri, y.remote_tag);
   std::string call_id = fmt::format("Call-ID: {}\r\n", y.call_id);
   int max_forwards = (source == nullptr || source->maxForwards() < 0) ? 70 : source->maxForwards() - 1;
-  fmt::format_to(std::back_inserter(out), "{} {} SIP/2.0\r\n", method, y.remote_target);
-  out.append(via).append(routes);
-  fmt::format_to(std::back_inserter(out), "Max-Forwards: {}\r\n", max_forwards);
-  out.append(from).append(to_line).append(call_id);
-  fmt::format_to(std::back_inserter(out), "CSeq: {} {}\r\n", cseq, method);
-  Method m = sip::methodFromName(method);
-  if (m == Method::Invite || m == Method::Update || m == Method::Subscribe || m == Method::Refer ||
-      m == Method::Notify) {
-    appendContact(out, to);
-  }
-  std::string_view body;
-  if (source != nullptr) {
-    appendCopiedHeaders(out, *source);
-    body = source->body();
-    const sip::HeaderField* ct = source->find(Hdr::ContentType);
-    if (!body.empty() && ct != nullptr)
-      fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
-  }
-  fmt::format_to(std::back_inserter(out), "User-Agent: {}\r\nContent-Length: {}\r\n\r\n",
-                 engine_.config().user_agent, body.size());
-  out.append(body);
+  sip::MessageBuilder out(768 + body.bytes.size() + (source != nullptr ? source->raw().size() / 2 : 0));
+  out.request(method, y.remote_target).lines(via).lines(routes);
+  out.fieldf("Max-Forwards", "{}", max_forwards).lines(from).lines(to_line).lines(call_id);
+  out.fieldf("CSeq", "{} {}", cseq, method);
+  if (hasContact(sip::methodFromName(method))) out.lines(contactLine(to));
+  if (source != nullptr)
+    out.crossing(*source, engine_.headerPolicy(), y.side, legs_[1 - to].identity_trusted);
+  out.product("User-Agent", engine_.config().user_agent);
+  std::string bytes = out.finish(body);
   if (lines != nullptr) {
     lines->request_uri = y.remote_target;
     lines->via = std::move(via);
@@ -252,34 +235,26 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
     lines->call_id = std::move(call_id);
     lines->cseq = cseq;
   }
-  return out;
+  return bytes;
 }
 
 std::string Call::buildResponse(txn::ServerTransaction& server, int from, const sip::Message& response,
-                                std::string_view to_tag) {
+                                std::string_view to_tag, sip::Body body) {
   const sip::Message& req = server.request();
   int status = response.statusCode();
-  std::string out = engine_.responseHead(req, server.flow(), status, response.reasonPhrase(), to_tag);
-  if (status > 100 && status < 300 && isTargetRefresh(req.method())) appendContact(out, from);
-  appendCopiedHeaders(out, response);
-  std::string_view body = response.body();
-  const sip::HeaderField* ct = response.find(Hdr::ContentType);
-  if (!body.empty() && ct != nullptr)
-    fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", ct->value);
-  fmt::format_to(std::back_inserter(out), "Server: {}\r\nContent-Length: {}\r\n\r\n",
-                 engine_.config().user_agent, body.size());
-  out.append(body);
-  return out;
-}
-
-std::string& Call::callerSideTag(std::string_view callee_tag) {
-  for (auto& entry : early_tags_) {
-    if (entry.callee_tag == callee_tag) return entry.caller_side_tag;
+  std::string_view reason = response.reasonPhrase();
+  // A challenge from the other side cannot be answered across (credentials never cross):
+  // the caller learns the request was refused, not the far side's realm.
+  if (status == 401 || status == 407) {
+    status = 403;
+    reason = "Forbidden";
   }
-  // The first early dialog uses the tag made at start; each further fork gets its own.
-  std::string tag = early_tags_.empty() ? legs_[0].local_tag : engine_.ids().tag();
-  early_tags_.push_back(EarlyTag{std::string(callee_tag), std::move(tag)});
-  return early_tags_.back().caller_side_tag;
+  sip::MessageBuilder out(512 + body.bytes.size() + response.raw().size() / 2);
+  out.responseTo(req, server.flow().remote, status, reason, to_tag);
+  if (status > 100 && status < 300 && isTargetRefresh(req.method())) out.lines(contactLine(from));
+  out.crossing(response, engine_.headerPolicy(), legs_[from].side, legs_[1 - from].identity_trusted);
+  out.product("Server", engine_.config().user_agent);
+  return out.finish(body);
 }
 
 void Call::learnCalleeDialog(const sip::Message& response) {
@@ -320,68 +295,125 @@ Call::RequestExchange* Call::findRequest(const txn::ClientTransaction* client) {
   return nullptr;
 }
 
+void Call::forgetRequest(RequestExchange* rx) {
+  requests_.erase(
+      std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
+      requests_.end());
+}
+
 void Call::onResponse(txn::ClientTransaction& txn, std::unique_ptr<sip::Message> response) {
   if (state_ == State::Ended) return;
   if (InviteExchange* ex = findInvite(&txn)) {
-    relayResponse(ex, nullptr, *response);
+    relayInviteResponse(*ex, *response);
   } else if (RequestExchange* rx = findRequest(&txn)) {
-    relayResponse(nullptr, rx, *response);
+    relayNonInviteResponse(*rx, *response);
   }
 }
 
-void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Message& response) {
+void Call::relayNonInviteResponse(RequestExchange& rx, const sip::Message& response) {
   int status = response.statusCode();
-  if (rx != nullptr) {
-    if (status == 100) return;  // hop by hop: we sent our own
-    if (rx->server != nullptr) {
-      txn::ServerTransaction* server = rx->server;
-      std::string bytes = buildResponse(*server, rx->from, response, {});
-      if (status >= 200) release(rx->server);
-      engine_.layer().respond(*server, status, std::move(bytes));
+  if (status == 100) return;  // hop by hop: we sent our own
+  if (rx.server != nullptr) {
+    txn::ServerTransaction* server = rx.server;
+    std::string storage;
+    sip::Body body = sip::bodyOf(response);
+    if (carriesOfferAnswer(rx.method) && status < 300) {
+      BodyVerdict verdict = crossBody(BodyCrossing{rx.from, rx.method, status, false}, response, storage);
+      if (verdict.status != 0) {
+        // An answer that cannot be anchored: the session cannot go on.
+        LOG_INFO("call {}: {} answer refused by media ({}), tearing down", legs_[0].call_id,
+                 sip::methodName(rx.method), verdict.status);
+        answerLocally(rx.server, verdict.status, verdict.reason, {});
+        terminate(false);
+        return;
+      }
+      body = verdict.body;
     }
-    if (status >= 200) {
-      bool was_bye = rx->method == Method::Bye;
-      release(rx->client);
-      requests_.erase(
-          std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
-          requests_.end());
-      if (was_bye) end();
-    }
-    return;
+    std::string bytes = buildResponse(*server, rx.from, response, {}, body);
+    if (status >= 200) release(rx.server);
+    engine_.layer().respond(*server, status, std::move(bytes));
   }
+  if (status >= 200) {
+    bool was_bye = rx.method == Method::Bye;
+    release(rx.client);
+    forgetRequest(&rx);
+    if (was_bye) end();
+  }
+}
 
+void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response) {
+  int status = response.statusCode();
   bool initial =
-      !invites_.empty() && ex == invites_.front().get() && ex->from == 0 && legs_[1].remote_tag.empty();
-  int to = 1 - ex->from;
+      !invites_.empty() && &ex == invites_.front().get() && ex.from == 0 && legs_[1].remote_tag.empty();
+  int to = 1 - ex.from;
   if (status < 200) {
-    if (ex->cancel_pending) {
-      ex->cancel_pending = false;
-      sendCancel(*ex);
+    if (ex.cancel_pending) {
+      ex.cancel_pending = false;
+      sendCancel(ex);
     }
-    if (ex->server == nullptr || status == 100) return;  // 100 is hop by hop: we sent our own
-    std::string tag = initial ? callerSideTag(response.toTag()) : std::string();
-    engine_.layer().respond(*ex->server, status, buildResponse(*ex->server, ex->from, response, tag));
+    if (ex.server == nullptr || status == 100) return;  // 100 is hop by hop: we sent our own
+    std::string tag;
+    if (initial) {
+      const std::string* early =
+          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      if (early == nullptr) {
+        engine_.stats().add(Counter::EarlyDialogsRefused);  // a fork storm: not relayed
+        return;
+      }
+      tag = *early;
+    }
+    std::string storage;
+    sip::Body body = sip::bodyOf(response);
+    if (!body.empty()) {
+      BodyVerdict verdict =
+          crossBody(BodyCrossing{ex.from, Method::Invite, status, initial}, response, storage);
+      if (verdict.status != 0) return;  // early media that cannot be anchored: not relayed
+      body = verdict.body;
+    }
+    engine_.layer().respond(*ex.server, status, buildResponse(*ex.server, ex.from, response, tag, body));
     return;
   }
   if (status < 300) {
-    if (ex->answered) {
-      if (response.toTag() != ex->answered_tag) {
+    if (ex.answered) {
+      if (response.toTag() != ex.answered_tag) {
         engine_.ackAndBye(response, legs_[to].flow);  // another fork answered too
-      } else if (ex->acked && !ex->ack_bytes.empty()) {
-        engine_.layer().sendRaw(legs_[to].flow, std::string(ex->ack_bytes));  // our ACK was lost
+      } else if (ex.acked && !ex.ack_bytes.empty()) {
+        engine_.layer().sendRaw(legs_[to].flow, std::string(ex.ack_bytes));  // our ACK was lost
       }
       return;
     }
-    if (ex->server == nullptr) {
+    if (ex.server == nullptr) {
       // The caller cancelled (or the transaction is gone): the CANCEL/200 race.
       engine_.ackAndBye(response, legs_[to].flow);
       if (state_ == State::Cancelled) end();
       return;
     }
+    std::string storage;
+    BodyVerdict verdict =
+        crossBody(BodyCrossing{ex.from, Method::Invite, status, initial}, response, storage);
+    if (verdict.status != 0) {
+      LOG_INFO("call {}: answer refused by media ({}), tearing down", legs_[0].call_id, verdict.status);
+      if (initial) {
+        engine_.ackAndBye(response, legs_[to].flow);
+        answerLocally(ex.server, verdict.status, verdict.reason, legs_[0].local_tag);
+        engine_.stats().add(Counter::CallsFailed);
+        end();
+      } else {
+        answerLocally(ex.server, verdict.status, verdict.reason, {});
+        terminate(false);
+      }
+      return;
+    }
     std::string tag;
     if (initial) {
+      const std::string* early =
+          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      if (early == nullptr) {
+        engine_.ackAndBye(response, legs_[to].flow);  // a fork beyond the bound answered
+        return;
+      }
       learnCalleeDialog(response);
-      tag = callerSideTag(response.toTag());
+      tag = *early;
       legs_[0].local_tag = tag;
       state_ = State::Answered;
       engine_.timers().cancel(ring_timer_);
@@ -390,28 +422,35 @@ void Call::relayResponse(InviteExchange* ex, RequestExchange* rx, const sip::Mes
       sip::NameAddr contact;
       if (response.firstContact(contact)) legs_[to].remote_target = targetOf(contact.uri);
     }
-    ex->answered = true;
-    ex->answered_tag = std::string(response.toTag());
-    ex->ok_bytes = buildResponse(*ex->server, ex->from, response, tag);
-    txn::ServerTransaction* server = ex->server;
-    release(ex->server);
-    engine_.layer().respond(*server, status, std::string(ex->ok_bytes));
+    ex.answered = true;
+    ex.answered_tag = std::string(response.toTag());
+    ex.ok_bytes = buildResponse(*ex.server, ex.from, response, tag, verdict.body);
+    txn::ServerTransaction* server = ex.server;
+    release(ex.server);
+    engine_.layer().respond(*server, status, std::string(ex.ok_bytes));
     // RFC 3261 §13.3.1.4: the UAS core retransmits its 2xx until the ACK arrives.
     // Over TCP the transport is reliable: only the 64*T1 deadline for the ACK applies.
     const txn::Timers& t = engine_.layer().timers();
-    bool reliable = legs_[ex->from].flow.transport != net::Transport::Udp;
-    ex->ok_deadline = engine_.now() + 64 * t.t1;
-    ex->ok_interval = t.t1;
-    ex->ok_timer = engine_.timers().schedule(reliable ? ex->ok_deadline : engine_.now() + t.t1,
-                                             [this, ex] { retransmitOk(ex); });
+    bool reliable = net::isReliable(legs_[ex.from].flow.transport);
+    ex.ok_deadline = engine_.now() + 64 * t.t1;
+    ex.ok_interval = t.t1;
+    InviteExchange* exp = &ex;
+    ex.ok_timer = engine_.timers().schedule(reliable ? ex.ok_deadline : engine_.now() + t.t1,
+                                            [this, exp] { retransmitOk(exp); });
     return;
   }
   // Final failure: the client transaction ACKs the callee itself.
-  if (ex->server != nullptr) {
-    txn::ServerTransaction* server = ex->server;
-    release(ex->server);
-    std::string tag = initial ? callerSideTag(response.toTag()) : std::string();
-    engine_.layer().respond(*server, status, buildResponse(*server, ex->from, response, tag));
+  if (ex.server != nullptr) {
+    txn::ServerTransaction* server = ex.server;
+    release(ex.server);
+    std::string tag;
+    if (initial) {
+      const std::string* early =
+          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      tag = early != nullptr ? *early : legs_[0].local_tag;
+    }
+    engine_.layer().respond(*server, status,
+                            buildResponse(*server, ex.from, response, tag, sip::bodyOf(response)));
     if (initial && state_ == State::Calling) engine_.stats().add(Counter::CallsFailed);
   }
   if (initial || state_ == State::Cancelled) end();
@@ -436,8 +475,8 @@ void Call::onAckTimeout(InviteExchange* ex) {
   int to = 1 - ex->from;
   // Confirm the other leg's dialog with an ACK so that our BYE is valid there.
   if (!ex->acked) {
-    engine_.layer().sendRaw(legs_[to].flow,
-                            buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), nullptr, nullptr));
+    engine_.layer().sendRaw(
+        legs_[to].flow, buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), nullptr, {}, nullptr));
     ex->acked = true;
   }
   terminate(true);
@@ -448,9 +487,10 @@ void Call::answerLocally(txn::ServerTransaction*& server, int status, std::strin
   if (server == nullptr) return;
   txn::ServerTransaction* txn = server;
   release(server);
-  std::string head = engine_.responseHead(txn->request(), txn->flow(), status, reason, to_tag);
-  head.append("Content-Length: 0\r\n\r\n");
-  engine_.layer().respond(*txn, status, std::move(head));
+  std::string bytes = sip::MessageBuilder(384)
+                          .responseTo(txn->request(), txn->flow().remote, status, reason, to_tag)
+                          .finish();
+  engine_.layer().respond(*txn, status, std::move(bytes));
 }
 
 void Call::onTimeout(txn::ClientTransaction& txn) {
@@ -469,9 +509,7 @@ void Call::onTimeout(txn::ClientTransaction& txn) {
     release(rx->client);
     answerLocally(rx->server, 408, "Request Timeout", {});
     bool was_bye = rx->method == Method::Bye;
-    requests_.erase(
-        std::remove_if(requests_.begin(), requests_.end(), [rx](const auto& p) { return p.get() == rx; }),
-        requests_.end());
+    forgetRequest(rx);
     if (was_bye) end();
   }
 }
@@ -505,8 +543,9 @@ void Call::sendCancel(InviteExchange& ex) {
       invite.state() != txn::ClientTransaction::State::Proceeding) {
     return;
   }
+  int to = 1 - ex.from;
   engine_.layer().startClient(Method::Cancel, invite.branch(), invite.flow(), invite.buildCancel(),
-                              invite.lines(), nullptr);
+                              invite.lines(), nullptr, legs_[to].peer_addresses);
 }
 
 void Call::onClientGone(txn::ClientTransaction& txn) {
@@ -531,11 +570,22 @@ void Call::onServerGone(txn::ServerTransaction& txn) {
   }
 }
 
+void Call::markVerified(int leg, const net::Flow& flow) {
+  // A request carrying our unpredictable tag from the leg's own address: that address
+  // receives what we send.
+  if (flow.remote == legs_[leg].flow.remote) legs_[leg].flow.verified = true;
+}
+
+bool Call::reachable(int leg) const {
+  const net::Flow& flow = legs_[leg].flow;
+  return net::isReliable(flow.transport) || flow.verified;
+}
+
 void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
   if (state_ == State::Ended) return;
   const sip::Message& req = *request;
   if (req.method() == Method::Ack) {
-    relayAck(leg, req);
+    relayAck(leg, req, flow);
     return;
   }
   Leg& x = legs_[leg];
@@ -544,6 +594,7 @@ void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, con
     engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
     return;
   }
+  markVerified(leg, flow);
   if (req.maxForwards() == 0) {
     engine_.replyStateless(req, flow, 483, "Too Many Hops");
     return;
@@ -561,9 +612,21 @@ void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, con
         return;
       }
     }
+    if (invites_.size() >= kMaxInviteExchanges) {
+      engine_.stats().add(Counter::RequestsOverCallLimit);
+      engine_.replyStateless(req, flow, 500, "Server Internal Error",
+                             "Retry-After: 2\r\n");  // RFC 3261 §14.2
+      return;
+    }
+  } else if (requests_.size() >= kMaxRequestsInFlight) {
+    engine_.stats().add(Counter::RequestsOverCallLimit);
+    engine_.replyStateless(req, flow, 503, "Service Unavailable", "Retry-After: 2\r\n");
+    return;
   }
   x.remote_cseq = req.cseq();
-  relayRequest(leg, std::move(request), flow);
+  net::Flow from = flow;
+  from.verified = from.verified || from.remote == x.flow.remote;
+  relayRequest(leg, std::move(request), from);
 }
 
 void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
@@ -572,12 +635,23 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
   txn::ServerTransaction* server = engine_.layer().startServer(std::move(request), flow, this);
   if (server == nullptr) return;
   const sip::Message& req = server->request();
+  std::string storage;
+  sip::Body body = sip::bodyOf(req);
+  if (carriesOfferAnswer(method)) {
+    BodyVerdict verdict = crossBody(BodyCrossing{to, method, 0, false}, req, storage);
+    if (verdict.status != 0) {
+      txn::ServerTransaction* refused = server;
+      answerLocally(refused, verdict.status, verdict.reason, {});
+      return;
+    }
+    body = verdict.body;
+  }
   sip::NameAddr contact;
   if (isTargetRefresh(method) && req.firstContact(contact)) legs_[from].remote_target = targetOf(contact.uri);
   std::string branch = engine_.ids().branch();
   std::uint32_t cseq = legs_[to].local_cseq++;
   txn::RequestLines lines;
-  std::string bytes = buildRequest(to, req.methodText(), cseq, branch, &req, &lines);
+  std::string bytes = buildRequest(to, req.methodText(), cseq, branch, &req, body, &lines);
   if (method == Method::Invite) {
     auto ex = std::make_unique<InviteExchange>();
     ex->from = from;
@@ -586,8 +660,7 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     ex->server = server;
     InviteExchange* raw = ex.get();
     invites_.push_back(std::move(ex));
-    raw->client =
-        engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
+    startClient(to, method, branch, std::move(bytes), std::move(lines), &raw->client);
   } else {
     auto rx = std::make_unique<RequestExchange>();
     rx->from = from;
@@ -595,20 +668,38 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     rx->server = server;
     RequestExchange* raw = rx.get();
     requests_.push_back(std::move(rx));
-    raw->client =
-        engine_.layer().startClient(method, branch, legs_[to].flow, std::move(bytes), std::move(lines), this);
+    startClient(to, method, branch, std::move(bytes), std::move(lines), &raw->client);
   }
 }
 
-void Call::relayAck(int from, const sip::Message& ack) {
+void Call::relayAck(int from, const sip::Message& ack, const net::Flow& flow) {
   for (auto& ex : invites_) {
     if (ex->from != from || ex->from_cseq != ack.cseq() || !ex->answered) continue;
     int to = 1 - from;
+    markVerified(from, flow);
     engine_.timers().cancel(ex->ok_timer);
     std::string().swap(ex->ok_bytes);
     if (!ex->acked) {
-      // End-to-end ACK: same CSeq number as the INVITE it confirms on that leg (§13.2.2.4).
-      ex->ack_bytes = buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), &ack, nullptr);
+      // End-to-end ACK: same CSeq number as the INVITE it confirms on that leg (§13.2.2.4),
+      // with the late offer's answer when it carries one.
+      std::string storage;
+      sip::Body body = sip::bodyOf(ack);
+      if (!body.empty()) {
+        BodyVerdict verdict =
+            crossBody(BodyCrossing{to, Method::Ack, 0, ex.get() == invites_.front().get()}, ack, storage);
+        if (verdict.status != 0) {
+          LOG_INFO("call {}: ACK answer refused by media ({}), tearing down", legs_[0].call_id,
+                   verdict.status);
+          ex->ack_bytes = buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), nullptr, {}, nullptr);
+          ex->acked = true;
+          engine_.layer().sendRaw(legs_[to].flow, std::string(ex->ack_bytes));
+          if (state_ == State::Answered) state_ = State::Confirmed;
+          terminate(false);
+          return;
+        }
+        body = verdict.body;
+      }
+      ex->ack_bytes = buildRequest(to, "ACK", ex->to_cseq, engine_.ids().branch(), &ack, body, nullptr);
       ex->acked = true;
     }
     // After the callee's transaction is gone the ACK is no longer kept: a late repeat from
@@ -623,16 +714,18 @@ void Call::sendBye(int leg) {
   std::string branch = engine_.ids().branch();
   std::uint32_t cseq = legs_[leg].local_cseq++;
   txn::RequestLines lines;
-  std::string bytes = buildRequest(leg, "BYE", cseq, branch, nullptr, &lines);
-  engine_.layer().startClient(Method::Bye, branch, legs_[leg].flow, std::move(bytes), std::move(lines),
-                              nullptr);
+  std::string bytes = buildRequest(leg, "BYE", cseq, branch, nullptr, {}, &lines);
+  startClient(leg, Method::Bye, branch, std::move(bytes), std::move(lines), nullptr);
 }
 
 void Call::terminate(bool count_timeout) {
   if (state_ == State::Ended) return;
   if (state_ == State::Answered || state_ == State::Confirmed) {
-    sendBye(0);
-    sendBye(1);
+    // RFC 3261 §13.3.1.4 ends an unacknowledged session with a BYE; one that goes to a UDP
+    // source which never showed it receives there (no ACK, no request with our tag) would
+    // only reflect traffic at whoever it spoofed, so that leg gets none.
+    if (reachable(0)) sendBye(0);
+    if (reachable(1)) sendBye(1);
   } else if (state_ == State::Calling && !invites_.empty()) {
     InviteExchange& ex = *invites_.front();
     answerLocally(ex.server, 408, "Request Timeout", legs_[0].local_tag);

@@ -1,25 +1,32 @@
 #pragma once
 // A Call: one back-to-back user agent pair. Leg 0 faces the caller (we are its UAS), leg 1
 // faces the callee (we are its UAC). Each leg has its own Call-ID, tags, CSeq space, Contact
-// and route set, so nothing identifying one side reaches the other (topology hiding).
-// Owned by the Engine of one worker; all methods run on that worker.
+// and route set, so nothing identifying one side reaches the other (topology hiding); which
+// other header fields cross is the engine's HeaderPolicy. Owned by the Engine of one worker;
+// all methods run on that worker.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/dialog/media_hook.h"
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
+#include "core/sip/builder.h"
 #include "core/sip/message.h"
 #include "core/txn/transaction.h"
+#include "policy/api/request_context.h"
 
 namespace palisade::dialog {
 
 class Engine;
+struct Target;
 
 struct Leg {
-  net::Side side = net::Side::Public;  // the listener this leg uses
-  net::Flow flow;                      // next hop for everything sent on this leg
+  net::Side side = net::Side::Public;                        // the listener this leg uses
+  net::Flow flow;                                            // next hop for everything sent on this leg
+  std::shared_ptr<const txn::PeerAddresses> peer_addresses;  // where else it may answer from
+  bool identity_trusted = false;  // identity headers it sends may cross to the other leg
   std::string call_id;
   std::string local_tag;
   std::string remote_tag;
@@ -33,12 +40,18 @@ struct Leg {
 
 class Call final : public txn::TransactionUser {
  public:
-  Call(Engine& engine);
+  // Bounds on per-call state that grows with what peers send.
+  static constexpr std::size_t kMaxEarlyDialogs = 16;      // forks answering one INVITE
+  static constexpr std::size_t kMaxRequestsInFlight = 16;  // relayed non-INVITE requests
+  static constexpr std::size_t kMaxInviteExchanges = 8;    // INVITE exchanges kept at once
+
+  // `admitted`: what the policy chain knew when it let the INVITE in (kept for the call's life).
+  Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media);
   ~Call() override;
 
   // Starts the call from an initial INVITE received on `flow` (its server transaction is
   // already created and has sent 100 Trying), towards `target` on the other side.
-  void start(txn::ServerTransaction& invite, const net::Flow& target);
+  void start(txn::ServerTransaction& invite, const Target& target);
   // A request inside one of our dialogs (To-tag present), or an ACK for a 2xx.
   void onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow);
   const Leg& leg(int index) const { return legs_[index]; }
@@ -78,20 +91,34 @@ class Call final : public txn::TransactionUser {
     txn::ServerTransaction* server = nullptr;
     txn::ClientTransaction* client = nullptr;
   };
-  struct EarlyTag {
-    std::string callee_tag;
-    std::string caller_side_tag;
+  // The early dialogs of the initial INVITE (RFC 3261 §12.1: one per callee To-tag), kept
+  // apart from the confirmed dialog in legs_, and bounded.
+  class EarlyDialogs {
+   public:
+    // The caller-side tag for `callee_tag`: the first early dialog uses `first_tag`, later
+    // forks get `make()`'s; nullptr once kMaxEarlyDialogs are known.
+    template <typename MakeTag>
+    const std::string* callerSideTag(std::string_view callee_tag, const std::string& first_tag, MakeTag make);
+
+   private:
+    struct Entry {
+      std::string callee_tag;
+      std::string caller_side_tag;
+    };
+    std::vector<Entry> entries_;
   };
 
   void relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow);
-  void relayAck(int from, const sip::Message& ack);
-  void relayResponse(InviteExchange* invite, RequestExchange* request, const sip::Message& response);
+  void relayAck(int from, const sip::Message& ack, const net::Flow& flow);
+  void relayInviteResponse(InviteExchange& ex, const sip::Message& response);
+  void relayNonInviteResponse(RequestExchange& rx, const sip::Message& response);
+  // The body that crosses toward leg `to`; `storage` holds a rewritten one.
+  BodyVerdict crossBody(const BodyCrossing& where, const sip::Message& source, std::string& storage);
   std::string buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,
-                           const sip::Message* source, txn::RequestLines* lines);
+                           const sip::Message* source, sip::Body body, txn::RequestLines* lines);
   std::string buildResponse(txn::ServerTransaction& server, int from, const sip::Message& response,
-                            std::string_view to_tag);
-  void appendCopiedHeaders(std::string& out, const sip::Message& source) const;
-  void appendContact(std::string& out, int leg) const;
+                            std::string_view to_tag, sip::Body body);
+  std::string contactLine(int leg) const;
   std::string viaLine(int leg, const std::string& branch) const;
   void sendCancel(InviteExchange& invite);
   // Answers a pending request ourselves (timeout, CANCEL, end of call) and lets go of it.
@@ -99,19 +126,27 @@ class Call final : public txn::TransactionUser {
                      std::string_view to_tag);
   void retransmitOk(InviteExchange* invite);
   void onAckTimeout(InviteExchange* invite);
-  std::string& callerSideTag(std::string_view callee_tag);
   void learnCalleeDialog(const sip::Message& response);
+  void startClient(int to, sip::Method method, const std::string& branch, std::string bytes,
+                   txn::RequestLines lines, txn::ClientTransaction** out);
   void sendBye(int leg);
+  // Whether requests of our own (BYE) may go to that leg: not to a UDP source that never
+  // showed it receives there (a spoofed caller), which would only reflect traffic.
+  bool reachable(int leg) const;
+  void markVerified(int leg, const net::Flow& flow);
   void terminate(bool count_timeout);
   void end();
   InviteExchange* findInvite(const txn::ClientTransaction* client);
   InviteExchange* findInvite(const txn::ServerTransaction* server);
   RequestExchange* findRequest(const txn::ClientTransaction* client);
+  void forgetRequest(RequestExchange* rx);
 
   Engine& engine_;
   State state_ = State::Calling;
   Leg legs_[2];
-  std::vector<EarlyTag> early_tags_;
+  policy::RuleIds rules_;  // shared counters this call holds besides the global one
+  std::unique_ptr<CallMedia> media_;
+  EarlyDialogs early_;
   std::vector<std::unique_ptr<InviteExchange>> invites_;
   std::vector<std::unique_ptr<RequestExchange>> requests_;
   event::TimerQueue::Id duration_timer_ = 0;

@@ -4,7 +4,7 @@
 
 #include "core/base/log.h"
 #include "core/dialog/call.h"
-#include "core/sip/response.h"
+#include "core/sip/builder.h"
 
 namespace palisade::dialog {
 
@@ -27,26 +27,122 @@ LocalAddress localOf(const config::Listener& listener) {
   return out;
 }
 
+Target targetOf(const config::Peer& peer, net::Side side) {
+  Target target;
+  target.flow.side = side;
+  target.flow.transport =
+      peer.transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
+  boost::system::error_code ec;
+  target.flow.remote.address = boost::asio::ip::make_address(peer.host, ec);
+  target.flow.remote.port = peer.port;
+  target.flow.verified = true;  // a configured peer
+  target.trust_identity = peer.trust_identity;
+  auto addresses = std::make_shared<txn::PeerAddresses>();
+  for (const auto& text : peer.addresses) {
+    boost::system::error_code parse_ec;
+    auto address = boost::asio::ip::make_address(text, parse_ec);
+    if (!parse_ec) addresses->push_back(net::canonicalAddress(address));
+  }
+  target.addresses = std::move(addresses);
+  target.valid = !ec;
+  return target;
+}
+
 }  // namespace
 
+void UnverifiedSendCounter::send(const net::Flow& flow, std::string&& bytes) {
+  if (flow.transport == net::Transport::Udp && !flow.verified) stats_.add(Counter::SentToUnverified);
+  inner_.send(flow, std::move(bytes));
+}
+
+// A request held while a policy stage decides (Decision::Pending). Its server transaction
+// absorbs retransmissions meanwhile.
+struct Engine::Parked {
+  std::uint64_t token = 0;
+  txn::ServerTransaction* server = nullptr;
+  net::Flow flow;
+  policy::RequestContext context;  // context.request is null: the transaction holds the request
+  event::TimerQueue::Id timer = 0;
+};
+
+// Hears about the transactions of parked requests: a CANCEL, or the transaction going away.
+class Engine::ParkedUser final : public txn::TransactionUser {
+ public:
+  explicit ParkedUser(Engine& engine) : engine_(engine) {}
+  void onResponse(txn::ClientTransaction&, std::unique_ptr<sip::Message>) override {}
+  void onTimeout(txn::ClientTransaction&) override {}
+  void onClientGone(txn::ClientTransaction&) override {}
+  void onCancel(txn::ServerTransaction& txn) override {
+    if (Parked* p = find(&txn)) {
+      std::uint64_t token = p->token;
+      txn::ServerTransaction* server = p->server;
+      engine_.unpark(token);
+      engine_.answer(server->request(), server, server->flow(), 487, "Request Terminated");
+    }
+  }
+  void onServerGone(txn::ServerTransaction& txn) override {
+    if (Parked* p = find(&txn)) {
+      p->server = nullptr;
+      engine_.unpark(p->token);
+    }
+  }
+
+ private:
+  Parked* find(const txn::ServerTransaction* server) {
+    for (auto& [token, parked] : engine_.parked_) {
+      if (parked->server == server) return parked.get();
+    }
+    return nullptr;
+  }
+  Engine& engine_;
+};
+
 Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
-               std::shared_ptr<const config::Config> config, std::uint64_t seed)
-    : clock_(clock), stats_(stats), layer_(network, timer_queue_, clock, stats), ids_(worker, seed) {
-  applyConfig(std::move(config));
+               std::shared_ptr<const config::Config> config, policy::SharedCounters& shared)
+    : clock_(clock),
+      stats_(stats),
+      shared_(shared),
+      network_(network, stats),
+      layer_(network_, timer_queue_, clock, stats),
+      ids_(worker),
+      parked_user_(std::make_unique<ParkedUser>(*this)) {
+  config_ = std::move(config);
+  local_[0] = localOf(config_->startup.public_side);
+  local_[1] = localOf(config_->startup.pbx_side);
+  header_policy_ =
+      sip::HeaderPolicy(config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
+  compileTargets();
+  txn::Timers timers{config_->timing.t1_ms, config_->timing.t2_ms, config_->timing.t4_ms};
+  layer_.setTimers(timers);
 }
 
 // Calls die before the transaction layer (member order), and destroying a transaction never
 // calls its user, so no callback reaches a dead call.
-Engine::~Engine() = default;
+Engine::~Engine() {
+  for (auto& [token, parked] : parked_) {
+    if (filter_ != nullptr) filter_->cancelPending(token);
+  }
+}
+
+void Engine::setFilter(policy::RequestFilter* filter) {
+  filter_ = filter;
+  if (filter_ != nullptr) filter_->bindPendingSink(this);
+}
+
+void Engine::compileTargets() {
+  targets_[static_cast<int>(net::Side::Public)] = targetOf(config_->pbx, net::Side::Pbx);
+  targets_[static_cast<int>(net::Side::Pbx)] = targetOf(config_->carrier, net::Side::Public);
+}
 
 void Engine::applyConfig(std::shared_ptr<const config::Config> config) {
+  owner_.check("Engine");
+  // Listen addresses are start-up settings: what we advertise in Via and Contact never moves
+  // away from the sockets that are really bound (the reload keeps config->startup as running).
   config_ = std::move(config);
-  local_[0] = localOf(config_->public_side);
-  local_[1] = localOf(config_->pbx_side);
-  txn::Timers timers;
-  timers.t1 = config_->timing.t1_ms;
-  timers.t2 = config_->timing.t2_ms;
-  timers.t4 = config_->timing.t4_ms;
+  header_policy_ =
+      sip::HeaderPolicy(config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
+  compileTargets();
+  txn::Timers timers{config_->timing.t1_ms, config_->timing.t2_ms, config_->timing.t4_ms};
   layer_.setTimers(timers);
 }
 
@@ -84,11 +180,13 @@ void Engine::retire(Call* call) {
 void Engine::collectRetired() { retired_.clear(); }
 
 void Engine::runTimers() {
+  owner_.check("Engine");
   timer_queue_.runDue(clock_.now());
   collectRetired();
 }
 
 void Engine::onMessage(std::unique_ptr<sip::Message> message, const net::Flow& flow) {
+  owner_.check("Engine");
   if (!message->ok()) {
     stats_.add(Counter::ParseErrors);
     // Bad responses vanish; bad requests get the error the scanner chose (never an ACK).
@@ -113,11 +211,21 @@ void Engine::onMessage(std::unique_ptr<sip::Message> message, const net::Flow& f
 void Engine::onResponse(std::unique_ptr<sip::Message> response, const net::Flow& flow) {
   bool is_invite_2xx = response->cseqMethod() == Method::Invite && response->statusCode() >= 200 &&
                        response->statusCode() < 300;
-  // A 2xx for an INVITE whose call is gone (after a CANCEL race): confirm and hang up, so the
-  // callee does not keep a dead call. The transaction must still exist: a 2xx from nowhere is
-  // not answered (no reflection).
-  if (layer_.handleResponse(response) == txn::ResponseDisposition::Orphan2xx && is_invite_2xx) {
-    ackAndBye(*response, flow);
+  switch (layer_.handleResponse(response, flow)) {
+    case txn::ResponseDisposition::Foreign:
+      stats_.add(Counter::DroppedForeignResponses);
+      LOG_DEBUG("dropped a {} for one of our branches from {}: not where the request went",
+                response->statusCode(), flow.remote.toString());
+      return;
+    case txn::ResponseDisposition::Orphan2xx:
+      // A 2xx for an INVITE whose call is gone (after a CANCEL race): confirm and hang up, so
+      // the callee does not keep a dead call. The transaction must still exist: a 2xx from
+      // nowhere is not answered (no reflection).
+      if (is_invite_2xx) ackAndBye(*response, flow);
+      return;
+    case txn::ResponseDisposition::Consumed:
+    case txn::ResponseDisposition::NoTransaction:
+      return;
   }
 }
 
@@ -169,48 +277,93 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
     replyStateless(req, flow, 420, "Bad Extension", fmt::format("Unsupported: {}\r\n", unsupported));
     return;
   }
-  if (filter_ != nullptr) {
-    Verdict verdict = filter_->check(req, flow);
-    if (verdict.kind == Verdict::Kind::Drop) return;
-    if (verdict.kind == Verdict::Kind::Reject) {
-      replyStateless(req, flow, verdict.status, verdict.reason);
-      return;
-    }
+  policy::RequestContext context;
+  context.request = &req;
+  context.flow = flow;
+  if (filter_ == nullptr) {
+    admit(std::move(request), nullptr, flow, context);
+    return;
   }
+  policy::Decision decision = filter_->check(context);
+  decide(decision, std::move(request), nullptr, flow, std::move(context));
+}
+
+void Engine::decide(const policy::Decision& decision, std::unique_ptr<sip::Message> request,
+                    txn::ServerTransaction* parked, const net::Flow& flow, policy::RequestContext context) {
+  const sip::Message& req = parked != nullptr ? parked->request() : *request;
+  switch (decision.kind) {
+    case policy::Decision::Kind::Continue:
+      admit(std::move(request), parked, flow, context);
+      return;
+    case policy::Decision::Kind::Reject:
+      stats_.add(Counter::PolicyRejected);
+      answer(req, parked, flow, decision.status, decision.reason, decision.headers);
+      return;
+    case policy::Decision::Kind::Challenge:
+      stats_.add(Counter::PolicyChallenged);
+      answer(req, parked, flow, decision.status, decision.reason, decision.headers);
+      return;
+    case policy::Decision::Kind::Drop:
+      stats_.add(Counter::PolicyDropped);
+      if (parked != nullptr) layer_.abandon(*parked);
+      return;
+    case policy::Decision::Kind::Pending:
+      stats_.add(Counter::PolicyPending);
+      park(std::move(request), parked, flow, std::move(context), decision.token);
+      return;
+  }
+}
+
+void Engine::answer(const sip::Message& request, txn::ServerTransaction* parked, const net::Flow& flow,
+                    int status, std::string_view reason, std::string_view extra_headers) {
+  if (parked == nullptr) {
+    replyStateless(request, flow, status, reason, extra_headers);
+    return;
+  }
+  std::string out =
+      sip::MessageBuilder(512)
+          .responseTo(request, flow.remote, status, reason, request.toTag().empty() ? ids_.tag() : "")
+          .lines(extra_headers)
+          .product("Server", config_->user_agent)
+          .finish();
+  layer_.respond(*parked, status, std::move(out));
+}
+
+void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
+                   const net::Flow& flow, const policy::RequestContext& context) {
+  const sip::Message& req = parked != nullptr ? parked->request() : *request;
   switch (req.method()) {
     case Method::Options:
       // Answered by Palisade itself: a keep-alive probe from a trunk or a monitor. Statelessly
       // (RFC 3261 §8.2.7): a retransmission is simply answered again, and a probe flood leaves
       // no transaction state behind.
-      replyStateless(
-          req, flow, 200, "OK",
-          fmt::format("Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\n", kAllow, kSupported));
+      answer(req, parked, flow, 200, "OK",
+             fmt::format("Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\n", kAllow, kSupported));
       return;
     case Method::Invite: {
-      if (calls_.size() >= config_->max_calls) {
-        stats_.add(Counter::Rejected503);
-        replyStateless(req, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
-        return;
-      }
       if (findLeg(flow.side, req.callId()) != nullptr) {
-        replyStateless(req, flow, 482, "Loop Detected");  // a second INVITE for a live Call-ID
+        answer(req, parked, flow, 482, "Loop Detected");  // a second INVITE for a live Call-ID
         return;
       }
-      const config::Peer& peer = flow.side == net::Side::Public ? config_->pbx : config_->carrier;
-      net::Flow target;
-      target.side = net::otherSide(flow.side);
-      target.transport =
-          peer.transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
-      boost::system::error_code ec;
-      target.remote.address = boost::asio::ip::make_address(peer.host, ec);
-      target.remote.port = peer.port;
-      if (ec) {
-        replyStateless(req, flow, 500, "Server Internal Error");
+      const Target& target = targets_[static_cast<int>(flow.side)];
+      if (!target.valid) {
+        answer(req, parked, flow, 500, "Server Internal Error");
         return;
       }
-      txn::ServerTransaction* server = layer_.startServer(std::move(request), flow, nullptr);
-      if (server == nullptr) return;
-      auto call = std::make_unique<Call>(*this);
+      // limits.max_calls holds across all workers (one shared counter, released by ~Call).
+      if (!shared_.tryAcquire(policy::SharedCounters::kGlobalCalls, config_->max_calls)) {
+        stats_.add(Counter::Rejected503);
+        answer(req, parked, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
+        return;
+      }
+      txn::ServerTransaction* server =
+          parked != nullptr ? parked : layer_.startServer(std::move(request), flow, nullptr);
+      if (server == nullptr) {
+        shared_.release(policy::SharedCounters::kGlobalCalls);
+        return;
+      }
+      std::unique_ptr<CallMedia> media = media_ != nullptr ? media_->create(context) : nullptr;
+      auto call = std::make_unique<Call>(*this, context, std::move(media));
       Call* raw = call.get();
       calls_.emplace(raw, std::move(call));
       raw->start(*server, target);
@@ -220,28 +373,97 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
     case Method::Update:
     case Method::Info:
     case Method::Prack:
-      replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
+      answer(req, parked, flow, 481, "Call/Transaction Does Not Exist");
       return;
     case Method::Unknown:
-      replyStateless(req, flow, 501, "Not Implemented", fmt::format("Allow: {}\r\n", kAllow));
+      answer(req, parked, flow, 501, "Not Implemented", fmt::format("Allow: {}\r\n", kAllow));
       return;
     default:
-      replyStateless(req, flow, 405, "Method Not Allowed", fmt::format("Allow: {}\r\n", kAllow));
+      answer(req, parked, flow, 405, "Method Not Allowed", fmt::format("Allow: {}\r\n", kAllow));
       return;
   }
 }
 
-std::string Engine::responseHead(const sip::Message& request, const net::Flow& flow, int status,
-                                 std::string_view reason, std::string_view to_tag) const {
-  return sip::responseHead(request, flow.remote, status, reason, to_tag);
+void Engine::park(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
+                  const net::Flow& flow, policy::RequestContext context, std::uint64_t token) {
+  if (parked_.size() >= kMaxPending || parked_.count(token) != 0) {
+    filter_->cancelPending(token);
+    stats_.add(Counter::Rejected503);
+    answer(parked != nullptr ? parked->request() : *request, parked, flow, 503, "Service Unavailable",
+           "Retry-After: 5\r\n");
+    return;
+  }
+  // The transaction absorbs retransmissions while the stage decides (an INVITE gets its 100).
+  txn::ServerTransaction* server =
+      parked != nullptr ? parked : layer_.startServer(std::move(request), flow, parked_user_.get());
+  if (server == nullptr) {
+    filter_->cancelPending(token);
+    return;
+  }
+  server->attach(parked_user_.get());
+  auto held = std::make_unique<Parked>();
+  held->token = token;
+  held->server = server;
+  held->flow = flow;
+  context.request = nullptr;
+  held->context = std::move(context);
+  held->timer = timer_queue_.schedule(now() + kPendingTimeoutMs, [this, token] { expirePending(token); });
+  parked_.emplace(token, std::move(held));
+}
+
+void Engine::unpark(std::uint64_t token) {
+  auto it = parked_.find(token);
+  if (it == parked_.end()) return;
+  timer_queue_.cancel(it->second->timer);
+  if (it->second->server != nullptr) it->second->server->detach();
+  if (filter_ != nullptr) filter_->cancelPending(token);
+  parked_.erase(it);
+}
+
+void Engine::expirePending(std::uint64_t token) {
+  auto it = parked_.find(token);
+  if (it == parked_.end()) return;
+  it->second->timer = 0;
+  txn::ServerTransaction* server = it->second->server;
+  stats_.add(Counter::PolicyPendingExpired);
+  unpark(token);
+  if (server != nullptr) {
+    answer(server->request(), server, server->flow(), 503, "Service Unavailable", "Retry-After: 5\r\n");
+  }
+  collectRetired();
+}
+
+void Engine::resume(std::uint64_t token, policy::Decision decision) {
+  owner_.check("Engine");
+  auto it = parked_.find(token);
+  if (it == parked_.end()) return;  // already answered (CANCEL, timeout)
+  Parked& p = *it->second;
+  txn::ServerTransaction* server = p.server;
+  net::Flow flow = p.flow;
+  policy::RequestContext context = std::move(p.context);
+  // The decision is in: the stage no longer holds the token.
+  timer_queue_.cancel(p.timer);
+  if (server != nullptr) server->detach();
+  parked_.erase(it);
+  if (server == nullptr) return;
+  context.request = &server->request();
+  if (decision.kind == policy::Decision::Kind::Continue) {
+    // The rest of the chain runs from where the stage left off.
+    decision = filter_->check(context);
+  }
+  decide(decision, nullptr, server, flow, std::move(context));
+  collectRetired();
 }
 
 void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, int status,
                             std::string_view reason, std::string_view extra_headers) {
-  std::string out =
-      responseHead(request, flow, status, reason, request.toTag().empty() ? ids_.tag() : std::string());
-  out.append(extra_headers);
-  fmt::format_to(std::back_inserter(out), "Server: {}\r\nContent-Length: 0\r\n\r\n", config_->user_agent);
+  owner_.check("Engine");
+  std::string out = sip::MessageBuilder(512)
+                        .responseTo(request, flow.remote, status, reason,
+                                    request.toTag().empty() ? ids_.tag() : std::string())
+                        .lines(extra_headers)
+                        .product("Server", config_->user_agent)
+                        .finish();
   layer_.sendRaw(flow, std::move(out));
 }
 
@@ -264,18 +486,24 @@ void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {
   const sip::HeaderField* to = response.find(Hdr::To);
   if (from == nullptr || to == nullptr) return;
   const LocalAddress& here = local(flow.side);
-  auto build = [&](std::string_view method, std::uint32_t cseq) {
-    return fmt::format(
-        "{} {} SIP/2.0\r\nVia: SIP/2.0/{} {}:{};branch={}\r\n{}Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n"
-        "Call-ID: {}\r\nCSeq: {} {}\r\nUser-Agent: {}\r\nContent-Length: 0\r\n\r\n",
-        method, target, net::transportName(flow.transport), here.host, here.port(flow.transport),
-        ids_.branch(), routes, from->value, to->value, response.callId(), cseq, method, config_->user_agent);
+  auto build = [&](std::string_view method, std::uint32_t cseq, const std::string& branch) {
+    return sip::MessageBuilder(512)
+        .request(method, target)
+        .fieldf("Via", "SIP/2.0/{} {}:{};branch={}", net::transportName(flow.transport), here.host,
+                here.port(flow.transport), branch)
+        .lines(routes)
+        .field("Max-Forwards", "70")
+        .field("From", from->value)
+        .field("To", to->value)
+        .field("Call-ID", response.callId())
+        .fieldf("CSeq", "{} {}", cseq, method)
+        .product("User-Agent", config_->user_agent)
+        .finish();
   };
-  layer_.sendRaw(flow, build("ACK", response.cseq()));
-  std::string bye = build("BYE", response.cseq() + 1);
+  layer_.sendRaw(flow, build("ACK", response.cseq(), ids_.branch()));
   // The BYE is a real client transaction so that it is retransmitted over UDP.
-  std::string branch =
-      bye.substr(bye.find("branch=") + 7, bye.find("\r\n", bye.find("branch=")) - bye.find("branch=") - 7);
+  std::string branch = ids_.branch();
+  std::string bye = build("BYE", response.cseq() + 1, branch);
   txn::RequestLines lines;
   lines.request_uri = target;
   layer_.startClient(Method::Bye, branch, flow, std::move(bye), std::move(lines), nullptr);

@@ -2,7 +2,8 @@
 // The SIP core of one worker: transactions, calls (B2BUA legs) and the local answers
 // (OPTIONS, 4xx/5xx). It does no I/O itself: messages come in through onMessage() and leave
 // through net::Network, time comes from a base::Clock, so tests drive it with a fake network
-// and a manual clock. Every method runs on the owning worker's thread.
+// and a manual clock. Every method runs on the owning worker's thread (asserted in debug and
+// sanitizer builds); the constructor may run elsewhere, before the worker starts.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,30 +11,22 @@
 #include <vector>
 
 #include "core/base/clock.h"
+#include "core/base/owner_thread.h"
 #include "core/config/config.h"
 #include "core/dialog/identifiers.h"
+#include "core/dialog/media_hook.h"
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
+#include "core/sip/header_policy.h"
 #include "core/sip/message.h"
 #include "core/stats/metrics.h"
 #include "core/txn/transaction.h"
+#include "policy/api/filters.h"
+#include "policy/api/shared_counters.h"
 
 namespace palisade::dialog {
 
 class Call;
-
-// Checks a new out-of-dialog request before it creates state (the policy chain implements
-// it). Runs on the owning worker; must not block.
-struct Verdict {
-  enum class Kind { Continue, Reject, Drop } kind = Kind::Continue;
-  int status = 0;
-  std::string reason;
-};
-class RequestFilter {
- public:
-  virtual ~RequestFilter() = default;
-  virtual Verdict check(const sip::Message& request, const net::Flow& flow) = 0;
-};
 
 // How one of Palisade's listeners is addressed in Via and Contact.
 struct LocalAddress {
@@ -43,12 +36,33 @@ struct LocalAddress {
   std::uint16_t port(net::Transport t) const { return t == net::Transport::Udp ? udp_port : tcp_port; }
 };
 
-class Engine {
+// Where new calls from one side go, compiled from a config snapshot.
+struct Target {
+  net::Flow flow;                                       // the next hop on the other side
+  std::shared_ptr<const txn::PeerAddresses> addresses;  // where that peer may answer from
+  bool trust_identity = false;                          // its identity headers may cross
+  bool valid = false;
+};
+
+// Counts what is sent to UDP sources that have not shown they receive at their address
+// (RFC 3261 allows no more than its timers; this makes the amount visible).
+class UnverifiedSendCounter final : public net::Network {
  public:
-  // `worker` is this engine's index, written into every identifier it generates.
+  UnverifiedSendCounter(net::Network& inner, stats::Shard& stats) : inner_(inner), stats_(stats) {}
+  void send(const net::Flow& flow, std::string&& bytes) override;
+
+ private:
+  net::Network& inner_;
+  stats::Shard& stats_;
+};
+
+class Engine final : public policy::PendingSink {
+ public:
+  // `worker` is this engine's index, written into every identifier it generates. `shared`
+  // holds the limits that are global across workers (limits.max_calls).
   Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
-         std::shared_ptr<const config::Config> config, std::uint64_t seed);
-  ~Engine();
+         std::shared_ptr<const config::Config> config, policy::SharedCounters& shared);
+  ~Engine() override;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -59,10 +73,19 @@ class Engine {
 
   // New config snapshot (reload). Calls keep what they were admitted under.
   void applyConfig(std::shared_ptr<const config::Config> config);
-  void setFilter(RequestFilter* filter) { filter_ = filter; }
+  // Before the first message: the policy chain that decides about new requests.
+  void setFilter(policy::RequestFilter* filter);
+  // Before the first message: where calls get their media handling (none: bodies cross as is).
+  void setMediaFactory(MediaFactory* factory) { media_ = factory; }
+
+  // policy::PendingSink: a stage decided about a request it answered Pending for.
+  void resume(std::uint64_t token, policy::Decision decision) override;
 
   std::size_t activeCalls() const { return calls_.size(); }
   std::size_t transactionCount() const { return layer_.clientCount() + layer_.serverCount(); }
+  std::size_t pendingCount() const { return parked_.size(); }
+  static constexpr std::size_t kMaxPending = 1024;
+  static constexpr base::Millis kPendingTimeoutMs = 5000;
 
   // --- for Call ---
   txn::TransactionLayer& layer() { return layer_; }
@@ -70,7 +93,9 @@ class Engine {
   base::Millis now() const { return clock_.now(); }
   IdGenerator& ids() { return ids_; }
   stats::Shard& stats() { return stats_; }
+  policy::SharedCounters& shared() { return shared_; }
   const config::Config& config() const { return *config_; }
+  const sip::HeaderPolicy& headerPolicy() const { return header_policy_; }
   const LocalAddress& local(net::Side side) const { return local_[static_cast<int>(side)]; }
   void registerLeg(net::Side side, const std::string& call_id, Call* call);
   void unregisterLeg(net::Side side, const std::string& call_id);
@@ -79,26 +104,48 @@ class Engine {
   // Sends a stateless response to `request` (no transaction), e.g. 400 or 503.
   void replyStateless(const sip::Message& request, const net::Flow& flow, int status, std::string_view reason,
                       std::string_view extra_headers = {});
-  std::string responseHead(const sip::Message& request, const net::Flow& flow, int status,
-                           std::string_view reason, std::string_view to_tag) const;
   // ACKs and then BYEs a 2xx for a dialog we do not want (late fork, CANCEL race).
   void ackAndBye(const sip::Message& response, const net::Flow& flow);
 
  private:
+  struct Parked;
+  class ParkedUser;
   void onRequest(std::unique_ptr<sip::Message> request, const net::Flow& flow);
   void onResponse(std::unique_ptr<sip::Message> response, const net::Flow& flow);
   void onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flow& flow);
+  // A new request the policy let through. Either `request` is set, or `parked` is its server
+  // transaction (made while a stage decided).
+  void admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked, const net::Flow& flow,
+             const policy::RequestContext& context);
+  void answer(const sip::Message& request, txn::ServerTransaction* parked, const net::Flow& flow, int status,
+              std::string_view reason, std::string_view extra_headers = {});
+  // Carries out the policy's decision about a new request (see admit() for the two forms).
+  void decide(const policy::Decision& decision, std::unique_ptr<sip::Message> request,
+              txn::ServerTransaction* parked, const net::Flow& flow, policy::RequestContext context);
+  void park(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked, const net::Flow& flow,
+            policy::RequestContext context, std::uint64_t token);
+  void unpark(std::uint64_t token);
+  void expirePending(std::uint64_t token);
   Call* findLeg(net::Side side, std::string_view call_id);
   void collectRetired();
+  void compileTargets();
 
+  base::OwnerThread owner_;
   const base::Clock& clock_;
   stats::Shard& stats_;
+  policy::SharedCounters& shared_;
   std::shared_ptr<const config::Config> config_;
+  sip::HeaderPolicy header_policy_;
   LocalAddress local_[2];
+  Target targets_[2];  // by the side a new call comes from
+  UnverifiedSendCounter network_;
   event::TimerQueue timer_queue_;
   txn::TransactionLayer layer_;
   IdGenerator ids_;
-  RequestFilter* filter_ = nullptr;
+  policy::RequestFilter* filter_ = nullptr;
+  MediaFactory* media_ = nullptr;
+  std::unique_ptr<ParkedUser> parked_user_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Parked>> parked_;
   std::unordered_map<std::string, Call*> legs_;  // key: side digit + Call-ID
   std::unordered_map<Call*, std::unique_ptr<Call>> calls_;
   std::vector<std::unique_ptr<Call>> retired_;

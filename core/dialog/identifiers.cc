@@ -1,9 +1,11 @@
 #include "core/dialog/identifiers.h"
 
-#include <fmt/format.h>
+#include <array>
 
 namespace palisade::dialog {
 namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -30,19 +32,46 @@ std::uint32_t ownerOf(std::string_view call_id, std::uint32_t workers) {
   return static_cast<std::uint32_t>(hash % workers);
 }
 
-IdGenerator::IdGenerator(std::uint32_t worker, std::uint64_t seed)
-    : worker_(worker), state_(seed ^ (0x9E3779B97F4A7C15ull * (worker + 1))) {}
-
-std::uint64_t IdGenerator::next() {
-  // splitmix64
-  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+IdGenerator::IdGenerator(std::uint32_t worker) : worker_(worker) {
+  worker_hex_[0] = kHex[(worker_ >> 4) & 0xf];
+  worker_hex_[1] = kHex[worker_ & 0xf];
 }
 
-std::string IdGenerator::callId() { return fmt::format("P{:02x}-{:016x}{:016x}", worker_, next(), next()); }
-std::string IdGenerator::tag() { return fmt::format("{:02x}{:016x}", worker_, next()); }
-std::string IdGenerator::branch() { return fmt::format("z9hG4bK-P{:02x}-{:016x}", worker_, next()); }
+void IdGenerator::appendRandomHex(std::string& out, std::size_t bytes) {
+  std::array<std::uint8_t, 32> raw{};
+  pool_.fill(raw.data(), bytes);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out.push_back(kHex[raw[i] >> 4]);
+    out.push_back(kHex[raw[i] & 0xf]);
+  }
+}
+
+std::string IdGenerator::callId() {
+  std::string out;
+  out.reserve(4 + 2 * kCallIdRandomBytes);
+  out.push_back('P');
+  out.append(worker_hex_, 2);
+  out.push_back('-');
+  appendRandomHex(out, kCallIdRandomBytes);
+  return out;
+}
+
+std::string IdGenerator::tag() {
+  std::string out;
+  out.reserve(2 + 2 * kTagRandomBytes);
+  out.append(worker_hex_, 2);
+  appendRandomHex(out, kTagRandomBytes);
+  return out;
+}
+
+std::string IdGenerator::branch() {
+  std::string out;
+  out.reserve(12 + 2 * kBranchRandomBytes);
+  out.append("z9hG4bK-P");
+  out.append(worker_hex_, 2);
+  out.push_back('-');
+  appendRandomHex(out, kBranchRandomBytes);
+  return out;
+}
 
 }  // namespace palisade::dialog

@@ -6,25 +6,33 @@
 #include <string>
 #include <string_view>
 
+#include "core/base/random.h"
+
 namespace palisade::dialog {
 
 // Owner of a message, from its Call-ID: an index embedded by IdGenerator when present, or a
 // stable hash of the Call-ID (peers' Call-IDs). Same answer on every worker.
 std::uint32_t ownerOf(std::string_view call_id, std::uint32_t workers);
 
-// Per-worker generator (not thread-safe; one per worker). Values are unpredictable enough
-// that a peer cannot guess another call's tags or branches.
+// Per-worker generator (not thread-safe; one per worker). Every identifier carries at least
+// 96 bits from the kernel CSPRNG (RFC 3261 §19.3 asks for 32 bits of randomness; seeing one
+// identifier tells nothing about the next), drawn in batches through a RandomPool.
 class IdGenerator {
  public:
-  IdGenerator(std::uint32_t worker, std::uint64_t seed);
+  static constexpr std::size_t kTagRandomBytes = 12;     // 96 bits
+  static constexpr std::size_t kBranchRandomBytes = 12;  // 96 bits
+  static constexpr std::size_t kCallIdRandomBytes = 16;  // 128 bits
+
+  explicit IdGenerator(std::uint32_t worker);
   std::string callId();  // "P<ww>-<32 hex>"
-  std::string tag();     // "<ww><16 hex>"
-  std::string branch();  // "z9hG4bK-P<ww>-<16 hex>" (RFC 3261 magic cookie)
+  std::string tag();     // "<ww><24 hex>"
+  std::string branch();  // "z9hG4bK-P<ww>-<24 hex>" (RFC 3261 magic cookie)
 
  private:
-  std::uint64_t next();
+  void appendRandomHex(std::string& out, std::size_t bytes);
   std::uint32_t worker_;
-  std::uint64_t state_;
+  char worker_hex_[2];
+  base::RandomPool pool_;
 };
 
 }  // namespace palisade::dialog

@@ -3,6 +3,7 @@
 namespace palisade::event {
 
 TimerQueue::Id TimerQueue::schedule(base::Millis deadline, std::function<void()> fn) {
+  owner_.check("TimerQueue");
   Id id = next_id_++;
   by_deadline_.emplace(Key{deadline, id}, std::move(fn));
   deadline_of_.emplace(id, deadline);
@@ -20,6 +21,7 @@ void TimerQueue::cancel(Id& id) {
 }
 
 void TimerQueue::runDue(base::Millis now) {
+  owner_.check("TimerQueue");
   while (!by_deadline_.empty()) {
     auto it = by_deadline_.begin();
     if (it->first.first > now) break;

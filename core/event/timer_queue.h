@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/base/clock.h"
+#include "core/base/owner_thread.h"
 
 namespace palisade::event {
 
@@ -15,7 +16,8 @@ class TimerQueue {
   using Id = std::uint64_t;  // 0 is never a valid id
 
   Id schedule(base::Millis deadline, std::function<void()> fn);
-  // Cancelling an id that already fired or was cancelled is a no-op.
+  // Cancelling an id that already fired or was cancelled is a no-op. Unchecked: owners cancel
+  // their timers in destructors, which may run on the control thread after the worker stopped.
   void cancel(Id& id);
   // Runs every callback due at `now`, including ones scheduled by callbacks for <= now.
   void runDue(base::Millis now);
@@ -25,6 +27,7 @@ class TimerQueue {
 
  private:
   using Key = std::pair<base::Millis, Id>;
+  base::OwnerThread owner_;
   std::map<Key, std::function<void()>> by_deadline_;
   std::unordered_map<Id, base::Millis> deadline_of_;
   Id next_id_ = 1;

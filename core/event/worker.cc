@@ -2,46 +2,12 @@
 
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
-
-#include "core/base/log.h"
-#include "core/dialog/identifiers.h"
 
 namespace palisade::event {
 
-using stats::Counter;
-
-void Dispatcher::deliver(Worker& here, std::unique_ptr<sip::Message> message, const net::Flow& flow) {
-  if (here.sourceFilter() != nullptr && !here.sourceFilter()->allowSource(flow)) {
-    here.stats().add(Counter::DroppedUntrusted);
-    return;
-  }
-  std::uint32_t owner = dialog::ownerOf(message->callId(), size());
-  if (owner == here.index()) {
-    here.engine().onMessage(std::move(message), flow);
-    return;
-  }
-  auto envelope = std::make_unique<Envelope>();
-  envelope->message = std::move(message);
-  envelope->flow = flow;
-  if (worker(owner).post(envelope)) return;
-  here.stats().add(Counter::InboxOverflows);
-  // Overloaded owner: a new call is refused at once so the caller can retry elsewhere.
-  const sip::Message& msg = *envelope->message;
-  if (msg.ok() && msg.isRequest() && msg.method() == sip::Method::Invite && msg.toTag().empty()) {
-    here.stats().add(Counter::Rejected503);
-    here.engine().replyStateless(msg, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
-    return;
-  }
-  // Calls in progress are not lost to overload: responses, ACK, BYE, CANCEL and other
-  // in-dialog requests take the slower posted path, itself bounded per owner.
-  worker(owner).postOverflow(std::move(envelope));
-}
-
-Worker::Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth)
+Worker::Worker(std::uint32_t index, std::size_t inbox_depth)
     : index_(index),
-      stats_(stats),
       io_(),
       inbox_(inbox_depth),
       wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
@@ -51,13 +17,6 @@ Worker::Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth
 Worker::~Worker() {
   stop();
   join();
-  // The engine (calls, transactions) goes before the network it sends through.
-  engine_.reset();
-}
-
-void Worker::attach(net::Network& network, std::shared_ptr<const config::Config> config, std::uint64_t seed) {
-  network_ = &network;
-  engine_ = std::make_unique<dialog::Engine>(index_, network, clock_, stats_, std::move(config), seed);
 }
 
 void Worker::start() {
@@ -77,8 +36,8 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Worker::post(std::unique_ptr<Envelope>& envelope) {
-  if (!inbox_.push(envelope)) return false;
+bool Worker::post(std::unique_ptr<Task>& task) {
+  if (!inbox_.push(task)) return false;
   // One wake-up per batch: only the producer that flips the flag writes the eventfd.
   if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
     std::uint64_t one = 1;
@@ -88,19 +47,16 @@ bool Worker::post(std::unique_ptr<Envelope>& envelope) {
   return true;
 }
 
-void Worker::postOverflow(std::unique_ptr<Envelope> envelope) {
+bool Worker::postOverflow(std::unique_ptr<Task> task) {
   if (overflow_in_flight_.fetch_add(1, std::memory_order_relaxed) >= kMaxOverflow) {
     overflow_in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    return;
+    return false;
   }
-  boost::asio::post(io_, [this, held = std::shared_ptr<Envelope>(std::move(envelope))] {
+  boost::asio::post(io_, [this, held = std::shared_ptr<Task>(std::move(task))] {
     overflow_in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    if (held->message) {
-      engine_->onMessage(std::move(held->message), held->flow);
-    } else {
-      network_->send(held->flow, std::move(held->bytes));
-    }
+    held->run();
   });
+  return true;
 }
 
 void Worker::armWake() {
@@ -115,13 +71,7 @@ void Worker::armWake() {
 void Worker::drainInbox() {
   // Clear the flag first: a push that lands after this point wakes us again.
   wake_pending_.store(false, std::memory_order_release);
-  while (std::unique_ptr<Envelope> envelope = inbox_.pop()) {
-    if (envelope->message) {
-      engine_->onMessage(std::move(envelope->message), envelope->flow);
-    } else {
-      network_->send(envelope->flow, std::move(envelope->bytes));
-    }
-  }
+  while (std::unique_ptr<Task> task = inbox_.pop()) task->run();
 }
 
 void Worker::armTick() {
@@ -129,7 +79,7 @@ void Worker::armTick() {
   tick_.expires_after(std::chrono::milliseconds(10));
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    engine_->runTimers();
+    if (tick_fn_) tick_fn_();
     armTick();
   });
 }

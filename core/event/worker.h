@@ -1,14 +1,13 @@
 #pragma once
 // A worker: one thread running its own io_context (concurrency hint 1 is not used: posts from
-// other threads stay legal), the SIP Engine that owns its calls, and an Inbox through which
-// other workers hand it messages. A message is scanned once on the worker that received it,
-// then handed whole to the owner of its Call-ID.
+// other threads stay legal), a 10 ms tick, and an Inbox through which other threads hand it
+// work. It knows nothing of SIP: the app wires what runs on it (a SIP engine, transports).
 #include <sys/eventfd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
-#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,71 +16,40 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/base/clock.h"
-#include "core/dialog/engine.h"
 #include "core/event/inbox.h"
-#include "core/net/endpoint.h"
-#include "core/sip/message.h"
-#include "core/stats/metrics.h"
 
 namespace palisade::event {
 
-// Cheap per-source checks that run on the receiving worker before any hand-off.
-class SourceFilter {
+// Work handed to a worker from another thread; run() executes on the worker.
+class Task {
  public:
-  virtual ~SourceFilter() = default;
-  virtual bool allowSource(const net::Flow& flow) = 0;
-};
-
-// What crosses between workers: a received message for its owner, or bytes to write on a TCP
-// connection that the receiving worker owns.
-struct Envelope {
-  std::unique_ptr<sip::Message> message;
-  net::Flow flow;
-  std::string bytes;
-};
-
-class Worker;
-
-// The set of workers; routes each message to its owner. Shared by all workers, immutable
-// after start-up.
-class Dispatcher {
- public:
-  void add(Worker* worker) { workers_.push_back(worker); }
-  std::uint32_t size() const { return static_cast<std::uint32_t>(workers_.size()); }
-  Worker& worker(std::uint32_t index) { return *workers_[index]; }
-  // Runs on worker `here`: filters, then processes locally or hands off to the owner.
-  void deliver(Worker& here, std::unique_ptr<sip::Message> message, const net::Flow& flow);
-
- private:
-  std::vector<Worker*> workers_;
+  virtual ~Task() = default;
+  virtual void run() = 0;
 };
 
 class Worker {
  public:
-  Worker(std::uint32_t index, stats::Shard& stats, std::size_t inbox_depth);
+  Worker(std::uint32_t index, std::size_t inbox_depth);
   ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
-  // Called once before start(): the engine sends through `network` (this worker's transports).
-  void attach(net::Network& network, std::shared_ptr<const config::Config> config, std::uint64_t seed);
-  void setSourceFilter(SourceFilter* filter) { source_filter_ = filter; }
-  void setRequestFilter(dialog::RequestFilter* filter) { engine_->setFilter(filter); }
+  // Before start(): runs on the worker every 10 ms (timers of what it owns).
+  void setTick(std::function<void()> tick) { tick_fn_ = std::move(tick); }
   void start();
   void stop();  // any thread
   void join();
 
   std::uint32_t index() const { return index_; }
   boost::asio::io_context& io() { return io_; }
-  dialog::Engine& engine() { return *engine_; }
-  stats::Shard& stats() { return stats_; }
-  net::Network& network() { return *network_; }
-  SourceFilter* sourceFilter() { return source_filter_; }
+  const base::Clock& clock() const { return clock_; }
 
-  // Any thread. False when the inbox is full (the envelope stays with the caller).
-  bool post(std::unique_ptr<Envelope>& envelope);
-  // Any thread: the fallback when the inbox is full, for messages of calls in progress. Goes
-  // through asio::post (a lock) and holds at most kMaxOverflow envelopes; beyond that the
-  // envelope is dropped (SIP retransmits).
-  void postOverflow(std::unique_ptr<Envelope> envelope);
+  // Any thread. False when the inbox is full (the task stays with the caller).
+  bool post(std::unique_ptr<Task>& task);
+  // Any thread: the fallback when the inbox is full, for work that must not be lost (messages
+  // of calls in progress). Goes through asio::post (a lock) and holds at most kMaxOverflow
+  // tasks; false when that bound is reached too (the task is dropped; SIP retransmits).
+  bool postOverflow(std::unique_ptr<Task> task);
   static constexpr int kMaxOverflow = 4096;
   // Control messages (config snapshots): rare, so asio::post's lock is fine here.
   template <typename Fn>
@@ -95,19 +63,16 @@ class Worker {
   void armTick();
 
   std::uint32_t index_;
-  stats::Shard& stats_;
   boost::asio::io_context io_;
   base::SteadyClock clock_;
-  Inbox<Envelope> inbox_;
+  Inbox<Task> inbox_;
   int wake_fd_ = -1;
   boost::asio::posix::stream_descriptor wake_;
   std::uint64_t wake_buffer_ = 0;
   std::atomic<bool> wake_pending_{false};
   std::atomic<int> overflow_in_flight_{0};
   boost::asio::steady_timer tick_;
-  net::Network* network_ = nullptr;
-  std::unique_ptr<dialog::Engine> engine_;
-  SourceFilter* source_filter_ = nullptr;
+  std::function<void()> tick_fn_;
   std::thread thread_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
 };

@@ -68,19 +68,6 @@ std::size_t lineEnd(std::string_view s, std::size_t pos, std::size_t& content_en
   return nl;
 }
 
-// Finds the end of the header section: the index just past the empty line, or npos.
-std::size_t headerSectionEnd(std::string_view s, std::size_t from) {
-  std::size_t pos = from;
-  while (pos < s.size()) {
-    std::size_t content_end = 0;
-    std::size_t nl = lineEnd(s, pos, content_end);
-    if (nl == std::string_view::npos) return std::string_view::npos;
-    if (content_end == pos) return nl + 1;
-    pos = nl + 1;
-  }
-  return std::string_view::npos;
-}
-
 bool isSipVersion(std::string_view v) {
   if (v.size() < 7 || !iequals(v.substr(0, 4), "SIP/")) return false;
   std::size_t dot = v.find('.', 4);
@@ -413,69 +400,6 @@ void Message::validateRequest() {
       }
     }
   }
-}
-
-StreamFramer::Result StreamFramer::next(std::string_view buffered) const {
-  Result result;
-  // Leading CRLFs are keep-alives (RFC 5626 §3.5.1) or padding (RFC 3261 §7.5).
-  std::size_t pos = 0;
-  while (pos < buffered.size() && (buffered[pos] == '\r' || buffered[pos] == '\n')) ++pos;
-  if (pos > 0) {
-    result.status = Status::KeepAlive;
-    result.length = pos;
-    return result;
-  }
-  std::size_t end = headerSectionEnd(buffered, 0);
-  // A header section beyond the limit is 513 whether or not its end has arrived yet, so that
-  // the verdict does not depend on how the stream was cut into reads.
-  if ((end == std::string_view::npos && buffered.size() > limits_.max_message_bytes) ||
-      (end != std::string_view::npos && end > limits_.max_message_bytes)) {
-    result.status = Status::Error;
-    result.fault = ParseFault{513, "Message Too Large"};
-    return result;
-  }
-  if (end == std::string_view::npos) return result;
-  // Content-Length is mandatory on streams; find it in the header section.
-  long long content_length = -1;
-  std::size_t line = buffered.find('\n') + 1;
-  while (line < end) {
-    std::size_t content_end = 0;
-    std::size_t next = lineEnd(buffered, line, content_end) + 1;
-    // Continuation lines belong to the field (RFC 3261 §7.3.1), exactly as the scanner reads
-    // them: a folded "Content-Length" must not frame the stream differently from the message.
-    while (next < end && isWs(buffered[next])) next = lineEnd(buffered, next, content_end) + 1;
-    std::string_view text = buffered.substr(line, content_end - line);
-    std::size_t colon = text.find(':');
-    if (colon != std::string_view::npos && !isWs(text.front())) {
-      Hdr id = headerIdFromName(trimLws(text.substr(0, colon)));
-      if (id == Hdr::ContentLength) {
-        std::uint64_t value = 0;
-        if (!parseUnsigned(trimLws(text.substr(colon + 1)), 0xFFFFFFFFull, value) ||
-            (content_length >= 0 && static_cast<std::uint64_t>(content_length) != value)) {
-          result.status = Status::Error;
-          result.fault = ParseFault{400, "Bad Content-Length"};
-          return result;
-        }
-        content_length = static_cast<long long>(value);
-      }
-    }
-    line = next;
-  }
-  if (content_length < 0) {
-    result.status = Status::Error;
-    result.fault = ParseFault{400, "Missing Content-Length"};
-    return result;
-  }
-  std::size_t total = end + static_cast<std::size_t>(content_length);
-  if (total > limits_.max_message_bytes) {
-    result.status = Status::Error;
-    result.fault = ParseFault{513, "Message Too Large"};
-    return result;
-  }
-  if (buffered.size() < total) return result;
-  result.status = Status::Message;
-  result.length = total;
-  return result;
 }
 
 }  // namespace palisade::sip

@@ -159,20 +159,4 @@ class Message {
   std::string_view body_;
 };
 
-// Cuts messages out of a TCP byte stream (RFC 3261 §18.3: Content-Length is mandatory).
-class StreamFramer {
- public:
-  enum class Status { NeedMore, Message, KeepAlive, Error };
-  struct Result {
-    Status status = Status::NeedMore;
-    std::size_t length = 0;  // bytes to consume (message or CRLF keep-alive)
-    ParseFault fault;        // for Error
-  };
-  explicit StreamFramer(const Limits& limits) : limits_(limits) {}
-  Result next(std::string_view buffered) const;
-
- private:
-  Limits limits_;
-};
-
 }  // namespace palisade::sip

@@ -14,11 +14,16 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     messages_total{direction="in"|"out",transport="udp"|"tcp"},
 //     parse_errors_total, retransmissions_total, retransmissions_absorbed_total,
 //     inbox_overflows_total, rejected_503_total, dropped_untrusted_total,
+//     dropped_foreign_responses_total, dropped_foreign_cancels_total, sent_to_unverified_total,
+//     early_dialogs_refused_total, requests_over_call_limit_total,
+//     policy_decisions_total{decision="reject"|"challenge"|"drop"|"pending"|"pending_expired"},
 //     tcp_connections_accepted_total, tcp_connections_refused_total,
-//     tcp_connections_closed_total, config_reloads_total, config_reload_failures_total
+//     tcp_connections_closed_total, tcp_head_timeouts_total, tcp_send_queue_overflows_total,
+//     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total
 //   gauges: active_calls, tcp_connections, workers, build_info{version="..."} (always 1)
 // Rows are in enum order; the static_assert below rejects a Counter added without a row.
 constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
+constexpr std::string_view kPolicyHelp = "New requests the policy chain did not let through, by decision.";
 
 constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::CallsAttempted, "calls_attempted", "", "INVITEs that started a call."},
@@ -37,9 +42,30 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::InboxOverflows, "inbox_overflows", "", "Hand-offs refused because the owner's inbox was full."},
     {Counter::Rejected503, "rejected_503", "", "Stateless 503 responses sent for overload."},
     {Counter::DroppedUntrusted, "dropped_untrusted", "", "Packets or connections from sources not allowed."},
+    {Counter::DroppedForeignResponses, "dropped_foreign_responses", "",
+     "Responses matching one of our branches that came from elsewhere than the request went."},
+    {Counter::DroppedForeignCancels, "dropped_foreign_cancels", "",
+     "CANCELs from a source other than the INVITE's."},
+    {Counter::SentToUnverified, "sent_to_unverified", "",
+     "Messages sent to UDP sources that have not shown they receive at their address."},
+    {Counter::EarlyDialogsRefused, "early_dialogs_refused", "",
+     "Provisional responses of forks beyond the per-call bound."},
+    {Counter::RequestsOverCallLimit, "requests_over_call_limit", "",
+     "In-dialog requests refused because too many were in flight on the call."},
+    {Counter::PolicyRejected, "policy_decisions", R"(decision="reject")", kPolicyHelp},
+    {Counter::PolicyChallenged, "policy_decisions", R"(decision="challenge")", kPolicyHelp},
+    {Counter::PolicyDropped, "policy_decisions", R"(decision="drop")", kPolicyHelp},
+    {Counter::PolicyPending, "policy_decisions", R"(decision="pending")", kPolicyHelp},
+    {Counter::PolicyPendingExpired, "policy_decisions", R"(decision="pending_expired")", kPolicyHelp},
     {Counter::TcpConnectionsAccepted, "tcp_connections_accepted", "", "TCP connections accepted."},
     {Counter::TcpConnectionsRefused, "tcp_connections_refused", "", "TCP connections refused by limits."},
     {Counter::TcpConnectionsClosed, "tcp_connections_closed", "", "TCP connections closed."},
+    {Counter::TcpHeadTimeouts, "tcp_head_timeouts", "",
+     "TCP connections closed because a message did not complete within tcp.head_timeout_s."},
+    {Counter::TcpSendQueueOverflows, "tcp_send_queue_overflows", "",
+     "TCP connections closed because the peer did not read what was sent."},
+    {Counter::TcpAcceptBackoffs, "tcp_accept_backoffs", "",
+     "Times accepting paused because the process had no descriptor left."},
     {Counter::ConfigReloads, "config_reloads", "", "Configuration reloads applied."},
     {Counter::ConfigReloadFailures, "config_reload_failures", "", "Configuration reloads rejected."},
 }};

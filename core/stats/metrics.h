@@ -27,9 +27,22 @@ enum class Counter : std::uint16_t {
   InboxOverflows,           // hand-offs refused because the owner's queue was full
   Rejected503,              // stateless 503s sent for overload
   DroppedUntrusted,         // datagrams/connections from sources not allowed on a listener
+  DroppedForeignResponses,  // responses for one of our branches from elsewhere than the request went
+  DroppedForeignCancels,    // CANCELs for an INVITE from a source other than the INVITE's
+  SentToUnverified,         // messages sent to UDP sources that have not shown they receive there
+  EarlyDialogsRefused,      // provisionals of forks beyond the per-call bound
+  RequestsOverCallLimit,    // in-dialog requests refused: too many in flight on one call
+  PolicyRejected,           // requests the policy chain answered with an error
+  PolicyChallenged,         // requests the policy chain challenged (401/407)
+  PolicyDropped,            // requests the policy chain dropped without an answer
+  PolicyPending,            // requests a policy stage decided later
+  PolicyPendingExpired,     // pending requests that got no decision in time (answered 503)
   TcpConnectionsAccepted,
   TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
   TcpConnectionsClosed,
+  TcpHeadTimeouts,        // connections closed because a message did not complete in time
+  TcpSendQueueOverflows,  // connections closed because the peer did not read what we sent
+  TcpAcceptBackoffs,      // accept paused because the process ran out of descriptors
   ConfigReloads,
   ConfigReloadFailures,
   kCount

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "core/sip/response.h"
+#include "core/sip/builder.h"
 #include "core/stats/metrics.h"
 
 namespace palisade::txn {
@@ -17,9 +17,7 @@ namespace {
 // A response that only echoes the transaction fields: 100 Trying, and the 200 for a CANCEL.
 std::string minimalResponse(const sip::Message& request, const net::Flow& flow, int status,
                             std::string_view reason) {
-  std::string out = sip::responseHead(request, flow.remote, status, reason, {});
-  out.append("Content-Length: 0\r\n\r\n");
-  return out;
+  return sip::MessageBuilder(384).responseTo(request, flow.remote, status, reason, {}).finish();
 }
 
 }  // namespace
@@ -27,6 +25,23 @@ std::string minimalResponse(const sip::Message& request, const net::Flow& flow, 
 TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& timers, const base::Clock& clock,
                                    stats::Shard& stats)
     : network_(network), timer_queue_(timers), clock_(clock), stats_(stats) {}
+
+bool ClientTransaction::acceptsResponseFrom(const net::Flow& from) const {
+  if (from.side != flow_.side || from.transport != flow_.transport) return false;
+  if (flow_.transport == net::Transport::Udp) {
+    if (from.remote == flow_.remote) return true;
+    if (peer_addresses_ == nullptr) return false;
+    auto source = net::canonicalAddress(from.remote.address);
+    for (const auto& address : *peer_addresses_) {
+      if (address == source) return true;
+    }
+    return false;
+  }
+  // A stream: the connection the request went on, or (when the request asked for any
+  // connection to the peer) the one opened to that peer's address and port.
+  if (flow_.conn_id != 0) return from.conn_id == flow_.conn_id && from.conn_worker == flow_.conn_worker;
+  return from.remote == flow_.remote;
+}
 
 TransactionLayer::~TransactionLayer() {
   for (auto& [key, txn] : clients_) {
@@ -41,6 +56,7 @@ TransactionLayer::~TransactionLayer() {
 }
 
 void TransactionLayer::sendRaw(const net::Flow& flow, std::string bytes) {
+  owner_.check("TransactionLayer");
   network_.send(flow, std::move(bytes));
 }
 
@@ -49,7 +65,9 @@ void TransactionLayer::sendRaw(const net::Flow& flow, std::string bytes) {
 
 ClientTransaction* TransactionLayer::startClient(Method method, std::string branch, const net::Flow& flow,
                                                  std::string request, RequestLines lines,
-                                                 TransactionUser* user) {
+                                                 TransactionUser* user,
+                                                 std::shared_ptr<const PeerAddresses> peer_addresses) {
+  owner_.check("TransactionLayer");
   auto txn = std::make_unique<ClientTransaction>();
   ClientTransaction* t = txn.get();
   t->method_ = method;
@@ -57,6 +75,7 @@ ClientTransaction* TransactionLayer::startClient(Method method, std::string bran
   t->key_ = fmt::format("{}|{}", branch, sip::methodName(method));
   t->branch_ = std::move(branch);
   t->flow_ = flow;
+  t->peer_addresses_ = std::move(peer_addresses);
   t->request_ = std::move(request);
   t->lines_ = std::move(lines);
   t->user_ = user;
@@ -107,23 +126,40 @@ std::string TransactionLayer::buildAck(const ClientTransaction& t, const sip::Me
   // RFC 3261 §17.1.1.3: same Request-URI, top Via, Route, From, Call-ID and CSeq number;
   // the To of the response (it carries the tag).
   const sip::HeaderField* to = response.find(sip::Hdr::To);
-  return fmt::format(
-      "ACK {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}To: {}\r\n{}CSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-      t.lines_.request_uri, t.lines_.via, t.lines_.routes, t.lines_.from, to ? to->value : std::string_view{},
-      t.lines_.call_id, t.lines_.cseq);
+  return sip::MessageBuilder(512)
+      .request("ACK", t.lines_.request_uri)
+      .lines(t.lines_.via)
+      .lines(t.lines_.routes)
+      .field("Max-Forwards", "70")
+      .lines(t.lines_.from)
+      .field("To", to ? to->value : std::string_view{})
+      .lines(t.lines_.call_id)
+      .fieldf("CSeq", "{} ACK", t.lines_.cseq)
+      .finish();
 }
 
 std::string ClientTransaction::buildCancel() const {
-  return fmt::format(
-      "CANCEL {} SIP/2.0\r\n{}{}Max-Forwards: 70\r\n{}{}{}CSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-      lines_.request_uri, lines_.via, lines_.routes, lines_.from, lines_.to, lines_.call_id, lines_.cseq);
+  return sip::MessageBuilder(512)
+      .request("CANCEL", lines_.request_uri)
+      .lines(lines_.via)
+      .lines(lines_.routes)
+      .field("Max-Forwards", "70")
+      .lines(lines_.from)
+      .lines(lines_.to)
+      .lines(lines_.call_id)
+      .fieldf("CSeq", "{} CANCEL", lines_.cseq)
+      .finish();
 }
 
-ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Message>& response) {
+ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Message>& response,
+                                                     const net::Flow& flow) {
+  owner_.check("TransactionLayer");
   std::string key = fmt::format("{}|{}", response->topVia().branch, response->cseqMethodText());
   auto it = clients_.find(key);
   if (it == clients_.end()) return ResponseDisposition::NoTransaction;
   ClientTransaction* t = it->second.get();
+  // Knowing a branch is not enough to answer, or end, someone's call.
+  if (!t->acceptsResponseFrom(flow)) return ResponseDisposition::Foreign;
   int status = response->statusCode();
   bool orphan_2xx = t->method_ == Method::Invite && t->user_ == nullptr && status >= 200 && status < 300;
   using S = ClientTransaction::State;
@@ -221,6 +257,7 @@ std::string TransactionLayer::serverKey(const sip::Message& msg, bool as_invite)
 }
 
 bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, const net::Flow& flow) {
+  owner_.check("TransactionLayer");
   Method method = request->method();
   if (method == Method::Ack) {
     // An ACK for a non-2xx final belongs to the INVITE transaction (same branch).
@@ -254,6 +291,15 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
   if (method == Method::Cancel) {
     auto invite = servers_.find(serverKey(*request, true));
     if (invite == servers_.end()) return false;
+    // A CANCEL ends someone's call: only the INVITE's own source may send it (same listener,
+    // transport and address; RFC 3261 §9.2 matches on the branch, which a third party can
+    // learn). Anything else is answered as if no transaction matched.
+    const net::Flow& origin = invite->second->flow_;
+    if (flow.side != origin.side || flow.transport != origin.transport ||
+        net::canonicalAddress(flow.remote.address) != net::canonicalAddress(origin.remote.address)) {
+      stats_.add(Counter::DroppedForeignCancels);
+      return false;
+    }
     // Answer the CANCEL through its own transaction, then tell the INVITE's user.
     ServerTransaction* cancel_txn = startServer(std::move(request), flow, nullptr);
     if (cancel_txn == nullptr) return true;
@@ -267,6 +313,7 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
 
 ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> request, const net::Flow& flow,
                                                  TransactionUser* user) {
+  owner_.check("TransactionLayer");
   auto txn = std::make_unique<ServerTransaction>();
   ServerTransaction* t = txn.get();
   bool invite = request->method() == Method::Invite;
@@ -288,6 +335,7 @@ ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> r
 }
 
 void TransactionLayer::respond(ServerTransaction& txn, int status, std::string bytes) {
+  owner_.check("TransactionLayer");
   ServerTransaction* t = &txn;
   using S = ServerTransaction::State;
   if (t->state_ == S::Completed || t->state_ == S::Confirmed || t->state_ == S::Terminated) return;
@@ -323,6 +371,11 @@ void TransactionLayer::respond(ServerTransaction& txn, int status, std::string b
     base::Millis timer_j = reliable(t->flow_) ? 0 : 64 * timers_.t1;
     t->timeout_timer_ = timer_queue_.schedule(now() + timer_j, [this, t] { destroyServer(t); });
   }
+}
+
+void TransactionLayer::abandon(ServerTransaction& txn) {
+  owner_.check("TransactionLayer");
+  destroyServer(&txn);
 }
 
 void TransactionLayer::serverRetransmit(ServerTransaction* t) {

@@ -7,8 +7,12 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
 
 #include "core/base/clock.h"
+#include "core/base/owner_thread.h"
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
 #include "core/sip/message.h"
@@ -32,7 +36,12 @@ enum class ResponseDisposition {
   Consumed,       // matched a client transaction (and went to its user, if any)
   NoTransaction,  // stray: no client transaction matches
   Orphan2xx,      // a 2xx for an INVITE transaction whose user has gone; not consumed
+  Foreign,        // matched a branch but came from elsewhere than the request went: dropped
 };
+
+// Source addresses a peer may answer from besides the one the request went to (a configured
+// peer's `addresses`). Shared by every transaction toward that peer; immutable.
+using PeerAddresses = std::vector<boost::asio::ip::address>;
 
 // Receives what transactions pass up (RFC 3261 §17: "the TU").
 class TransactionUser {
@@ -71,6 +80,10 @@ class ClientTransaction {
   const net::Flow& flow() const { return flow_; }
   const RequestLines& lines() const { return lines_; }
   bool gotProvisional() const { return got_provisional_; }
+  // Whether a response received on `from` may belong to this transaction: the flow the
+  // request was sent on (UDP: its destination address and port, or one of the peer's
+  // configured addresses; TCP: the same connection, or the one opened to that peer).
+  bool acceptsResponseFrom(const net::Flow& from) const;
   void detach() { user_ = nullptr; }
   // Builds the CANCEL for this INVITE (same branch, RFC 3261 §9.1).
   std::string buildCancel() const;
@@ -82,6 +95,7 @@ class ClientTransaction {
   std::string key_;
   std::string branch_;
   net::Flow flow_;
+  std::shared_ptr<const PeerAddresses> peer_addresses_;
   std::string request_;
   RequestLines lines_;
   std::string ack_;  // the ACK sent for a non-2xx final, resent on retransmissions
@@ -130,10 +144,13 @@ class TransactionLayer {
   const Timers& timers() const { return timers_; }
 
   // Client side: sends `request` (already serialized, its top Via carrying `branch`).
+  // `peer_addresses`: where else the peer may answer from (null: only flow.remote).
   ClientTransaction* startClient(sip::Method method, std::string branch, const net::Flow& flow,
-                                 std::string request, RequestLines lines, TransactionUser* user);
-  // Routes a response to its client transaction.
-  ResponseDisposition handleResponse(std::unique_ptr<sip::Message>& response);
+                                 std::string request, RequestLines lines, TransactionUser* user,
+                                 std::shared_ptr<const PeerAddresses> peer_addresses = nullptr);
+  // Routes a response received on `flow` to its client transaction (RFC 3261 §17.1.3), if it
+  // came from where that transaction's request went.
+  ResponseDisposition handleResponse(std::unique_ptr<sip::Message>& response, const net::Flow& flow);
 
   // Server side. Returns true when `request` was a retransmission or an ACK/CANCEL consumed by
   // an existing transaction; `request` is then consumed.
@@ -143,6 +160,9 @@ class TransactionLayer {
                                  TransactionUser* user);
   // Sends a response built by the TU through the transaction.
   void respond(ServerTransaction& txn, int status, std::string bytes);
+  // Forgets a server transaction that will never be answered (a request dropped by policy
+  // after it was held): its user is told through onServerGone.
+  void abandon(ServerTransaction& txn);
 
   // Sends bytes outside any transaction (ACK for 2xx, stateless replies).
   void sendRaw(const net::Flow& flow, std::string bytes);
@@ -161,6 +181,7 @@ class TransactionLayer {
   bool reliable(const net::Flow& flow) const { return flow.transport != net::Transport::Udp; }
   base::Millis now() const { return clock_.now(); }
 
+  base::OwnerThread owner_;
   net::Network& network_;
   event::TimerQueue& timer_queue_;
   const base::Clock& clock_;

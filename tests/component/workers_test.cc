@@ -7,8 +7,11 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <set>
 
+#include "core/dialog/dispatcher.h"
 #include "core/event/worker.h"
+#include "policy/api/shared_counters.h"
 #include "tests/support/engine_harness.h"
 
 namespace palisade {
@@ -63,40 +66,51 @@ class SharedNetwork {
 
 class WorkersTest : public ::testing::TestWithParam<std::uint32_t> {
  protected:
-  void SetUp() override {
+  void SetUp() override { startWorkers(config::defaultConfig().value()); }
+
+  // The daemon's wiring, without sockets: per worker an engine and a dispatcher that knows
+  // every worker's engine.
+  void startWorkers(std::shared_ptr<const config::Config> config) {
     workers_count_ = GetParam();
     metrics_ = std::make_unique<stats::Metrics>(workers_count_);
-    auto config = config::defaultConfig().value();
+    std::vector<dialog::Dispatcher::Owner> owners;
     for (std::uint32_t i = 0; i < workers_count_; ++i) {
-      workers_.push_back(std::make_unique<event::Worker>(i, metrics_->shard(i), 1024));
-      dispatcher_.add(workers_.back().get());
-    }
-    for (std::uint32_t i = 0; i < workers_count_; ++i) {
+      workers_.push_back(std::make_unique<event::Worker>(i, 1024));
       ports_.push_back(std::make_unique<SharedNetwork::Port>(network_, i));
-      workers_[i]->attach(*ports_.back(), config, 7 + i);
-      workers_[i]->start();
+      engines_.push_back(std::make_unique<dialog::Engine>(i, *ports_.back(), workers_.back()->clock(),
+                                                          metrics_->shard(i), config, shared_));
+      dispatchers_.push_back(std::make_unique<dialog::Dispatcher>(i, metrics_->shard(i), sip::Limits{}));
+      dialog::Engine* engine = engines_.back().get();
+      workers_.back()->setTick([engine] { engine->runTimers(); });
+      owners.push_back({workers_.back().get(), engine});
     }
+    for (auto& d : dispatchers_) d->setOwners(owners);
+    for (auto& w : workers_) w->start();
   }
   void TearDown() override {
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
+    engines_.clear();
   }
 
   // Delivers bytes as if worker `via` had received them (the kernel picks any worker).
   void receive(std::uint32_t via, const std::string& bytes, const net::Flow& flow) {
-    event::Worker* worker = workers_[via % workers_count_].get();
-    event::Dispatcher* dispatcher = &dispatcher_;
-    worker->control([worker, dispatcher, bytes, flow] {
-      dispatcher->deliver(*worker, sip::Message::parse(bytes, sip::Limits{}, true), flow);
+    std::uint32_t index = via % workers_count_;
+    dialog::Dispatcher* dispatcher = dispatchers_[index].get();
+    workers_[index]->control([dispatcher, bytes, flow] {
+      std::string copy = bytes;
+      dispatcher->onPacket(flow, std::move(copy), true);
     });
   }
 
   std::uint32_t workers_count_ = 1;
   std::unique_ptr<stats::Metrics> metrics_;
-  event::Dispatcher dispatcher_;
+  policy::SharedCounters shared_;
   SharedNetwork network_;
   std::vector<std::unique_ptr<SharedNetwork::Port>> ports_;
   std::vector<std::unique_ptr<event::Worker>> workers_;
+  std::vector<std::unique_ptr<dialog::Engine>> engines_;
+  std::vector<std::unique_ptr<dialog::Dispatcher>> dispatchers_;
 };
 
 TEST_P(WorkersTest, CallsCompleteWhicheverWorkerReceivesTheirMessages) {
@@ -197,7 +211,56 @@ TEST_P(InboxOverflowTest, FullInboxRefusesNewInvitesWith503) {  // Stall worker 
   EXPECT_GT(static_cast<int>(metrics_->total(stats::Counter::Rejected503)), refused_before);
 }
 
+// limits.max_calls holds for the whole daemon, not per worker: with 4 workers and a limit of
+// 3, the fourth concurrent call is refused whichever worker owns it.
+class GlobalLimitTest : public WorkersTest {
+ protected:
+  void SetUp() override {
+    auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+    config->max_calls = 3;
+    startWorkers(config);
+  }
+};
+
+TEST_P(GlobalLimitTest, MaxCallsIsGlobalAcrossWorkers) {
+  std::vector<PeerDialog> callers;
+  std::set<std::uint32_t> owners;
+  for (int i = 0; callers.size() < 4; ++i) {
+    std::string call_id = "limit-" + std::to_string(i);
+    std::uint32_t owner = dialog::ownerOf(call_id, workers_count_);
+    if (owners.size() < workers_count_ && owners.count(owner) != 0) continue;  // one call per worker first
+    owners.insert(owner);
+    callers.push_back(callerPeer(call_id));
+  }
+  std::vector<std::unique_ptr<sip::Message>> b_invites;
+  for (std::size_t i = 0; i < 3; ++i) {
+    receive(0, makeInvite(callers[i], "z9hG4bK-lim-" + std::to_string(i)), callers[i].flow);
+    ASSERT_TRUE(network_.take(5061, "Call-ID: " + callers[i].call_id + "\r\n")) << i;  // 100 Trying
+    auto invite = network_.take(5080, "INVITE ");
+    ASSERT_TRUE(invite) << i;
+    b_invites.push_back(sip::Message::parse(invite->bytes, sip::Limits{}, true));
+  }
+  receive(0, makeInvite(callers[3], "z9hG4bK-lim-3"), callers[3].flow);
+  auto refused = network_.take(5061, "Call-ID: " + callers[3].call_id + "\r\n");
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->bytes.find("SIP/2.0 503 Service Unavailable"), std::string::npos) << refused->bytes;
+  EXPECT_EQ(shared_.value(policy::SharedCounters::kGlobalCalls), 3u);
+  // A call that ends gives its slot back: the next INVITE goes through.
+  receive(1, makeResponse(*b_invites[0], 486, "Busy Here", "pbx-busy", ""),
+          udpFlow(net::Side::Pbx, "127.0.0.1", 5080));
+  ASSERT_TRUE(network_.take(5061, "SIP/2.0 486 Busy Here"));
+  for (int spin = 0; spin < 500 && shared_.value(policy::SharedCounters::kGlobalCalls) != 2; ++spin)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(shared_.value(policy::SharedCounters::kGlobalCalls), 2u);
+  PeerDialog again = callerPeer("limit-again");
+  receive(2, makeInvite(again, "z9hG4bK-lim-again"), again.flow);
+  auto trying = network_.take(5061, "Call-ID: limit-again\r\n");
+  ASSERT_TRUE(trying);
+  EXPECT_NE(trying->bytes.find("SIP/2.0 100 Trying"), std::string::npos) << trying->bytes;
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, WorkersTest, ::testing::Values(1u, 4u));
+INSTANTIATE_TEST_SUITE_P(Workers, GlobalLimitTest, ::testing::Values(4u));
 INSTANTIATE_TEST_SUITE_P(Workers, InboxOverflowTest, ::testing::Values(2u, 4u));
 
 }  // namespace

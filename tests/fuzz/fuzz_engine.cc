@@ -25,6 +25,7 @@
 
 #include "core/base/log.h"
 #include "core/dialog/engine.h"
+#include "policy/api/shared_counters.h"
 #include "tests/fuzz/sip_checks.h"
 #include "tests/support/fake_network.h"
 
@@ -67,7 +68,8 @@ std::string extraLines(std::string_view extra) {
 class Harness {
  public:
   Harness() : metrics_(1) {
-    engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), sharedConfig(), 42);
+    engine_ =
+        std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), sharedConfig(), shared_);
   }
 
   void record(std::string_view rec) {
@@ -199,6 +201,7 @@ class Harness {
   testing::ManualClock clock_;
   testing::FakeNetwork network_;
   stats::Metrics metrics_;
+  policy::SharedCounters shared_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_request_[2];  // per side: the last request (not ACK) the engine sent there
   std::string last_invite_[2];

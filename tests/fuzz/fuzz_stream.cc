@@ -1,7 +1,7 @@
-// A TCP byte stream cut into arbitrary chunks and framed the way the TCP transport does it
-// (StreamFramer, then Message::parse on each frame). Input: two bytes that seed the chunk
-// sizes, then the stream. The frames must not depend on how the stream was chunked, and the
-// scanner must agree with the framer on where each message ends.
+// A TCP byte stream cut into arbitrary chunks and framed by the transports' own StreamReader
+// (buffer + incremental StreamFramer), then Message::parse on each frame. Input: two bytes
+// that seed the chunk sizes, then the stream. The frames must not depend on how the stream
+// was chunked, and the scanner must agree with the framer on where each message ends.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "core/sip/message.h"
+#include "core/sip/stream_framer.h"
 #include "tests/fuzz/sip_checks.h"
 
 using palisade::fuzz::require;
 using palisade::sip::Limits;
 using palisade::sip::Message;
 using palisade::sip::StreamFramer;
+using palisade::sip::StreamReader;
 
 namespace {
 
@@ -25,52 +27,51 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
+// The receive side of a stream connection exactly as the transports run it: the same
+// sip::StreamReader (buffer + incremental framer) that StreamConnection drives.
 class Connection {
  public:
-  explicit Connection(const Limits& limits) : limits_(limits), framer_(limits) {}
+  explicit Connection(const Limits& limits) : limits_(limits), reader_(limits) {}
 
   // Appends `chunk` and frames whatever is complete; false once the connection is closed.
   bool receive(std::string_view chunk) {
     if (closed_) return false;
-    buffer_.append(chunk);
-    std::size_t consumed = 0;
+    reader_.append(chunk);
     for (;;) {
-      std::string_view pending(buffer_.data() + consumed, buffer_.size() - consumed);
-      if (pending.empty()) break;
-      StreamFramer::Result r = framer_.next(pending);
-      if (r.status == StreamFramer::Status::NeedMore) {
-        require(r.length == 0, "NeedMore consumes nothing");
+      std::size_t before = reader_.buffered();
+      StreamReader::Frame frame = reader_.next();
+      if (frame.status == StreamFramer::Status::NeedMore) {
+        require(frame.bytes.empty(), "NeedMore consumes nothing");
+        require(reader_.buffered() == before, "NeedMore keeps every byte");
         break;
       }
-      if (r.status == StreamFramer::Status::Error) {
-        require(r.fault.status == 400 || r.fault.status == 513, "framing errors are 400 or 513");
-        events_.push_back({r.status, 0, r.fault.status});
+      if (frame.status == StreamFramer::Status::Error) {
+        require(frame.fault.status == 400 || frame.fault.status == 513, "framing errors are 400 or 513");
+        require(frame.bytes.size() <= limits_.max_message_bytes, "the answer is built from bounded bytes");
+        events_.push_back({frame.status, 0, frame.fault.status});
         // The transport answers from what it has, then closes the connection.
-        auto message = Message::parse(
-            std::string(pending.substr(0, std::min<std::size_t>(pending.size(), limits_.max_message_bytes))),
-            limits_, false);
+        auto message = Message::parse(std::move(frame.bytes), limits_, false);
         if (message) palisade::fuzz::exerciseMessage(*message);
+        require(reader_.next().status == StreamFramer::Status::Error, "an error sticks");
         closed_ = true;
         return false;
       }
-      require(r.length > 0 && r.length <= pending.size(), "a frame lies inside the buffer");
-      if (r.status == StreamFramer::Status::KeepAlive) {
-        for (std::size_t i = 0; i < r.length; ++i)
-          require(pending[i] == '\r' || pending[i] == '\n', "keep-alive is CR/LF");
+      require(!frame.bytes.empty() && frame.bytes.size() <= before, "a frame lies inside the buffer");
+      require(reader_.buffered() == before - frame.bytes.size(), "a frame consumes exactly its bytes");
+      if (frame.status == StreamFramer::Status::KeepAlive) {
+        for (char c : frame.bytes) require(c == '\r' || c == '\n', "keep-alive is CR/LF");
         // Consecutive keep-alives are one event, however they were chunked.
         if (!events_.empty() && events_.back().status == StreamFramer::Status::KeepAlive) {
-          events_.back().length += r.length;
+          events_.back().length += frame.bytes.size();
         } else {
-          events_.push_back({r.status, r.length, 0});
+          events_.push_back({frame.status, frame.bytes.size(), 0});
         }
       } else {
-        require(r.length <= limits_.max_message_bytes, "a frame respects the size limit");
-        events_.push_back({r.status, r.length, 0});
-        checkFrame(pending.substr(0, r.length));
+        require(frame.bytes.size() <= limits_.max_message_bytes, "a frame respects the size limit");
+        events_.push_back({frame.status, frame.bytes.size(), 0});
+        checkFrame(frame.bytes);
       }
-      consumed += r.length;
     }
-    buffer_.erase(0, consumed);
     return true;
   }
 
@@ -94,8 +95,7 @@ class Connection {
   }
 
   Limits limits_;
-  StreamFramer framer_;
-  std::string buffer_;
+  StreamReader reader_;
   std::vector<Event> events_;
   bool closed_ = false;
 };

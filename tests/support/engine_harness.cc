@@ -4,9 +4,10 @@
 
 namespace palisade::testing {
 
-EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config) : metrics_(1) {
+EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, policy::SharedCounters* shared)
+    : metrics_(1), shared_(shared != nullptr ? shared : &own_shared_) {
   if (!config) config = config::defaultConfig().value();
-  engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, 42);
+  engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
 }
 
 void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {
@@ -60,12 +61,19 @@ PeerDialog callerPeer(const std::string& call_id) {
 }
 
 PeerDialog carrierPeer(const std::string& call_id) {
-  return peer(net::Side::Public, "127.0.0.1", 5090, call_id, "carrier", "carrier-tag", "sip:127.0.0.1:5060");
+  PeerDialog d =
+      peer(net::Side::Public, "127.0.0.1", 5090, call_id, "carrier", "carrier-tag", "sip:127.0.0.1:5060");
+  d.flow.peer = 2;
+  d.flow.verified = true;
+  return d;
 }
 
 PeerDialog pbxPeer(const std::string& call_id) {
-  return peer(net::Side::Pbx, "127.0.0.1", 5080, call_id, "pbx", "pbx-caller-tag",
-              "sip:15551234@127.0.0.1:5070");
+  PeerDialog d = peer(net::Side::Pbx, "127.0.0.1", 5080, call_id, "pbx", "pbx-caller-tag",
+                      "sip:15551234@127.0.0.1:5070");
+  d.flow.peer = 1;
+  d.flow.verified = true;
+  return d;
 }
 
 std::string makeInvite(PeerDialog& p, const std::string& branch, const std::string& sdp) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/dialog/engine.h"
+#include "policy/api/shared_counters.h"
 #include "tests/support/fake_network.h"
 
 namespace palisade::testing {
@@ -26,7 +27,9 @@ struct PeerDialog {
 
 class EngineHarness {
  public:
-  explicit EngineHarness(std::shared_ptr<const config::Config> config = nullptr);
+  // `shared`: the cross-worker counters (limits.max_calls); the harness's own when null.
+  explicit EngineHarness(std::shared_ptr<const config::Config> config = nullptr,
+                         policy::SharedCounters* shared = nullptr);
 
   void inject(const std::string& bytes, const net::Flow& flow);
   // Pops the oldest packet sent to `port` (nullptr when none).
@@ -40,11 +43,14 @@ class EngineHarness {
   std::uint64_t counter(stats::Counter c) const { return metrics_.total(c); }
   dialog::Engine& engine() { return *engine_; }
   FakeNetwork& network() { return network_; }
+  policy::SharedCounters& shared() { return *shared_; }
 
  private:
   ManualClock clock_;
   FakeNetwork network_;
   stats::Metrics metrics_;
+  policy::SharedCounters own_shared_;
+  policy::SharedCounters* shared_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;
 };
@@ -52,7 +58,9 @@ class EngineHarness {
 inline const std::string kDefaultSdp =
     "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
-// Peers of the default config: a caller on the public side, the PBX, the carrier.
+// Peers of the default config: a caller on the public side, the PBX, the carrier. The PBX's
+// and the carrier's flows are marked as the packet filter marks configured peers (peer id,
+// verified); the caller's is an unverified internet source.
 PeerDialog callerPeer(const std::string& call_id);
 PeerDialog carrierPeer(const std::string& call_id);  // the carrier trunk (callee of PBX calls)
 PeerDialog pbxPeer(const std::string& call_id);      // the PBX as caller (PBX -> carrier calls)

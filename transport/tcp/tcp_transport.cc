@@ -1,11 +1,9 @@
 #include "transport/tcp/tcp_transport.h"
 
-#include <array>
+#include <cerrno>
 
 #include <fmt/format.h>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 
 #include "core/base/log.h"
 
@@ -14,36 +12,34 @@ namespace palisade::transport {
 using stats::Counter;
 using stats::Gauge;
 
-struct TcpTransport::Connection {
-  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::socket s) : socket(std::move(s)), idle(io) {}
-  std::uint32_t id = 0;
-  net::Side side = net::Side::Public;
-  net::Endpoint remote;
-  boost::asio::ip::tcp::socket socket;
-  boost::asio::steady_timer idle;
-  std::string buffer;
-  std::array<char, 16384> chunk{};
-  std::deque<std::string> queue;
-  bool writing = false;
-  bool connected = true;
-  bool closing = false;
-  bool outbound = false;
-  bool counted = false;
-};
+namespace {
 
-TcpTransport::TcpTransport(event::Worker& worker, event::Dispatcher& dispatcher, ConnectionLimiter& limiter,
-                           const TcpSettings& settings)
-    : worker_(worker), dispatcher_(dispatcher), limiter_(limiter), settings_(settings) {}
-
-TcpTransport::~TcpTransport() {
-  for (auto& [id, conn] : connections_) {
-    if (conn->counted) limiter_.release(conn->remote.address);
-  }
+// The process (or the system) has no descriptor or buffer left for a new connection: retrying
+// at once would spin; the pending connection waits in the backlog instead.
+bool outOfResources(const boost::system::error_code& ec) {
+  if (ec.category() != boost::system::system_category()) return false;
+  int e = ec.value();
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
+
+}  // namespace
+
+TcpTransport::TcpTransport(boost::asio::io_context& io, std::uint16_t worker_index, net::Receiver& receiver,
+                           policy::PacketFilter* filter, stats::Shard& stats, ConnectionLimiter& limiter,
+                           const StreamSettings& settings)
+    : io_(io), worker_index_(worker_index), stats_(stats), limiter_(limiter), settings_(settings) {
+  context_.receiver = &receiver;
+  context_.filter = filter;
+  context_.stats = &stats_;
+  context_.settings = &settings_;
+  context_.owner = &owner_;
+}
+
+TcpTransport::~TcpTransport() { close(); }
 
 base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::address& address,
                                         std::uint16_t port) {
-  auto acceptor = std::make_unique<Acceptor>(Acceptor{side, boost::asio::ip::tcp::acceptor(worker_.io())});
+  auto acceptor = std::make_unique<Acceptor>(io_, side);
   boost::system::error_code ec;
   boost::asio::ip::tcp::endpoint endpoint(address, port);
   acceptor->acceptor.open(endpoint.protocol(), ec);
@@ -59,6 +55,17 @@ base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::a
   return true;
 }
 
+std::uint16_t TcpTransport::localPort(net::Side side) const {
+  for (const auto& acceptor : acceptors_) {
+    boost::system::error_code ec;
+    if (acceptor->side == side) {
+      auto endpoint = acceptor->acceptor.local_endpoint(ec);
+      if (!ec) return endpoint.port();
+    }
+  }
+  return 0;
+}
+
 void TcpTransport::start() {
   for (auto& acceptor : acceptors_) accept(*acceptor);
 }
@@ -67,136 +74,142 @@ void TcpTransport::close() {
   for (auto& acceptor : acceptors_) {
     boost::system::error_code ec;
     acceptor->acceptor.close(ec);
+    acceptor->backoff.cancel();
   }
-  std::vector<std::uint32_t> ids;
-  for (auto& [id, conn] : connections_) ids.push_back(id);
-  for (auto id : ids) closeConnection(id);
+  std::vector<std::shared_ptr<Connection>> open;
+  for (auto& [id, conn] : connections_) open.push_back(conn);
+  for (auto& conn : open) conn->close();
+}
+
+void TcpTransport::setSettings(const StreamSettings& settings) {
+  owner_.check("TcpTransport");
+  settings_ = settings;
+  for (auto& [id, conn] : connections_) conn->settingsChanged();
 }
 
 void TcpTransport::accept(Acceptor& acceptor) {
   acceptor.acceptor.async_accept(
       [this, &acceptor](const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket) {
         if (ec == boost::asio::error::operation_aborted || !acceptor.acceptor.is_open()) return;
-        if (!ec) {
-          boost::system::error_code peer_ec;
-          auto peer = socket.remote_endpoint(peer_ec);
-          if (!peer_ec) {
-            net::Endpoint remote{peer.address(), peer.port()};
-            net::Flow probe{acceptor.side, net::Transport::Tcp, remote, 0,
-                            static_cast<std::uint16_t>(worker_.index())};
-            if (worker_.sourceFilter() != nullptr && !worker_.sourceFilter()->allowSource(probe)) {
-              worker_.stats().add(Counter::DroppedUntrusted);
-            } else if (!limiter_.acquire(remote.address, settings_.max_connections,
-                                         settings_.max_connections_per_ip)) {
-              worker_.stats().add(Counter::TcpConnectionsRefused);
-            } else {
-              Connection& conn = adopt(std::move(socket), acceptor.side, remote);
-              conn.counted = true;
-              worker_.stats().add(Counter::TcpConnectionsAccepted);
-              read(conn);
-            }
+        owner_.check("TcpTransport");
+        if (ec && outOfResources(ec)) {
+          stats_.add(Counter::TcpAcceptBackoffs);
+          auto now = std::chrono::steady_clock::now();
+          if (now - last_backoff_log_ > std::chrono::seconds(10)) {
+            last_backoff_log_ = now;
+            LOG_WARN(
+                "tcp accept: {}; pausing accepts for {} ms (raise the descriptor limit or lower "
+                "tcp.max_connections)",
+                ec.message(), kAcceptBackoff.count());
           }
+          acceptor.backoff.expires_after(kAcceptBackoff);
+          acceptor.backoff.async_wait([this, &acceptor](const boost::system::error_code& wait_ec) {
+            if (!wait_ec && acceptor.acceptor.is_open()) accept(acceptor);
+          });
+          return;
         }
+        if (!ec) onAccepted(acceptor, std::move(socket));
         accept(acceptor);
       });
 }
 
-TcpTransport::Connection& TcpTransport::adopt(boost::asio::ip::tcp::socket socket, net::Side side,
-                                              const net::Endpoint& remote) {
-  auto conn = std::make_unique<Connection>(worker_.io(), std::move(socket));
-  conn->id = next_id_++;
-  if (next_id_ == 0) next_id_ = 1;
-  conn->side = side;
-  conn->remote = remote;
-  Connection& ref = *conn;
-  connections_.emplace(ref.id, std::move(conn));
-  worker_.stats().adjust(Gauge::TcpConnections, 1);
-  armIdle(ref);
-  return ref;
-}
-
-void TcpTransport::armIdle(Connection& conn) {
-  conn.idle.expires_after(std::chrono::seconds(settings_.idle_timeout_s));
-  std::uint32_t id = conn.id;
-  conn.idle.async_wait([this, id](const boost::system::error_code& ec) {
-    if (ec) return;
-    LOG_DEBUG("tcp connection {} idle, closing", id);
-    closeConnection(id);
-  });
-}
-
-void TcpTransport::read(Connection& conn) {
-  std::uint32_t id = conn.id;
-  conn.socket.async_read_some(boost::asio::buffer(conn.chunk),
-                              [this, id](const boost::system::error_code& ec, std::size_t size) {
-                                auto it = connections_.find(id);
-                                if (it == connections_.end() || it->second->closing) return;
-                                Connection& c = *it->second;
-                                if (ec) {
-                                  closeConnection(id);
-                                  return;
-                                }
-                                c.buffer.append(c.chunk.data(), size);
-                                armIdle(c);
-                                processBuffer(c);
-                                if (connections_.count(id) != 0 && !c.closing) read(c);
-                              });
-}
-
-void TcpTransport::processBuffer(Connection& conn) {
-  sip::StreamFramer framer(settings_.limits);
-  std::size_t consumed = 0;
-  for (;;) {
-    std::string_view pending(conn.buffer.data() + consumed, conn.buffer.size() - consumed);
-    if (pending.empty()) break;
-    sip::StreamFramer::Result frame = framer.next(pending);
-    if (frame.status == sip::StreamFramer::Status::NeedMore) break;
-    if (frame.status == sip::StreamFramer::Status::KeepAlive) {
-      // RFC 5626 §3.5.1: a double-CRLF ping gets a single-CRLF pong.
-      if (frame.length >= 4 && pending.substr(0, 4) == "\r\n\r\n")
-        send(net::Flow{conn.side, net::Transport::Tcp, conn.remote, conn.id,
-                       static_cast<std::uint16_t>(worker_.index())},
-             "\r\n");
-      consumed += frame.length;
-      continue;
-    }
-    net::Flow flow{conn.side, net::Transport::Tcp, conn.remote, conn.id,
-                   static_cast<std::uint16_t>(worker_.index())};
-    if (frame.status == sip::StreamFramer::Status::Error) {
-      // Unrecoverable framing error (RFC 3261 §18.3): answer if we can, then close.
-      worker_.stats().add(Counter::ParseErrors);
-      auto message = sip::Message::parse(
-          std::string(
-              pending.substr(0, std::min<std::size_t>(pending.size(), settings_.limits.max_message_bytes))),
-          settings_.limits, false);
-      if (message && message->isRequest() && message->find(sip::Hdr::Via) != nullptr &&
-          message->method() != sip::Method::Ack) {
-        worker_.engine().replyStateless(*message, flow, frame.fault.status, frame.fault.reason);
-      }
-      closeConnection(conn.id);
-      return;
-    }
-    worker_.stats().add(Counter::MessagesInTcp);
-    auto message = sip::Message::parse(std::string(pending.substr(0, frame.length)), settings_.limits, false);
-    consumed += frame.length;
-    if (message && message->isRequest() && !conn.outbound) {
-      flow.reconnect_port = message->topVia().port != 0 ? message->topVia().port : 5060;
-    }
-    if (message) {
-      dispatcher_.deliver(worker_, std::move(message), flow);
-    } else {
-      worker_.stats().add(Counter::ParseErrors);
-    }
-    if (conn.closing) return;
+void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket socket) {
+  boost::system::error_code peer_ec;
+  auto peer = socket.remote_endpoint(peer_ec);
+  if (peer_ec) return;
+  net::Flow flow;
+  flow.side = acceptor.side;
+  flow.transport = net::Transport::Tcp;
+  flow.remote = net::Endpoint{peer.address(), peer.port()};
+  flow.conn_worker = worker_index_;
+  flow.verified = true;  // the handshake shows the peer receives at its address
+  if (context_.filter != nullptr && !context_.filter->admit(flow, {})) {
+    stats_.add(Counter::DroppedUntrusted);
+    return;  // the socket closes as it goes out of scope
   }
-  conn.buffer.erase(0, consumed);
+  if (!limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+    stats_.add(Counter::TcpConnectionsRefused);
+    return;
+  }
+  std::shared_ptr<Connection> conn = adopt(std::move(socket), flow, false);
+  conn->counted = true;
+  stats_.add(Counter::TcpConnectionsAccepted);
+  conn->start();
+}
+
+std::shared_ptr<TcpTransport::Connection> TcpTransport::adopt(boost::asio::ip::tcp::socket socket,
+                                                              const net::Flow& flow, bool outbound) {
+  net::Flow named = flow;
+  named.conn_id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  auto conn = std::make_shared<Connection>(std::move(socket), context_, named, outbound,
+                                           [this](StreamConnectionBase& closed) { forget(closed); });
+  connections_.emplace(named.conn_id, conn);
+  stats_.adjust(Gauge::TcpConnections, 1);
+  return conn;
+}
+
+void TcpTransport::forget(StreamConnectionBase& conn) {
+  if (conn.counted) limiter_.release(conn.flow().remote.address);
+  conn.counted = false;
+  if (conn.outbound()) {
+    auto key = std::make_pair(static_cast<int>(conn.flow().side), conn.flow().remote.toString());
+    auto it = outbound_.find(key);
+    if (it != outbound_.end() && it->second == conn.id()) outbound_.erase(it);
+  }
+  stats_.add(Counter::TcpConnectionsClosed);
+  stats_.adjust(Gauge::TcpConnections, -1);
+  // Handlers still pending hold their own reference; the map lets go now.
+  connections_.erase(conn.id());
+}
+
+TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const net::Endpoint& peer,
+                                                  bool reconnect) {
+  // Connections we open count against the same limits as accepted ones: a peer that closes
+  // its connection and names other ports in Via cannot make us open without bound.
+  if (!limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+    stats_.add(Counter::TcpConnectionsRefused);
+    return nullptr;
+  }
+  net::Flow named;
+  named.side = flow.side;
+  named.transport = net::Transport::Tcp;
+  named.remote = peer;
+  named.conn_worker = worker_index_;
+  named.peer = flow.peer;
+  named.verified = true;
+  std::shared_ptr<Connection> conn = adopt(boost::asio::ip::tcp::socket(io_), named, true);
+  conn->counted = true;
+  outbound_[std::make_pair(static_cast<int>(flow.side), peer.toString())] = conn->id();
+  std::weak_ptr<Connection> weak = conn;
+  conn->stream().async_connect(
+      boost::asio::ip::tcp::endpoint(peer.address, peer.port),
+      [weak, reconnect](const boost::system::error_code& ec) {
+        std::shared_ptr<Connection> c = weak.lock();
+        if (!c || c->closing()) return;
+        if (ec) {
+          // A configured peer that is down is worth a warning; a caller's port is not.
+          if (reconnect) {
+            LOG_DEBUG("tcp reconnect to {} failed: {}", c->flow().remote.toString(), ec.message());
+          } else {
+            LOG_WARN("tcp connect to {} failed: {}", c->flow().remote.toString(), ec.message());
+          }
+          c->close();
+          return;
+        }
+        boost::system::error_code opt_ec;
+        c->stream().set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
+        c->start();
+      });
+  return conn.get();
 }
 
 void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
+  owner_.check("TcpTransport");
   Connection* conn = nullptr;
   if (flow.conn_id != 0) {
     auto it = connections_.find(flow.conn_id);
-    if (it != connections_.end() && !it->second->closing) conn = it->second.get();
+    if (it != connections_.end() && !it->second->closing()) conn = it->second.get();
   }
   if (conn == nullptr) {
     // The original connection is gone, or none was named: reuse or open one to the peer
@@ -206,95 +219,16 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
       if (flow.reconnect_port == 0) return;  // the peer's own connection, and no way back
       peer.port = flow.reconnect_port;
     }
-    auto key = std::make_pair(static_cast<int>(flow.side), peer.toString());
-    auto found = outbound_.find(key);
+    auto found = outbound_.find(std::make_pair(static_cast<int>(flow.side), peer.toString()));
     if (found != outbound_.end()) {
       auto it = connections_.find(found->second);
-      if (it != connections_.end() && !it->second->closing) conn = it->second.get();
+      if (it != connections_.end() && !it->second->closing()) conn = it->second.get();
     }
-    if (conn == nullptr) {
-      // Connections we open count against the same limits as accepted ones: a peer that
-      // closes its connection and names other ports in Via cannot make us open without bound.
-      if (!limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
-        worker_.stats().add(Counter::TcpConnectionsRefused);
-        return;
-      }
-      Connection& fresh = adopt(boost::asio::ip::tcp::socket(worker_.io()), flow.side, peer);
-      fresh.counted = true;
-      fresh.connected = false;
-      fresh.outbound = true;
-      bool reconnect = flow.conn_id != 0;
-      outbound_[key] = fresh.id;
-      conn = &fresh;
-      std::uint32_t id = fresh.id;
-      fresh.socket.async_connect(
-          boost::asio::ip::tcp::endpoint(peer.address, peer.port),
-          [this, id, reconnect](const boost::system::error_code& ec) {
-            auto it = connections_.find(id);
-            if (it == connections_.end() || it->second->closing) return;
-            if (ec) {
-              // A configured peer that is down is worth a warning; a caller's port is not.
-              if (reconnect) {
-                LOG_DEBUG("tcp reconnect to {} failed: {}", it->second->remote.toString(), ec.message());
-              } else {
-                LOG_WARN("tcp connect to {} failed: {}", it->second->remote.toString(), ec.message());
-              }
-              closeConnection(id);
-              return;
-            }
-            boost::system::error_code opt_ec;
-            it->second->socket.set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
-            it->second->connected = true;
-            read(*it->second);
-            write(*it->second);
-          });
-    }
+    if (conn == nullptr) conn = connectTo(flow, peer, flow.conn_id != 0);
+    if (conn == nullptr) return;
   }
-  // Bound the queue: a peer that stops reading must not grow our memory.
-  if (conn->queue.size() >= 1024) {
-    LOG_WARN("tcp connection to {} is not draining, closing", conn->remote.toString());
-    closeConnection(conn->id);
-    return;
-  }
-  conn->queue.push_back(std::move(bytes));
-  worker_.stats().add(Counter::MessagesOutTcp);
-  if (conn->connected) write(*conn);
-}
-
-void TcpTransport::write(Connection& conn) {
-  if (conn.writing || conn.queue.empty() || conn.closing) return;
-  conn.writing = true;
-  std::uint32_t id = conn.id;
-  boost::asio::async_write(conn.socket, boost::asio::buffer(conn.queue.front()),
-                           [this, id](const boost::system::error_code& ec, std::size_t) {
-                             auto it = connections_.find(id);
-                             if (it == connections_.end() || it->second->closing) return;
-                             Connection& c = *it->second;
-                             c.writing = false;
-                             if (ec) {
-                               closeConnection(id);
-                               return;
-                             }
-                             c.queue.pop_front();
-                             write(c);
-                           });
-}
-
-void TcpTransport::closeConnection(std::uint32_t id) {
-  auto it = connections_.find(id);
-  if (it == connections_.end() || it->second->closing) return;
-  Connection& conn = *it->second;
-  conn.closing = true;
-  boost::system::error_code ec;
-  conn.socket.close(ec);
-  conn.idle.cancel();
-  if (conn.counted) limiter_.release(conn.remote.address);
-  conn.counted = false;
-  if (conn.outbound) outbound_.erase(std::make_pair(static_cast<int>(conn.side), conn.remote.toString()));
-  worker_.stats().add(Counter::TcpConnectionsClosed);
-  worker_.stats().adjust(Gauge::TcpConnections, -1);
-  // Erase after the cancelled handlers have run (they find `closing` and return).
-  boost::asio::post(worker_.io(), [this, id] { connections_.erase(id); });
+  stats_.add(Counter::MessagesOutTcp);
+  conn->send(std::move(bytes));
 }
 
 }  // namespace palisade::transport

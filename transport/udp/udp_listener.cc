@@ -9,9 +9,9 @@ namespace palisade::transport {
 
 using stats::Counter;
 
-UdpListener::UdpListener(event::Worker& worker, event::Dispatcher& dispatcher, net::Side side,
-                         const sip::Limits& limits)
-    : worker_(worker), dispatcher_(dispatcher), side_(side), limits_(limits), socket_(worker.io()) {}
+UdpListener::UdpListener(boost::asio::io_context& io, net::Receiver& receiver, policy::PacketFilter* filter,
+                         stats::Shard& stats, net::Side side)
+    : receiver_(receiver), filter_(filter), stats_(stats), side_(side), socket_(io) {}
 
 base::Result<bool> UdpListener::open(const boost::asio::ip::address& address, std::uint16_t port) {
   boost::system::error_code ec;
@@ -31,6 +31,12 @@ base::Result<bool> UdpListener::open(const boost::asio::ip::address& address, st
   return true;
 }
 
+std::uint16_t UdpListener::localPort() const {
+  boost::system::error_code ec;
+  auto endpoint = socket_.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
 void UdpListener::start() { receive(); }
 
 void UdpListener::close() {
@@ -39,28 +45,31 @@ void UdpListener::close() {
 }
 
 void UdpListener::receive() {
-  socket_.async_receive_from(
-      boost::asio::buffer(buffer_), sender_, [this](const boost::system::error_code& ec, std::size_t size) {
-        if (ec == boost::asio::error::operation_aborted) return;
-        if (!ec && size > 0) {
-          worker_.stats().add(Counter::MessagesInUdp);
-          net::Flow flow;
-          flow.side = side_;
-          flow.transport = net::Transport::Udp;
-          flow.remote.address = sender_.address();
-          flow.remote.port = sender_.port();
-          auto message = sip::Message::parse(std::string(buffer_.data(), size), limits_, true);
-          if (message) {
-            dispatcher_.deliver(worker_, std::move(message), flow);
-          } else {
-            worker_.stats().add(Counter::ParseErrors);
-          }
-        }
-        if (socket_.is_open()) receive();
-      });
+  socket_.async_receive_from(boost::asio::buffer(buffer_), sender_,
+                             [this](const boost::system::error_code& ec, std::size_t size) {
+                               if (ec == boost::asio::error::operation_aborted) return;
+                               owner_.check("UdpListener");
+                               if (!ec && size > 0) {
+                                 stats_.add(Counter::MessagesInUdp);
+                                 net::Flow flow;
+                                 flow.side = side_;
+                                 flow.transport = net::Transport::Udp;
+                                 flow.remote.address = sender_.address();
+                                 flow.remote.port = sender_.port();
+                                 std::string_view bytes(buffer_.data(), size);
+                                 // Bans and ACLs cost a lookup, not a parse.
+                                 if (filter_ != nullptr && !filter_->admit(flow, bytes)) {
+                                   stats_.add(Counter::DroppedUntrusted);
+                                 } else {
+                                   receiver_.onPacket(flow, std::string(bytes), true);
+                                 }
+                               }
+                               if (socket_.is_open()) receive();
+                             });
 }
 
 void UdpListener::send(const net::Endpoint& to, std::string_view bytes) {
+  owner_.check("UdpListener");
   boost::system::error_code ec;
   socket_.send_to(boost::asio::buffer(bytes.data(), bytes.size()),
                   boost::asio::ip::udp::endpoint(to.address, to.port), 0, ec);
@@ -68,7 +77,7 @@ void UdpListener::send(const net::Endpoint& to, std::string_view bytes) {
     LOG_DEBUG("udp send to {} failed: {}", to.toString(), ec.message());
     return;
   }
-  worker_.stats().add(Counter::MessagesOutUdp);
+  stats_.add(Counter::MessagesOutUdp);
 }
 
 }  // namespace palisade::transport

@@ -9,21 +9,146 @@ namespace {
 
 using palisade::testing::udpFlow;
 
+std::shared_ptr<const PolicySnapshot> compiled(const config::Config& config, RuleRegistry& registry) {
+  auto result = compileSnapshot(config, registry);
+  EXPECT_TRUE(result.ok());
+  return result.ok() ? result.value() : nullptr;
+}
+
 TEST(PolicyChain, OnlyThePbxMayUseThePbxSide) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
   config->pbx.addresses = {"127.0.0.3", "::1"};
-  PolicyChain chain(*config);
-  EXPECT_TRUE(chain.allowSource(udpFlow(net::Side::Pbx, "127.0.0.3", 5080)));
-  EXPECT_TRUE(chain.allowSource(udpFlow(net::Side::Pbx, "::1", 5080)));
-  EXPECT_TRUE(chain.allowSource(udpFlow(net::Side::Pbx, "::ffff:127.0.0.3", 5080)));
-  EXPECT_FALSE(chain.allowSource(udpFlow(net::Side::Pbx, "127.0.0.4", 5080)));
+  RuleRegistry registry;
+  PolicyChain chain(compiled(*config, registry));
+  auto admits = [&chain](net::Flow flow) { return chain.admit(flow, {}); };
+  EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "127.0.0.3", 5080)));
+  EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "::1", 5080)));
+  EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "::ffff:127.0.0.3", 5080)));
+  EXPECT_FALSE(admits(udpFlow(net::Side::Pbx, "127.0.0.4", 5080)));
   // The public side is the internet: the ACL does not apply there.
-  EXPECT_TRUE(chain.allowSource(udpFlow(net::Side::Public, "127.0.0.4", 5080)));
+  EXPECT_TRUE(admits(udpFlow(net::Side::Public, "127.0.0.4", 5080)));
 
   config->pbx.addresses = {"127.0.0.4"};
-  chain.apply(*config);  // reload
-  EXPECT_FALSE(chain.allowSource(udpFlow(net::Side::Pbx, "127.0.0.3", 5080)));
-  EXPECT_TRUE(chain.allowSource(udpFlow(net::Side::Pbx, "127.0.0.4", 5080)));
+  chain.apply(compiled(*config, registry));  // reload
+  EXPECT_FALSE(admits(udpFlow(net::Side::Pbx, "127.0.0.3", 5080)));
+  EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "127.0.0.4", 5080)));
+}
+
+TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
+  auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  config->carrier.addresses = {"127.0.0.4"};
+  config->carrier.trust_identity = false;
+  RuleRegistry registry;
+  PolicyChain chain(compiled(*config, registry));
+
+  net::Flow carrier = udpFlow(net::Side::Public, "127.0.0.4", 5090);
+  ASSERT_TRUE(chain.admit(carrier, {}));
+  EXPECT_NE(carrier.peer, 0);
+  EXPECT_TRUE(carrier.verified);
+  net::Flow internet = udpFlow(net::Side::Public, "198.51.100.1", 5060);
+  ASSERT_TRUE(chain.admit(internet, {}));
+  EXPECT_EQ(internet.peer, 0);
+  EXPECT_FALSE(internet.verified);
+  net::Flow pbx = udpFlow(net::Side::Pbx, "127.0.0.1", 5080);
+  ASSERT_TRUE(chain.admit(pbx, {}));
+  EXPECT_NE(pbx.peer, carrier.peer);
+
+  RequestContext from_carrier;
+  from_carrier.flow = carrier;
+  EXPECT_EQ(chain.check(from_carrier).kind, Decision::Kind::Continue);
+  EXPECT_EQ(from_carrier.peer_kind, PeerKind::Trunk);
+  EXPECT_EQ(from_carrier.peer_name, "carrier");
+  EXPECT_FALSE(from_carrier.identity_trusted);  // trust_identity = false
+  RequestContext from_pbx;
+  from_pbx.flow = pbx;
+  chain.check(from_pbx);
+  EXPECT_EQ(from_pbx.peer_kind, PeerKind::Pbx);
+  EXPECT_TRUE(from_pbx.identity_trusted);
+  RequestContext from_internet;
+  from_internet.flow = internet;
+  chain.check(from_internet);
+  EXPECT_EQ(from_internet.peer_kind, PeerKind::Unknown);
+  EXPECT_FALSE(from_internet.identity_trusted);
+}
+
+// Ids are keyed by name: a reload that keeps a peer keeps its id (counters keyed by it survive).
+TEST(PolicyChain, RuleIdsAreStableAcrossReloads) {
+  auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  RuleRegistry registry;
+  auto first = compiled(*config, registry);
+  config->carrier.addresses = {"10.0.0.1", "10.0.0.2"};
+  auto second = compiled(*config, registry);
+  ASSERT_EQ(first->peers.size(), second->peers.size());
+  for (std::size_t i = 0; i < first->peers.size(); ++i) {
+    EXPECT_EQ(first->peers[i].id, second->peers[i].id);
+    EXPECT_EQ(first->peers[i].name, second->peers[i].name);
+    EXPECT_NE(first->peers[i].id, 0);
+  }
+}
+
+// A stage that decides later; the chain then goes on with the stages after it.
+class LaterStage final : public Stage {
+ public:
+  const char* name() const override { return "later"; }
+  Decision evaluate(RequestContext&, const PolicySnapshot&, StageServices& services) override {
+    ++evaluated;
+    sink = &services.pendingSink();
+    token = services.newPendingToken();
+    return Decision::pending(token);
+  }
+  void cancel(std::uint64_t t) override { cancelled = t; }
+  int evaluated = 0;
+  PendingSink* sink = nullptr;
+  std::uint64_t token = 0;
+  std::uint64_t cancelled = 0;
+};
+
+class RejectStage final : public Stage {
+ public:
+  const char* name() const override { return "reject"; }
+  Decision evaluate(RequestContext& context, const PolicySnapshot&, StageServices&) override {
+    ++evaluated;
+    context.identity = "seen";
+    return Decision::reject(403, "Forbidden", "Reason: test\r\n");
+  }
+  int evaluated = 0;
+};
+
+class NullSink final : public PendingSink {
+ public:
+  void resume(std::uint64_t, Decision) override {}
+};
+
+TEST(PolicyChain, PendingResumesAfterTheStageThatAskedForTime) {
+  auto config = config::defaultConfig().value();
+  RuleRegistry registry;
+  PolicyChain chain(compiled(*config, registry));
+  auto later = std::make_unique<LaterStage>();
+  auto reject = std::make_unique<RejectStage>();
+  LaterStage* later_raw = later.get();
+  RejectStage* reject_raw = reject.get();
+  chain.addStage(std::move(later));
+  chain.addStage(std::move(reject));
+  NullSink sink;
+  chain.bindPendingSink(&sink);
+
+  RequestContext context;
+  context.flow = udpFlow(net::Side::Public, "198.51.100.1", 5060);
+  Decision first = chain.check(context);
+  ASSERT_EQ(first.kind, Decision::Kind::Pending);
+  EXPECT_EQ(later_raw->sink, &sink);
+  EXPECT_EQ(first.token, later_raw->token);
+  EXPECT_EQ(reject_raw->evaluated, 0);
+  // The engine calls again after the stage resumed with Continue: only the later stages run.
+  Decision second = chain.check(context);
+  EXPECT_EQ(later_raw->evaluated, 1);
+  EXPECT_EQ(reject_raw->evaluated, 1);
+  ASSERT_EQ(second.kind, Decision::Kind::Reject);
+  EXPECT_EQ(second.status, 403);
+  EXPECT_EQ(second.headers, "Reason: test\r\n");
+  EXPECT_EQ(context.identity, "seen");
+  chain.cancelPending(77);
+  EXPECT_EQ(later_raw->cancelled, 77u);
 }
 
 }  // namespace

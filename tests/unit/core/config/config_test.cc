@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -15,20 +16,21 @@ using palisade::config::ConfigError;
 using palisade::config::ConfigResult;
 using palisade::config::defaultConfig;
 using palisade::config::loadConfigFile;
+using palisade::config::mergeForReload;
 using palisade::config::parseConfig;
-using palisade::config::restartOnlyChanges;
+using palisade::config::startupChanges;
 using palisade::config::TransportKind;
 
 // Every field against expected values written out by hand, so a change to either side shows.
 void expectDefaults(const Config& c) {
-  EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.startup.workers, 0u);
   EXPECT_EQ(c.log_level, "info");
-  EXPECT_EQ(c.public_side.address, "127.0.0.1");
-  EXPECT_EQ(c.public_side.udp_port, 5060);
-  EXPECT_EQ(c.public_side.tcp_port, 5060);
-  EXPECT_EQ(c.pbx_side.address, "127.0.0.1");
-  EXPECT_EQ(c.pbx_side.udp_port, 5070);
-  EXPECT_EQ(c.pbx_side.tcp_port, 5070);
+  EXPECT_EQ(c.startup.public_side.address, "127.0.0.1");
+  EXPECT_EQ(c.startup.public_side.udp_port, 5060);
+  EXPECT_EQ(c.startup.public_side.tcp_port, 5060);
+  EXPECT_EQ(c.startup.pbx_side.address, "127.0.0.1");
+  EXPECT_EQ(c.startup.pbx_side.udp_port, 5070);
+  EXPECT_EQ(c.startup.pbx_side.tcp_port, 5070);
   EXPECT_EQ(c.pbx.host, "127.0.0.1");
   EXPECT_EQ(c.pbx.port, 5080);
   EXPECT_EQ(c.pbx.transport, TransportKind::Udp);
@@ -37,6 +39,14 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.carrier.port, 5090);
   EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
   EXPECT_EQ(c.carrier.addresses, std::vector<std::string>{"127.0.0.1"});
+  EXPECT_TRUE(c.pbx.trust_identity);
+  EXPECT_TRUE(c.carrier.trust_identity);
+  EXPECT_EQ(c.headers.identity,
+            (std::vector<std::string>{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+                                      "Diversion", "History-Info", "Privacy"}));
+  EXPECT_EQ(c.headers.to_pbx.size(), 23u);
+  EXPECT_EQ(c.headers.to_public.size(), 24u);
+  EXPECT_EQ(std::count(c.headers.to_pbx.begin(), c.headers.to_pbx.end(), "Alert-Info"), 0);
   EXPECT_EQ(c.timing.t1_ms, 500u);
   EXPECT_EQ(c.timing.t2_ms, 4000u);
   EXPECT_EQ(c.timing.t4_ms, 5000u);
@@ -47,12 +57,14 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.max_call_duration_s, 14400u);
   EXPECT_EQ(c.user_agent, "Palisade");
   EXPECT_EQ(c.tcp_idle_timeout_s, 600u);
+  EXPECT_EQ(c.tcp_head_timeout_s, 10u);
   EXPECT_EQ(c.tcp_max_connections, 4096u);
   EXPECT_EQ(c.tcp_max_connections_per_ip, 32u);
-  EXPECT_EQ(c.inbox_depth, 8192u);
+  EXPECT_EQ(c.tcp_max_send_queue_bytes, 1048576u);
+  EXPECT_EQ(c.startup.inbox_depth, 8192u);
   EXPECT_EQ(c.max_calls, 100000u);
-  EXPECT_EQ(c.management_address, "127.0.0.1");
-  EXPECT_EQ(c.management_port, 9180);
+  EXPECT_EQ(c.startup.management_address, "127.0.0.1");
+  EXPECT_EQ(c.startup.management_port, 9180);
 }
 
 ConfigError errorOf(std::string_view text, std::string_view source = "test.toml") {
@@ -82,7 +94,7 @@ TEST(ConfigDefaults, ShippedDefaultParsesToStructDefaults) {
   EXPECT_EQ(result.value()->source_name, "<default>");
   expectDefaults(*result.value());
   expectDefaults(Config{});
-  EXPECT_TRUE(restartOnlyChanges(Config{}, *result.value()).empty());
+  EXPECT_TRUE(startupChanges(Config{}.startup, result.value()->startup).empty());
 }
 
 TEST(ConfigDefaults, EmptyFileIsTheDefaults) {
@@ -93,8 +105,8 @@ TEST(ConfigDefaults, EmptyFileIsTheDefaults) {
 }
 
 TEST(ConfigDefaults, EmptyTablesKeepDefaults) {
-  auto config =
-      parseOk("[general]\n[public]\n[pbx_side]\n[pbx]\n[carrier]\n[sip]\n[tcp]\n[limits]\n[management]\n");
+  auto config = parseOk(
+      "[general]\n[public]\n[pbx_side]\n[pbx]\n[carrier]\n[sip]\n[headers]\n[tcp]\n[limits]\n[management]\n");
   ASSERT_NE(config, nullptr);
   expectDefaults(*config);
 }
@@ -120,12 +132,14 @@ host = "10.0.0.20"
 port = 5064
 transport = "tcp"
 addresses = ["10.0.0.20", "10.0.0.21", "fd00::20"]
+trust_identity = false
 
 [carrier]
 host = "2001:db8::5"
 port = 5065
 transport = "udp"
 addresses = ["2001:db8::5", "198.51.100.7"]
+trust_identity = false
 
 [sip]
 t1_ms = 250
@@ -138,10 +152,17 @@ ring_timeout_s = 60
 max_call_duration_s = 7200
 user_agent = "Edge SBC/1.0 (lab)"
 
+[headers]
+to_pbx = ["X-Trunk-Tag"]
+to_public = ["Subject", "Date"]
+identity = ["P-Asserted-Identity"]
+
 [tcp]
 idle_timeout_s = 120
+head_timeout_s = 5
 max_connections = 1000
 max_connections_per_ip = 8
+max_send_queue_bytes = 65536
 
 [limits]
 inbox_depth = 1024
@@ -154,14 +175,14 @@ port = 8080
   ASSERT_NE(config, nullptr);
   const Config& c = *config;
   EXPECT_EQ(c.source_name, "test.toml");
-  EXPECT_EQ(c.workers, 4u);
+  EXPECT_EQ(c.startup.workers, 4u);
   EXPECT_EQ(c.log_level, "debug");
-  EXPECT_EQ(c.public_side.address, "203.0.113.10");
-  EXPECT_EQ(c.public_side.udp_port, 5062);
-  EXPECT_EQ(c.public_side.tcp_port, 5063);
-  EXPECT_EQ(c.pbx_side.address, "10.0.0.1");
-  EXPECT_EQ(c.pbx_side.udp_port, 5062);
-  EXPECT_EQ(c.pbx_side.tcp_port, 5063);
+  EXPECT_EQ(c.startup.public_side.address, "203.0.113.10");
+  EXPECT_EQ(c.startup.public_side.udp_port, 5062);
+  EXPECT_EQ(c.startup.public_side.tcp_port, 5063);
+  EXPECT_EQ(c.startup.pbx_side.address, "10.0.0.1");
+  EXPECT_EQ(c.startup.pbx_side.udp_port, 5062);
+  EXPECT_EQ(c.startup.pbx_side.tcp_port, 5063);
   EXPECT_EQ(c.pbx.host, "10.0.0.20");
   EXPECT_EQ(c.pbx.port, 5064);
   EXPECT_EQ(c.pbx.transport, TransportKind::Tcp);
@@ -170,6 +191,11 @@ port = 8080
   EXPECT_EQ(c.carrier.port, 5065);
   EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
   EXPECT_EQ(c.carrier.addresses, (std::vector<std::string>{"2001:db8::5", "198.51.100.7"}));
+  EXPECT_FALSE(c.pbx.trust_identity);
+  EXPECT_FALSE(c.carrier.trust_identity);
+  EXPECT_EQ(c.headers.to_pbx, std::vector<std::string>{"X-Trunk-Tag"});
+  EXPECT_EQ(c.headers.to_public, (std::vector<std::string>{"Subject", "Date"}));
+  EXPECT_EQ(c.headers.identity, std::vector<std::string>{"P-Asserted-Identity"});
   EXPECT_EQ(c.timing.t1_ms, 250u);
   EXPECT_EQ(c.timing.t2_ms, 2000u);
   EXPECT_EQ(c.timing.t4_ms, 2500u);
@@ -180,12 +206,14 @@ port = 8080
   EXPECT_EQ(c.max_call_duration_s, 7200u);
   EXPECT_EQ(c.user_agent, "Edge SBC/1.0 (lab)");
   EXPECT_EQ(c.tcp_idle_timeout_s, 120u);
+  EXPECT_EQ(c.tcp_head_timeout_s, 5u);
   EXPECT_EQ(c.tcp_max_connections, 1000u);
   EXPECT_EQ(c.tcp_max_connections_per_ip, 8u);
-  EXPECT_EQ(c.inbox_depth, 1024u);
+  EXPECT_EQ(c.tcp_max_send_queue_bytes, 65536u);
+  EXPECT_EQ(c.startup.inbox_depth, 1024u);
   EXPECT_EQ(c.max_calls, 500u);
-  EXPECT_EQ(c.management_address, "::1");
-  EXPECT_EQ(c.management_port, 8080);
+  EXPECT_EQ(c.startup.management_address, "::1");
+  EXPECT_EQ(c.startup.management_port, 8080);
 }
 
 TEST(ConfigParse, PartialTableKeepsOtherDefaults) {
@@ -194,7 +222,7 @@ TEST(ConfigParse, PartialTableKeepsOtherDefaults) {
   EXPECT_EQ(config->timing.t1_ms, 1000u);
   EXPECT_EQ(config->timing.t2_ms, 8000u);
   EXPECT_EQ(config->timing.t4_ms, 5000u);
-  EXPECT_EQ(config->public_side.udp_port, 5060);
+  EXPECT_EQ(config->startup.public_side.udp_port, 5060);
 }
 
 TEST(ConfigErrors, UnknownKey) {
@@ -247,7 +275,9 @@ TEST(ConfigErrors, IntegerRanges) {
       {"sip", "ring_timeout_s", 10, 3600},
       {"sip", "max_call_duration_s", 60, 604800},
       {"tcp", "idle_timeout_s", 1, 86400},
+      {"tcp", "head_timeout_s", 1, 300},
       {"tcp", "max_connections", 1, 1048576},
+      {"tcp", "max_send_queue_bytes", 16384, 67108864},
       {"tcp", "max_connections_per_ip", 1, 65535},
       {"limits", "max_calls", 1, 10000000},
       {"management", "port", 1, 65535},
@@ -289,11 +319,41 @@ TEST(ConfigErrors, SipTimers) {
   ASSERT_NE(parseOk("[sip]\nt1_ms = 700\nt2_ms = 700\n"), nullptr);
 }
 
+TEST(ConfigHeaders, ListsAreCheckedNameByName) {
+  auto config = parseOk(
+      "[headers]\nto_pbx = [\"X-Custom\", \"s\"]\nto_public = []\nidentity = [\"P-Asserted-Identity\"]\n"
+      "[carrier]\ntrust_identity = false\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->headers.to_pbx, (std::vector<std::string>{"X-Custom", "s"}));
+  EXPECT_TRUE(config->headers.to_public.empty());
+  EXPECT_FALSE(config->carrier.trust_identity);
+  EXPECT_TRUE(config->pbx.trust_identity);
+  // Credentials never cross, whatever the file says.
+  expectError("[headers]\nto_pbx = [\"Accept\",\n  \"Authorization\"]\n", 3, "headers.to_pbx",
+              "entry 2: \"Authorization\" credentials and challenges never cross the B2BUA");
+  expectError("[headers]\nto_public = [\"proxy-authorization\"]\n", 2, "headers.to_public",
+              "entry 1: \"proxy-authorization\" credentials and challenges never cross the B2BUA");
+  expectError("[headers]\nidentity = [\"WWW-Authenticate\"]\n", 2, "headers.identity",
+              "entry 1: \"WWW-Authenticate\" credentials and challenges never cross the B2BUA");
+  // Headers Palisade writes itself, by long or compact name.
+  expectError("[headers]\nto_pbx = [\"v\"]\n", 2, "headers.to_pbx",
+              "entry 1: \"v\" Palisade writes this header for each leg itself");
+  expectError("[headers]\nto_pbx = [\"Record-Route\"]\n", 2, "headers.to_pbx",
+              "entry 1: \"Record-Route\" Palisade writes this header for each leg itself");
+  // Identity headers only through the identity list (only from trusted peers).
+  expectError("[headers]\nto_pbx = [\"p-asserted-identity\"]\n", 2, "headers.to_pbx",
+              "entry 1: \"p-asserted-identity\" is an identity header: list it in headers.identity (copied "
+              "only from trusted peers)");
+  expectError("[headers]\nto_pbx = [\"Bad Name\"]\n", 2, "headers.to_pbx",
+              "entry 1: \"Bad Name\" is not a header name (a token of at most 64 characters)");
+  expectError("[pbx]\ntrust_identity = 1\n", 2, "pbx.trust_identity", "expected a boolean, got an integer");
+}
+
 TEST(ConfigErrors, InboxDepthIsAPowerOfTwo) {
   for (std::uint32_t good : {64u, 128u, 65536u, 1048576u}) {
     auto config = parseOk("[limits]\ninbox_depth = " + std::to_string(good) + "\n");
     ASSERT_NE(config, nullptr);
-    EXPECT_EQ(config->inbox_depth, good);
+    EXPECT_EQ(config->startup.inbox_depth, good);
   }
   expectError("[limits]\ninbox_depth = 1000\n", 2, "limits.inbox_depth",
               "must be a power of two between 64 and 1048576, got 1000");
@@ -324,8 +384,8 @@ TEST(ConfigErrors, BadAddress) {
       "[public]\naddress = \"::\"\n[pbx_side]\naddress = \"fe80::1\"\nudp_port = 5062\n"
       "tcp_port = 5062\n[management]\naddress = \"0.0.0.0\"\n");
   ASSERT_NE(config, nullptr);
-  EXPECT_EQ(config->public_side.address, "::");
-  EXPECT_EQ(config->management_address, "0.0.0.0");
+  EXPECT_EQ(config->startup.public_side.address, "::");
+  EXPECT_EQ(config->startup.management_address, "0.0.0.0");
 }
 
 TEST(ConfigErrors, BadTransport) {
@@ -462,8 +522,8 @@ TEST_F(ConfigFileTest, LoadsAFile) {
   ConfigResult result = loadConfigFile(path);
   ASSERT_TRUE(result.ok()) << result.error().toString();
   EXPECT_EQ(result.value()->source_name, path);
-  EXPECT_EQ(result.value()->workers, 3u);
-  EXPECT_EQ(result.value()->public_side.udp_port, 5060);
+  EXPECT_EQ(result.value()->startup.workers, 3u);
+  EXPECT_EQ(result.value()->startup.public_side.udp_port, 5060);
 }
 
 TEST_F(ConfigFileTest, ErrorsNameTheFile) {
@@ -490,7 +550,7 @@ TEST_F(ConfigFileTest, DirectoryIsNotAFile) {
 }
 
 TEST(ConfigRestart, NoChangesBetweenEqualSnapshots) {
-  EXPECT_TRUE(restartOnlyChanges(Config{}, Config{}).empty());
+  EXPECT_TRUE(startupChanges(Config{}.startup, Config{}.startup).empty());
 }
 
 TEST(ConfigRestart, ReloadableChangesAreNotListed) {
@@ -508,7 +568,7 @@ idle_timeout_s = 30
 max_calls = 10
 )toml");
   ASSERT_NE(loaded, nullptr);
-  EXPECT_EQ(restartOnlyChanges(Config{}, *loaded), std::vector<std::string>{});
+  EXPECT_EQ(startupChanges(Config{}.startup, loaded->startup), std::vector<std::string>{});
 }
 
 TEST(ConfigRestart, ListsEveryRestartOnlyKeyInSchemaOrder) {
@@ -534,22 +594,37 @@ port = 9190
                                              "public.tcp_port",   "pbx_side.address",   "pbx_side.udp_port",
                                              "pbx_side.tcp_port", "limits.inbox_depth", "management.address",
                                              "management.port"};
-  EXPECT_EQ(restartOnlyChanges(Config{}, *loaded), expected);
-  EXPECT_EQ(restartOnlyChanges(*loaded, Config{}), expected);
+  EXPECT_EQ(startupChanges(Config{}.startup, loaded->startup), expected);
+  EXPECT_EQ(startupChanges(loaded->startup, Config{}.startup), expected);
 }
 
 TEST(ConfigRestart, SingleChangeAndEquivalentAddressSpellings) {
   Config running;
   Config loaded;
-  loaded.management_port = 9181;
-  EXPECT_EQ(restartOnlyChanges(running, loaded), std::vector<std::string>{"management.port"});
+  loaded.startup.management_port = 9181;
+  EXPECT_EQ(startupChanges(running.startup, loaded.startup), std::vector<std::string>{"management.port"});
 
-  running.public_side.address = "2001:db8::1";
-  loaded.public_side.address = "2001:DB8:0::1";
-  loaded.management_port = running.management_port;
-  EXPECT_TRUE(restartOnlyChanges(running, loaded).empty());
-  loaded.public_side.address = "2001:db8::2";
-  EXPECT_EQ(restartOnlyChanges(running, loaded), std::vector<std::string>{"public.address"});
+  running.startup.public_side.address = "2001:db8::1";
+  loaded.startup.public_side.address = "2001:DB8:0::1";
+  loaded.startup.management_port = running.startup.management_port;
+  EXPECT_TRUE(startupChanges(running.startup, loaded.startup).empty());
+  loaded.startup.public_side.address = "2001:db8::2";
+  EXPECT_EQ(startupChanges(running.startup, loaded.startup), std::vector<std::string>{"public.address"});
+}
+
+// A reload applies everything but the start-up settings, which keep their running values
+// (so Via and Contact keep naming the sockets that are really bound).
+TEST(ConfigRestart, ReloadKeepsRunningStartupSettings) {
+  Config running;
+  Config loaded;
+  loaded.startup.public_side.udp_port = 5999;
+  loaded.startup.workers = 7;
+  loaded.timing.t1_ms = 250;
+  loaded.max_calls = 3;
+  auto merged = mergeForReload(running, loaded);
+  EXPECT_EQ(merged->startup, running.startup);
+  EXPECT_EQ(merged->timing.t1_ms, 250u);
+  EXPECT_EQ(merged->max_calls, 3u);
 }
 
 }  // namespace

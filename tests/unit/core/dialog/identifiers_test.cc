@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <set>
 
 namespace palisade::dialog {
@@ -9,7 +10,7 @@ namespace {
 
 TEST(Identifiers, GeneratedIdsLeadBackToTheirWorker) {
   for (std::uint32_t worker = 0; worker < 8; ++worker) {
-    IdGenerator ids(worker, 12345);
+    IdGenerator ids(worker);
     for (int i = 0; i < 50; ++i) EXPECT_EQ(ownerOf(ids.callId(), 8), worker);
   }
 }
@@ -29,18 +30,52 @@ TEST(Identifiers, PeerCallIdsHashStablyAndSpread) {
   EXPECT_LT(ownerOf("Pff-0123456789abcdef", 4), 4u);
 }
 
-TEST(Identifiers, UniqueAndWellFormed) {
-  IdGenerator ids(3, 99);
+bool allHex(std::string_view s) { return s.find_first_not_of("0123456789abcdef") == std::string_view::npos; }
+
+// RFC 3261 §19.3 and the bar: at least 96 unpredictable bits after the owner index.
+TEST(Identifiers, FormatAndRandomWidth) {
+  IdGenerator ids(0x2a);
+  std::string tag = ids.tag();
+  ASSERT_EQ(tag.size(), 2u + 24u);
+  EXPECT_EQ(tag.substr(0, 2), "2a");
+  EXPECT_TRUE(allHex(tag));
+  std::string branch = ids.branch();
+  ASSERT_EQ(branch.rfind("z9hG4bK-P2a-", 0), 0u);  // RFC 3261 magic cookie
+  EXPECT_EQ(branch.size(), 12u + 24u);
+  EXPECT_TRUE(allHex(branch.substr(12)));
+  std::string call_id = ids.callId();
+  ASSERT_EQ(call_id.rfind("P2a-", 0), 0u);
+  EXPECT_EQ(call_id.size(), 4u + 32u);
+  EXPECT_TRUE(allHex(call_id.substr(4)));
+}
+
+TEST(Identifiers, UniqueAcrossGenerators) {
+  IdGenerator a(3);
+  IdGenerator b(3);  // same worker index, as after a restart: still no collision
   std::set<std::string> seen;
-  for (int i = 0; i < 1000; ++i) {
-    std::string branch = ids.branch();
-    EXPECT_EQ(branch.rfind("z9hG4bK", 0), 0u);  // RFC 3261 magic cookie
-    EXPECT_TRUE(seen.insert(branch).second);
-    EXPECT_TRUE(seen.insert(ids.tag()).second);
-    EXPECT_TRUE(seen.insert(ids.callId()).second);
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_TRUE(seen.insert(a.branch()).second);
+    EXPECT_TRUE(seen.insert(a.tag()).second);
+    EXPECT_TRUE(seen.insert(a.callId()).second);
+    EXPECT_TRUE(seen.insert(b.branch()).second);
+    EXPECT_TRUE(seen.insert(b.tag()).second);
   }
-  IdGenerator other(3, 100);
-  EXPECT_NE(other.callId(), IdGenerator(3, 99).callId());
+}
+
+// The random part of consecutive tags carries no visible structure: each of the 24 hex
+// positions takes many different values, and no tag shares its random part's first half with
+// the previous one (a counter or an invertible mixer seeded from one observation would).
+TEST(Identifiers, ConsecutiveTagsShowNoPattern) {
+  IdGenerator ids(1);
+  std::array<std::set<char>, 24> digits;
+  std::string previous = ids.tag();
+  for (int i = 0; i < 4096; ++i) {
+    std::string tag = ids.tag();
+    for (std::size_t d = 0; d < 24; ++d) digits[d].insert(tag[2 + d]);
+    EXPECT_NE(tag.substr(2, 12), previous.substr(2, 12));
+    previous = tag;
+  }
+  for (const auto& seen : digits) EXPECT_EQ(seen.size(), 16u);
 }
 
 }  // namespace

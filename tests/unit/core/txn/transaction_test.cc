@@ -74,6 +74,8 @@ class TransactionTest : public ::testing::Test {
         sip::Limits{}, true);
   }
 
+  static net::Flow pbx() { return udpFlow(net::Side::Pbx, "127.0.0.1", 5080); }
+
   ManualClock clock_;
   FakeNetwork network_;
   event::TimerQueue timers_;
@@ -98,7 +100,7 @@ TEST_F(TransactionTest, InviteClientRetransmitsWithTimerAUntilTimerB) {
 TEST_F(TransactionTest, ProvisionalStopsTimerAAndB) {
   startInvite(udpFlow(net::Side::Pbx, "127.0.0.1", 5080));
   auto ringing = response(180);
-  EXPECT_EQ(layer_.handleResponse(ringing), ResponseDisposition::Consumed);
+  EXPECT_EQ(layer_.handleResponse(ringing, pbx()), ResponseDisposition::Consumed);
   EXPECT_EQ(advance(64 * 500 + 100), 0u);
   EXPECT_EQ(user_.timeouts, 0);
   EXPECT_EQ(user_.statuses, (std::vector<int>{180}));
@@ -108,7 +110,7 @@ TEST_F(TransactionTest, NonSuccessFinalIsAckedOnceAndRetransmissionsReAcked) {
   startInvite(udpFlow(net::Side::Pbx, "127.0.0.1", 5080));
   network_.sent.clear();
   auto busy = response(486);
-  layer_.handleResponse(busy);
+  layer_.handleResponse(busy, pbx());
   ASSERT_EQ(network_.sent.size(), 1u);
   auto ack = sip::Message::parse(network_.sent.front().bytes, sip::Limits{}, true);
   EXPECT_EQ(ack->method(), sip::Method::Ack);
@@ -116,7 +118,7 @@ TEST_F(TransactionTest, NonSuccessFinalIsAckedOnceAndRetransmissionsReAcked) {
   EXPECT_EQ(ack->toTag(), "t");
   EXPECT_EQ(ack->cseq(), 1u);
   auto again = response(486);
-  layer_.handleResponse(again);
+  layer_.handleResponse(again, pbx());
   EXPECT_EQ(network_.sent.size(), 2u);                 // the ACK again, from Completed
   EXPECT_EQ(user_.statuses, (std::vector<int>{486}));  // reported once
   advance(32000 + 10);                                 // Timer D
@@ -129,7 +131,7 @@ TEST_F(TransactionTest, ReliableTransportsDoNotRetransmit) {
   startInvite(tcp);
   EXPECT_EQ(advance(30000), 0u);
   auto busy = response(486);
-  layer_.handleResponse(busy);
+  layer_.handleResponse(busy, tcp);
   advance(10);  // Timer D is 0 on TCP
   EXPECT_EQ(layer_.clientCount(), 0u);
 }
@@ -196,6 +198,79 @@ TEST_F(TransactionTest, NonInviteServerRepeatsItsFinalResponse) {
   advance(64 * 500 + 10);  // Timer J
   EXPECT_EQ(layer_.serverCount(), 0u);
   EXPECT_EQ(user_.servers_gone, 1);
+}
+
+// Knowing a branch is not enough: a response counts only from where the request went.
+TEST_F(TransactionTest, ResponsesFromElsewhereAreForeign) {
+  startInvite(pbx());
+  auto forged = response(486);
+  EXPECT_EQ(layer_.handleResponse(forged, udpFlow(net::Side::Pbx, "127.0.0.1", 5081)),
+            ResponseDisposition::Foreign);  // another port
+  forged = response(486);
+  EXPECT_EQ(layer_.handleResponse(forged, udpFlow(net::Side::Pbx, "127.0.0.9", 5080)),
+            ResponseDisposition::Foreign);  // another address
+  forged = response(200);
+  EXPECT_EQ(layer_.handleResponse(forged, udpFlow(net::Side::Public, "127.0.0.1", 5080)),
+            ResponseDisposition::Foreign);  // the other listener
+  net::Flow over_tcp = pbx();
+  over_tcp.transport = net::Transport::Tcp;
+  forged = response(200);
+  EXPECT_EQ(layer_.handleResponse(forged, over_tcp), ResponseDisposition::Foreign);  // another transport
+  EXPECT_TRUE(user_.statuses.empty());
+  EXPECT_EQ(network_.sent.size(), 1u);  // no ACK went anywhere
+  auto real = response(180);
+  EXPECT_EQ(layer_.handleResponse(real, pbx()), ResponseDisposition::Consumed);
+  EXPECT_EQ(user_.statuses, (std::vector<int>{180}));
+}
+
+TEST_F(TransactionTest, ConfiguredPeerAddressesMayAnswer) {
+  RequestLines lines;
+  lines.request_uri = "sip:bob@127.0.0.1:5080";
+  auto addresses = std::make_shared<PeerAddresses>(
+      PeerAddresses{boost::asio::ip::make_address("127.0.0.1"), boost::asio::ip::make_address("127.0.0.7")});
+  layer_.startClient(sip::Method::Invite, "z9hG4bK-c1", pbx(), "INVITE x SIP/2.0\r\n\r\n", lines, &user_,
+                     addresses);
+  auto ringing = response(180);
+  EXPECT_EQ(layer_.handleResponse(ringing, udpFlow(net::Side::Pbx, "127.0.0.7", 6000)),
+            ResponseDisposition::Consumed);
+  auto foreign = response(200);
+  EXPECT_EQ(layer_.handleResponse(foreign, udpFlow(net::Side::Pbx, "127.0.0.8", 5080)),
+            ResponseDisposition::Foreign);
+  EXPECT_EQ(user_.statuses, (std::vector<int>{180}));
+}
+
+TEST_F(TransactionTest, StreamResponsesOnlyOnTheRequestsConnection) {
+  net::Flow conn = pbx();
+  conn.transport = net::Transport::Tcp;
+  conn.conn_id = 7;
+  conn.conn_worker = 1;
+  startInvite(conn);
+  net::Flow other = conn;
+  other.conn_id = 8;
+  auto forged = response(486);
+  EXPECT_EQ(layer_.handleResponse(forged, other), ResponseDisposition::Foreign);
+  other = conn;
+  other.conn_worker = 0;
+  forged = response(486);
+  EXPECT_EQ(layer_.handleResponse(forged, other), ResponseDisposition::Foreign);
+  auto real = response(486);
+  EXPECT_EQ(layer_.handleResponse(real, conn), ResponseDisposition::Consumed);
+  EXPECT_EQ(user_.statuses, (std::vector<int>{486}));
+}
+
+TEST_F(TransactionTest, CancelOnlyFromTheInvitesSource) {
+  net::Flow caller = udpFlow(net::Side::Public, "127.0.0.2", 5061);
+  ServerTransaction* invite = layer_.startServer(request("INVITE"), caller, &user_);
+  ASSERT_NE(invite, nullptr);
+  network_.sent.clear();
+  auto cancel = request("CANCEL");
+  EXPECT_FALSE(layer_.absorbRequest(cancel, udpFlow(net::Side::Public, "127.0.0.66", 5061)));
+  EXPECT_EQ(user_.cancels, 0);
+  EXPECT_TRUE(network_.sent.empty());
+  EXPECT_EQ(metrics_.total(stats::Counter::DroppedForeignCancels), 1u);
+  cancel = request("CANCEL");
+  EXPECT_TRUE(layer_.absorbRequest(cancel, caller));
+  EXPECT_EQ(user_.cancels, 1);
 }
 
 }  // namespace

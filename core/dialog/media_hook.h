@@ -1,0 +1,47 @@
+#pragma once
+// The media seam of the B2BUA: every session description that crosses from one leg to the
+// other (offers and answers in INVITE, 18x, 2xx, re-INVITE, UPDATE, PRACK and ACK) goes
+// through the call's CallMedia, which may rewrite it (anchoring: c=, m=, crypto) or refuse it.
+// Without a MediaFactory bodies cross unchanged. Runs on the call's worker.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/sip/builder.h"
+#include "core/sip/message.h"
+#include "policy/api/request_context.h"
+
+namespace palisade::dialog {
+
+// Where a body is crossing.
+struct BodyCrossing {
+  int to_leg = 1;                            // 0: toward the caller, 1: toward the callee
+  sip::Method method = sip::Method::Invite;  // the request's method (for a response, its CSeq method)
+  int status = 0;                            // 0 for a request, else the response's status
+  bool initial = false;                      // part of the call's initial INVITE exchange
+};
+
+struct BodyVerdict {
+  sip::Body body;  // what to send: the body given, or one written into the storage string
+  int status = 0;  // non-zero: refuse (a request is answered with it and not forwarded; an
+                   // answer that cannot be used ends the call)
+  std::string_view reason;
+};
+
+class CallMedia {
+ public:
+  virtual ~CallMedia() = default;
+  // `in` is the body as received (it may be empty: a late offer). `storage` outlives the send.
+  virtual BodyVerdict rewrite(const BodyCrossing& where, sip::Body in, std::string& storage) = 0;
+};
+
+class MediaFactory {
+ public:
+  virtual ~MediaFactory() = default;
+  // One per call, made when the call is admitted and destroyed however the call ends (the
+  // media layer releases its ports there).
+  virtual std::unique_ptr<CallMedia> create(const policy::RequestContext& admitted) = 0;
+};
+
+}  // namespace palisade::dialog

@@ -1,0 +1,288 @@
+#pragma once
+// One stream connection (TCP now; the TLS issue adds an ssl::stream) owned by one worker:
+// framing through sip::StreamReader, a deadline timer for a message that does not complete
+// (slow-loris: tcp.head_timeout_s) and for idleness (tcp.idle_timeout_s, re-armed only by
+// complete messages, never by partial reads), and a send queue bounded in bytes. Messages
+// go through the packet filter, then up to the worker's net::Receiver as bytes. Everything
+// runs on the owning worker; asio handlers keep the connection alive until they return.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "core/base/log.h"
+#include "core/base/owner_thread.h"
+#include "core/net/endpoint.h"
+#include "core/sip/stream_framer.h"
+#include "core/stats/metrics.h"
+#include "policy/api/filters.h"
+
+namespace palisade::transport {
+
+struct StreamSettings {
+  sip::Limits limits;
+  std::uint32_t idle_timeout_s = 600;
+  std::uint32_t head_timeout_s = 10;
+  std::uint32_t max_connections = 4096;
+  std::uint32_t max_connections_per_ip = 32;
+  std::uint32_t max_send_queue_bytes = 1048576;
+};
+
+// What every connection of one worker's stream transport shares.
+struct StreamContext {
+  net::Receiver* receiver = nullptr;
+  policy::PacketFilter* filter = nullptr;
+  stats::Shard* stats = nullptr;
+  const StreamSettings* settings = nullptr;  // the transport's current settings
+  base::OwnerThread* owner = nullptr;        // the transport's owner check
+};
+
+// The transport's view of a connection, whatever its stream type.
+class StreamConnectionBase {
+ public:
+  using Closed = std::function<void(StreamConnectionBase&)>;
+  virtual ~StreamConnectionBase() = default;
+
+  std::uint32_t id() const { return flow_.conn_id; }
+  const net::Flow& flow() const { return flow_; }
+  bool outbound() const { return outbound_; }
+  bool closing() const { return closing_; }
+  bool counted = false;  // holds a ConnectionLimiter slot
+
+  // Queues bytes; written once the stream is connected. A peer that does not read what we
+  // send (more than max_send_queue_bytes waiting) loses its connection.
+  virtual void send(std::string&& bytes) = 0;
+  virtual void close() = 0;
+  // Stops reading and closes once everything queued has been written (a final answer).
+  virtual void closeAfterFlush() = 0;
+
+ protected:
+  StreamConnectionBase(const net::Flow& flow, bool outbound) : flow_(flow), outbound_(outbound) {}
+  net::Flow flow_;  // side, transport, remote, conn_id, conn_worker; peer and verified from the filter
+  bool outbound_ = false;
+  bool closing_ = false;
+};
+
+template <typename Stream>
+class StreamConnection final : public StreamConnectionBase,
+                               public std::enable_shared_from_this<StreamConnection<Stream>> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  StreamConnection(Stream stream, const StreamContext& context, const net::Flow& flow, bool outbound,
+                   Closed on_closed)
+      : StreamConnectionBase(flow, outbound),
+        stream_(std::move(stream)),
+        context_(context),
+        reader_(context.settings->limits),
+        deadline_(stream_.get_executor()),
+        on_closed_(std::move(on_closed)),
+        last_activity_(Clock::now()) {}
+
+  Stream& stream() { return stream_; }
+
+  // The stream is connected (accepted, or our connect completed): read, and write what waits.
+  void start() {
+    connected_ = true;
+    armDeadline();
+    read();
+    write();
+  }
+
+  void send(std::string&& bytes) override {
+    context_.owner->check("StreamConnection");
+    if (closing_ || close_after_flush_) return;
+    const std::size_t limit = context_.settings->max_send_queue_bytes;
+    if (queued_bytes_ + bytes.size() > limit) {
+      context_.stats->add(stats::Counter::TcpSendQueueOverflows);
+      LOG_WARN("{} connection to {} is not reading what we send, closing",
+               net::transportName(flow_.transport), flow_.remote.toString());
+      close();
+      return;
+    }
+    queued_bytes_ += bytes.size();
+    queue_.push_back(std::move(bytes));
+    last_activity_ = Clock::now();
+    if (connected_) write();
+  }
+
+  void close() override {
+    if (closing_) return;
+    closing_ = true;
+    boost::system::error_code ec;
+    deadline_.cancel();
+    stream_.lowest_layer().close(ec);
+    queue_.clear();
+    if (on_closed_) on_closed_(*this);
+  }
+
+  void closeAfterFlush() override {
+    close_after_flush_ = true;
+    if (!writing_ && queue_.empty()) close();
+  }
+
+  // Re-evaluates the deadline after a settings change (reload).
+  void settingsChanged() {
+    reader_.setLimits(context_.settings->limits);
+    armDeadline();
+  }
+
+ private:
+  void read() {
+    if (closing_ || close_after_flush_) return;
+    auto self = this->shared_from_this();
+    stream_.async_read_some(boost::asio::buffer(chunk_),
+                            [self](const boost::system::error_code& ec, std::size_t size) {
+                              if (self->closing_) return;
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              self->onRead(size);
+                            });
+  }
+
+  void onRead(std::size_t size) {
+    context_.owner->check("StreamConnection");
+    reader_.append(std::string_view(chunk_.data(), size));
+    bool framed = false;  // a message (or keep-alive) completed in this read
+    while (!closing_ && !close_after_flush_) {
+      sip::StreamReader::Frame frame = reader_.next();
+      if (frame.status == sip::StreamFramer::Status::NeedMore) break;
+      framed = true;
+      if (frame.status == sip::StreamFramer::Status::KeepAlive) {
+        last_activity_ = Clock::now();
+        // RFC 5626 §3.5.1: a double-CRLF ping gets a single-CRLF pong.
+        if (frame.bytes.size() >= 4 && frame.bytes.compare(0, 4, "\r\n\r\n") == 0) send(std::string("\r\n"));
+        continue;
+      }
+      if (frame.status == sip::StreamFramer::Status::Error) {
+        // Unrecoverable framing (RFC 3261 §18.3): answer if we can, then close.
+        context_.receiver->onStreamFault(flow_, std::move(frame.bytes), frame.fault.status,
+                                         frame.fault.reason);
+        closeAfterFlush();
+        return;
+      }
+      last_activity_ = Clock::now();
+      context_.stats->add(stats::Counter::MessagesInTcp);
+      net::Flow flow = flow_;
+      // The Via sent-by port a response may reconnect to is the dispatcher's to read; an
+      // accepted connection falls back to the default port (RFC 3261 §18.2.2).
+      flow.reconnect_port = outbound_ ? 0 : 5060;
+      if (context_.filter != nullptr && !context_.filter->admit(flow, frame.bytes)) {
+        context_.stats->add(stats::Counter::DroppedUntrusted);
+      } else {
+        context_.receiver->onPacket(flow, std::move(frame.bytes), false);
+      }
+    }
+    if (closing_ || close_after_flush_) return;
+    // A message that has begun must complete within head_timeout_s, however slowly it drips.
+    if (framed) partial_since_.reset();
+    if (reader_.partial()) {
+      if (!partial_since_) {
+        partial_since_ = Clock::now();
+        armDeadline();
+      }
+    } else {
+      partial_since_.reset();
+    }
+    read();
+  }
+
+  void write() {
+    if (writing_ || queue_.empty() || closing_ || !connected_) return;
+    writing_ = true;
+    in_flight_.clear();
+    buffers_.clear();
+    while (!queue_.empty() && in_flight_.size() < 64) {
+      in_flight_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    for (const auto& bytes : in_flight_) buffers_.emplace_back(bytes.data(), bytes.size());
+    auto self = this->shared_from_this();
+    boost::asio::async_write(stream_, buffers_, [self](const boost::system::error_code& ec, std::size_t) {
+      if (self->closing_) return;
+      self->writing_ = false;
+      if (ec) {
+        self->close();
+        return;
+      }
+      for (const auto& bytes : self->in_flight_) self->queued_bytes_ -= bytes.size();
+      self->in_flight_.clear();
+      if (self->close_after_flush_ && self->queue_.empty()) {
+        self->close();
+        return;
+      }
+      self->write();
+    });
+  }
+
+  // One timer serves both deadlines: it is armed for the earlier one and, when it fires,
+  // re-armed for whatever is due next (activity only moves a timestamp).
+  void armDeadline() {
+    if (closing_) return;
+    Clock::time_point due = last_activity_ + std::chrono::seconds(context_.settings->idle_timeout_s);
+    if (partial_since_) {
+      due = std::min(due, *partial_since_ + std::chrono::seconds(context_.settings->head_timeout_s));
+    }
+    if (armed_ && armed_for_ <= due) return;
+    armed_ = true;
+    armed_for_ = due;
+    deadline_.expires_at(due);
+    auto self = this->shared_from_this();
+    deadline_.async_wait([self](const boost::system::error_code& ec) {
+      if (ec || self->closing_) return;  // re-armed or closed
+      self->armed_ = false;
+      self->onDeadline();
+    });
+  }
+
+  void onDeadline() {
+    context_.owner->check("StreamConnection");
+    Clock::time_point now = Clock::now();
+    const StreamSettings& s = *context_.settings;
+    if (partial_since_ && now >= *partial_since_ + std::chrono::seconds(s.head_timeout_s)) {
+      context_.stats->add(stats::Counter::TcpHeadTimeouts);
+      LOG_DEBUG("{} connection from {}: message not complete after {} s, closing",
+                net::transportName(flow_.transport), flow_.remote.toString(), s.head_timeout_s);
+      close();
+      return;
+    }
+    if (now >= last_activity_ + std::chrono::seconds(s.idle_timeout_s)) {
+      LOG_DEBUG("{} connection {} idle, closing", net::transportName(flow_.transport), flow_.conn_id);
+      close();
+      return;
+    }
+    armDeadline();
+  }
+
+  Stream stream_;
+  StreamContext context_;
+  sip::StreamReader reader_;
+  boost::asio::steady_timer deadline_;
+  Closed on_closed_;
+  // Small: an idle connection should cost little (many phones keep one open each).
+  std::array<char, 4096> chunk_{};
+  std::deque<std::string> queue_;
+  std::vector<std::string> in_flight_;
+  std::vector<boost::asio::const_buffer> buffers_;
+  std::size_t queued_bytes_ = 0;  // queued and in flight
+  Clock::time_point last_activity_;
+  std::optional<Clock::time_point> partial_since_;
+  Clock::time_point armed_for_{};
+  bool armed_ = false;
+  bool connected_ = false;
+  bool writing_ = false;
+  bool close_after_flush_ = false;
+};
+
+}  // namespace palisade::transport

@@ -7,12 +7,19 @@ namespace palisade::testing {
 EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, policy::SharedCounters* shared)
     : metrics_(1), shared_(shared != nullptr ? shared : &own_shared_) {
   if (!config) config = config::defaultConfig().value();
+  chain_ = std::make_unique<policy::PolicyChain>(policy::compileSnapshot(*config, rules_).value());
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
+  engine_->setFilter(chain_.get());
 }
 
 void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {
+  net::Flow classified = flow;
+  if (!chain_->admit(classified, bytes)) {
+    metrics_.shard(0).add(stats::Counter::DroppedUntrusted);
+    return;
+  }
   auto message = sip::Message::parse(bytes, sip::Limits{}, flow.transport == net::Transport::Udp);
-  if (message) engine_->onMessage(std::move(message), flow);
+  if (message) engine_->onMessage(std::move(message), classified);
 }
 
 std::unique_ptr<sip::Message> EngineHarness::next(std::uint16_t port) {

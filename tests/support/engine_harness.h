@@ -7,6 +7,7 @@
 
 #include "core/dialog/engine.h"
 #include "policy/api/shared_counters.h"
+#include "policy/policy_chain.h"
 #include "tests/support/fake_network.h"
 
 namespace palisade::testing {
@@ -31,6 +32,8 @@ class EngineHarness {
   explicit EngineHarness(std::shared_ptr<const config::Config> config = nullptr,
                          policy::SharedCounters* shared = nullptr);
 
+  // As the transports deliver: through the packet filter of the config's policy chain (which
+  // drops what the ACL refuses and classifies the source), then to the engine.
   void inject(const std::string& bytes, const net::Flow& flow);
   // Pops the oldest packet sent to `port` (nullptr when none).
   std::unique_ptr<sip::Message> next(std::uint16_t port);
@@ -44,6 +47,7 @@ class EngineHarness {
   dialog::Engine& engine() { return *engine_; }
   FakeNetwork& network() { return network_; }
   policy::SharedCounters& shared() { return *shared_; }
+  policy::PolicyChain& chain() { return *chain_; }
 
  private:
   ManualClock clock_;
@@ -51,6 +55,8 @@ class EngineHarness {
   stats::Metrics metrics_;
   policy::SharedCounters own_shared_;
   policy::SharedCounters* shared_;
+  policy::RuleRegistry rules_;
+  std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;
 };

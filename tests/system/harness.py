@@ -48,6 +48,13 @@ METRICS = {
     "inbox_overflows": "palisade_inbox_overflows_total",
     "rejected_503": "palisade_rejected_503_total",
     "dropped_untrusted": "palisade_dropped_untrusted_total",
+    "dropped_foreign_responses": "palisade_dropped_foreign_responses_total",
+    "dropped_foreign_cancels": "palisade_dropped_foreign_cancels_total",
+    "sent_to_unverified": "palisade_sent_to_unverified_total",
+    "tcp_head_timeouts": "palisade_tcp_head_timeouts_total",
+    "tcp_accept_backoffs": "palisade_tcp_accept_backoffs_total",
+    "tcp_connections_accepted": "palisade_tcp_connections_accepted_total",
+    "tcp_connections_refused": "palisade_tcp_connections_refused_total",
     "config_reloads": "palisade_config_reloads_total",
     "config_reload_failures": "palisade_config_reload_failures_total",
     "active_calls": "palisade_active_calls",
@@ -519,13 +526,14 @@ class TestRun:
             f.write(toml_text(config) + extra_text)
         return path
 
-    def start_palisade(self, config, name="palisade", health_timeout_s=10.0):
+    def start_palisade(self, config, name="palisade", health_timeout_s=10.0, wrapper=()):
+        """Starts the daemon on `config` (optionally under `wrapper`, e.g. prlimit) and waits for /health."""
         if not os.access(self.binary, os.X_OK):
             raise TestFailure(f"palisade binary {self.binary} is missing or not executable")
         config_path = self.write_config(config, f"{name}.toml")
         log_path = self.path(f"{name}.log")
         log = open(log_path, "wb")
-        popen = subprocess.Popen([self.binary, "--config", config_path], stdin=subprocess.DEVNULL,
+        popen = subprocess.Popen(list(wrapper) + [self.binary, "--config", config_path], stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
         log.close()
         self.procs.append((popen, "palisade"))

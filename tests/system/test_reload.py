@@ -3,13 +3,17 @@
 with a valid change (log_level) and SIGHUP sent, then rewritten with an unknown key and SIGHUP
 sent again. No call may fail, palisade_config_reloads_total and
 palisade_config_reload_failures_total go up by exactly one each and the daemon stays up.
---check-config must agree about both files ("FILE:LINE: KEY: MESSAGE" for the broken one)."""
+--check-config must agree about both files ("FILE:LINE: KEY: MESSAGE" for the broken one).
+Then a reload that changes a timer (sip.t1_ms) and restart-only keys (the listen ports): the
+new T1 paces the next INVITE's retransmissions, while Via and Contact keep advertising the
+ports that are really bound, and the log says the port change waits for a restart."""
 import re
 import signal
 import subprocess
 import time
 
 import harness
+from sip_peer import UdpPeer
 
 CALLS = 1500
 RATE = 100
@@ -87,5 +91,78 @@ def body(run):
         run.check_clean_stop(palisade)
 
 
+def retransmission_gap(run, caller, pbx, public, call_id, label):
+    """Sends an INVITE, returns (the INVITE the silent PBX got, seconds until its first retransmission)."""
+    caller.send(caller.invite(public, call_id), public)
+    first = pbx.recv(3, want=lambda m: m.method == "INVITE")
+    run.require(first is not None, f"{label}: the INVITE reaches the PBX")
+    at = time.monotonic()
+    again = pbx.recv(3, want=lambda m: m.method == "INVITE" and m.branch() == first.branch())
+    run.require(again is not None, f"{label}: the silent PBX gets a retransmission")
+    # End the call: the PBX refuses it, the caller acknowledges.
+    pbx.send(pbx.response_to(first, 486, "Busy Here", to_tag="busy"), first.source)
+    final = caller.recv(3, want=lambda m: not m.is_request and m.status >= 200)
+    if final is not None:
+        caller.send(caller.ack_for(final, f"sip:1000@{public[0]}:{public[1]}"), public)
+    return first, time.monotonic() - at
+
+
+def sent_by_port(message):
+    via = message.value("Via") or ""
+    return int(re.search(r"SIP/2.0/UDP [^:;]+:(\d+)", via).group(1))
+
+
+def contact_port(message):
+    return int(re.search(r":(\d+)[;>]", message.value("Contact") or "").group(1))
+
+
+def reload_timer_and_listener(run):
+    pbx = UdpPeer(harness.PBX_IP)
+    caller = UdpPeer(harness.CALLER_IP)
+    carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
+    cfg = run.config(1, pbx.port, carrier_port, sip={"t1_ms": 500})
+    palisade = run.start_palisade(cfg, name="palisade-advertised")
+    public = (harness.PUBLIC_IP, cfg["public"]["udp_port"])
+    bound_pbx_side = cfg["pbx_side"]["udp_port"]
+    try:
+        first, gap = retransmission_gap(run, caller, pbx, public, "adv-1", "before reload")
+        run.check(0.4 <= gap <= 0.8, f"T1 = 500 ms paces the retransmission (first after {gap:.2f} s)")
+        run.check(sent_by_port(first) == bound_pbx_side and contact_port(first) == bound_pbx_side,
+                  "Via and Contact advertise the bound PBX-side port", first.raw)
+
+        cfg["sip"]["t1_ms"] = 200
+        cfg["pbx_side"]["udp_port"] = harness.free_ports(harness.PBX_SIDE_IP, 1)[0]
+        cfg["public"]["udp_port"] = harness.free_ports(harness.PUBLIC_IP, 1)[0]
+        run.write_config(cfg, "palisade-advertised.toml")
+        reloads = palisade.metric("config_reloads")
+        palisade.signal(signal.SIGHUP)
+        run.require(palisade.wait_metric("config_reloads", lambda v: v > reloads, 5) > reloads, "reload applied")
+        time.sleep(0.2)
+        log = palisade.log_tail(20000)
+        for key in ("pbx_side.udp_port", "public.udp_port"):
+            run.check(f"reload: {key} changed but only takes effect after a restart" in log,
+                      f"the log says {key} needs a restart", log)
+
+        second, gap = retransmission_gap(run, caller, pbx, public, "adv-2", "after reload")
+        run.check(0.12 <= gap <= 0.4, f"the reloaded T1 = 200 ms paces the next call (first after {gap:.2f} s)")
+        run.check(sent_by_port(second) == bound_pbx_side and contact_port(second) == bound_pbx_side,
+                  "after the reload Via and Contact still advertise the port that is bound", second.raw)
+        probe = UdpPeer(harness.CALLER_IP)
+        new_public = (harness.PUBLIC_IP, cfg["public"]["udp_port"])
+        probe.send(probe.invite(new_public, "adv-3"), new_public)
+        run.check(probe.recv(1.0) is None, "nothing listens on the new public port before a restart")
+        probe.close()
+        harness.wait_idle(run, palisade, "advertised addresses")
+        run.check_clean_stop(palisade)
+    finally:
+        pbx.close()
+        caller.close()
+
+
+def all_parts(run):
+    body(run)
+    reload_timer_and_listener(run)
+
+
 if __name__ == "__main__":
-    harness.main_wrapper("test_reload", __doc__, body)
+    harness.main_wrapper("test_reload", __doc__, all_parts)

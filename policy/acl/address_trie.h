@@ -17,6 +17,7 @@ std::optional<std::pair<boost::asio::ip::address, unsigned>> parsePrefix(std::st
 
 class AddressTrie {
  public:
+  AddressTrie() : v4_(1), v6_(1) {}  // each family starts with its root
   // Later inserts of the same prefix replace the value. False for a bad prefix length.
   bool insert(const boost::asio::ip::address& address, unsigned prefix_length, std::uint16_t value);
   // The value of the longest prefix covering `address`.
@@ -33,8 +34,8 @@ class AddressTrie {
                          std::uint16_t value);
   static std::optional<std::uint16_t> lookupBits(const std::vector<Node>& nodes, const unsigned char* bytes,
                                                  unsigned bits);
-  std::vector<Node> v4_{Node{}};
-  std::vector<Node> v6_{Node{}};
+  std::vector<Node> v4_;
+  std::vector<Node> v6_;
 };
 
 }  // namespace palisade::policy

@@ -19,7 +19,8 @@ class PacketFilter {
   virtual bool admit(net::Flow& flow, std::string_view bytes) = 0;
 };
 
-// Where a stage that answered Pending delivers its decision, later, on the same worker.
+// Where a stage that answered Pending delivers its decision, later, on the same worker (never
+// from inside the check() that returned Pending: the request is held only once it returns).
 class PendingSink {
  public:
   virtual ~PendingSink() = default;

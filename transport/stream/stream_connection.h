@@ -117,6 +117,9 @@ class StreamConnection final : public StreamConnectionBase,
 
   void close() override {
     if (closing_) return;
+    // The transport lets go of us in on_closed_: stay alive until this returns (a connection
+    // still connecting has no handler holding it).
+    auto self = this->shared_from_this();
     closing_ = true;
     boost::system::error_code ec;
     deadline_.cancel();

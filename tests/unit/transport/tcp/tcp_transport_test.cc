@@ -275,6 +275,23 @@ TEST_F(TcpTransportTest, APeerThatDoesNotReadIsCutOff) {
   EXPECT_EQ(counter(stats::Counter::TcpSendQueueOverflows), 1u);
 }
 
+// Too much for a connection that is still being opened: it is closed at once, and nothing of
+// it is touched afterwards (ASan watches this one).
+TEST_F(TcpTransportTest, AnOverflowWhileConnectingClosesCleanly) {
+  settings_.max_send_queue_bytes = 16384;
+  start();
+  tcp::acceptor peer(io_, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  net::Flow to_peer;
+  to_peer.side = net::Side::Pbx;
+  to_peer.transport = net::Transport::Tcp;
+  to_peer.remote = net::Endpoint{boost::asio::ip::make_address("127.0.0.1"), peer.local_endpoint().port()};
+  tcp_->send(to_peer, std::string(20000, 'x'));
+  EXPECT_EQ(tcp_->connectionCount(), 0u);
+  EXPECT_EQ(counter(stats::Counter::TcpSendQueueOverflows), 1u);
+  runFor(std::chrono::milliseconds(50));
+  EXPECT_EQ(limiter_.total(), 0u);
+}
+
 TEST_F(TcpTransportTest, PacketFilterAndPerAddressLimit) {
   settings_.max_connections_per_ip = 2;
   start();

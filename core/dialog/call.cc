@@ -78,7 +78,10 @@ const std::string* Call::EarlyDialogs::callerSideTag(std::string_view callee_tag
 }
 
 Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media)
-    : engine_(engine), rules_(admitted.rules), media_(std::move(media)) {
+    : engine_(engine),
+      rules_(admitted.rules),
+      header_policy_(engine.headerPolicy()),
+      media_(std::move(media)) {
   legs_[0].identity_trusted = admitted.identity_trusted;
   engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
 }
@@ -222,8 +225,7 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
   out.fieldf("Max-Forwards", "{}", max_forwards).lines(from).lines(to_line).lines(call_id);
   out.fieldf("CSeq", "{} {}", cseq, method);
   if (hasContact(sip::methodFromName(method))) out.lines(contactLine(to));
-  if (source != nullptr)
-    out.crossing(*source, engine_.headerPolicy(), y.side, legs_[1 - to].identity_trusted);
+  if (source != nullptr) out.crossing(*source, *header_policy_, y.side, legs_[1 - to].identity_trusted);
   out.product("User-Agent", engine_.config().user_agent);
   std::string bytes = out.finish(body);
   if (lines != nullptr) {
@@ -252,7 +254,7 @@ std::string Call::buildResponse(txn::ServerTransaction& server, int from, const 
   sip::MessageBuilder out(512 + body.bytes.size() + response.raw().size() / 2);
   out.responseTo(req, server.flow().remote, status, reason, to_tag);
   if (status > 100 && status < 300 && isTargetRefresh(req.method())) out.lines(contactLine(from));
-  out.crossing(response, engine_.headerPolicy(), legs_[from].side, legs_[1 - from].identity_trusted);
+  out.crossing(response, *header_policy_, legs_[from].side, legs_[1 - from].identity_trusted);
   out.product("Server", engine_.config().user_agent);
   return out.finish(body);
 }

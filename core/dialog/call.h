@@ -13,6 +13,7 @@
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
 #include "core/sip/builder.h"
+#include "core/sip/header_policy.h"
 #include "core/sip/message.h"
 #include "core/txn/transaction.h"
 #include "policy/api/request_context.h"
@@ -145,6 +146,7 @@ class Call final : public txn::TransactionUser {
   State state_ = State::Calling;
   Leg legs_[2];
   policy::RuleIds rules_;  // shared counters this call holds besides the global one
+  std::shared_ptr<const sip::HeaderPolicy> header_policy_;  // as admitted: a reload does not change it
   std::unique_ptr<CallMedia> media_;
   EarlyDialogs early_;
   std::vector<std::unique_ptr<InviteExchange>> invites_;

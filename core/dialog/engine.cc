@@ -109,8 +109,8 @@ Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& c
   config_ = std::move(config);
   local_[0] = localOf(config_->startup.public_side);
   local_[1] = localOf(config_->startup.pbx_side);
-  header_policy_ =
-      sip::HeaderPolicy(config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
+  header_policy_ = std::make_shared<const sip::HeaderPolicy>(
+      config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
   compileTargets();
   txn::Timers timers{config_->timing.t1_ms, config_->timing.t2_ms, config_->timing.t4_ms};
   layer_.setTimers(timers);
@@ -139,8 +139,8 @@ void Engine::applyConfig(std::shared_ptr<const config::Config> config) {
   // Listen addresses are start-up settings: what we advertise in Via and Contact never moves
   // away from the sockets that are really bound (the reload keeps config->startup as running).
   config_ = std::move(config);
-  header_policy_ =
-      sip::HeaderPolicy(config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
+  header_policy_ = std::make_shared<const sip::HeaderPolicy>(
+      config_->headers.to_pbx, config_->headers.to_public, config_->headers.identity);
   compileTargets();
   txn::Timers timers{config_->timing.t1_ms, config_->timing.t2_ms, config_->timing.t4_ms};
   layer_.setTimers(timers);

@@ -95,7 +95,8 @@ class Engine final : public policy::PendingSink {
   stats::Shard& stats() { return stats_; }
   policy::SharedCounters& shared() { return shared_; }
   const config::Config& config() const { return *config_; }
-  const sip::HeaderPolicy& headerPolicy() const { return header_policy_; }
+  // The header policy new calls are admitted under (a call keeps its own across reloads).
+  const std::shared_ptr<const sip::HeaderPolicy>& headerPolicy() const { return header_policy_; }
   const LocalAddress& local(net::Side side) const { return local_[static_cast<int>(side)]; }
   void registerLeg(net::Side side, const std::string& call_id, Call* call);
   void unregisterLeg(net::Side side, const std::string& call_id);
@@ -135,7 +136,7 @@ class Engine final : public policy::PendingSink {
   stats::Shard& stats_;
   policy::SharedCounters& shared_;
   std::shared_ptr<const config::Config> config_;
-  sip::HeaderPolicy header_policy_;
+  std::shared_ptr<const sip::HeaderPolicy> header_policy_;
   LocalAddress local_[2];
   Target targets_[2];  // by the side a new call comes from
   UnverifiedSendCounter network_;

@@ -289,6 +289,37 @@ TEST(HeaderPolicy, TrustAndListsComeFromTheConfig) {
   EXPECT_EQ(relayed->raw().find("pbx.internal\""), std::string::npos);
 }
 
+// A call keeps the header policy it was admitted under; a reload applies to new calls.
+TEST(HeaderPolicy, ACallKeepsItsPolicyAcrossAReload) {
+  EngineHarness h;
+  PeerDialog caller = callerPeer("hdr-reload");
+  h.inject(makeInvite(caller, "z9hG4bK-hr"), caller.flow);
+  h.next(kCallerPort);
+  auto invite = h.next(kPbxPort);
+  h.inject(makeResponse(*invite, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp), pbxFlow());
+  auto ok = h.next(kCallerPort);
+  ASSERT_TRUE(ok);
+  caller.remote_tag = std::string(ok->toTag());
+  h.inject(makeAck(caller, 1, "z9hG4bK-hr-ack"), caller.flow);
+  drain(h, kPbxPort);
+
+  auto reloaded = std::make_shared<config::Config>(*config::defaultConfig().value());
+  reloaded->headers.to_pbx.clear();
+  h.engine().applyConfig(reloaded);
+  h.inject(withHeaders(makeRequest(caller, "INFO", "z9hG4bK-hr-info"), "Subject: still allowed\r\n"),
+           caller.flow);
+  auto info = h.next(kPbxPort);
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(hasHeader(*info, "Subject"));
+
+  PeerDialog next = callerPeer("hdr-reload-2");
+  h.inject(withHeaders(makeInvite(next, "z9hG4bK-hr2"), "Subject: not any more\r\n"), next.flow);
+  h.next(kCallerPort);
+  auto second = h.next(kPbxPort);
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(hasHeader(*second, "Subject"));
+}
+
 // A challenge from the far side cannot be answered across the B2BUA (credentials never
 // cross): the caller gets a plain refusal, not the PBX's realm.
 TEST(HeaderPolicy, FarSideChallengesBecomeForbidden) {

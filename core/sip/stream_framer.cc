@@ -65,17 +65,26 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) {
   }
   while (head_end_ == 0) {
     std::size_t nl = buffered.find('\n', line_start_);
-    if (nl == std::string_view::npos) {
-      // A line (or a head) that can no longer fit is refused now, not when it finally ends.
-      if (buffered.size() - line_start_ > limits_.max_line_bytes + 1) {
-        return fail(400, "Header Line Too Long");
-      }
-      if (buffered.size() > limits_.max_message_bytes) return fail(513, "Message Too Large");
-      return result;  // NeedMore
+    const bool complete = nl != std::string_view::npos;
+    std::size_t content_end = buffered.size();
+    if (complete) content_end = (nl > line_start_ && buffered[nl - 1] == '\r') ? nl - 1 : nl;
+    // Each limit is judged by the buffer size at which breaking it became certain, so that the
+    // verdict is the same however the stream was cut into reads.
+    std::size_t line_at = std::string_view::npos;
+    std::size_t size_at = std::string_view::npos;
+    const std::size_t beyond = line_start_ + limits_.max_line_bytes;  // first byte past the allowed text
+    if (beyond < content_end) {
+      // A CR there may still be the line's own CR LF until the byte after it arrives.
+      bool cr = buffered[beyond] == '\r';
+      if (!cr || complete || beyond + 1 < buffered.size()) line_at = beyond + (cr ? 2 : 1);
     }
-    std::size_t content_end = (nl > line_start_ && buffered[nl - 1] == '\r') ? nl - 1 : nl;
-    if (content_end - line_start_ > limits_.max_line_bytes) return fail(400, "Header Line Too Long");
-    if (nl + 1 > limits_.max_message_bytes) return fail(513, "Message Too Large");
+    if ((complete ? nl + 1 : buffered.size()) > limits_.max_message_bytes)
+      size_at = limits_.max_message_bytes + 1;
+    if (line_at != std::string_view::npos || size_at != std::string_view::npos) {
+      if (line_at <= size_at) return fail(400, "Header Line Too Long");
+      return fail(513, "Message Too Large");
+    }
+    if (!complete) return result;  // NeedMore
     if (!start_line_seen_) {
       start_line_seen_ = true;
     } else if (content_end == line_start_) {

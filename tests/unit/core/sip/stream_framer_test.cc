@@ -180,6 +180,40 @@ TEST(StreamFramer, LineLengthLimitWhileTheLineIsArriving) {
   EXPECT_EQ(r.fault.reason, "Header Line Too Long");
 }
 
+// When a head breaks both the line and the size limit, the verdict is the limit that was
+// broken first in the byte stream, whether the bytes came in one read or one by one
+// (found by fuzz_stream).
+TEST(StreamFramer, TheFirstLimitBrokenWinsHoweverTheStreamIsCut) {
+  Limits limits;
+  limits.max_message_bytes = 1024;
+  limits.max_line_bytes = 256;
+  auto verdicts = [&limits](const std::string& stream) {
+    std::vector<int> out;
+    for (std::size_t step : {stream.size(), std::size_t{1}, std::size_t{7}, std::size_t{100}}) {
+      StreamReader reader(limits);
+      int status = 0;
+      for (std::size_t at = 0; at < stream.size() && status == 0; at += step) {
+        reader.append(std::string_view(stream).substr(at, step));
+        auto frame = reader.next();
+        if (frame.status == StreamFramer::Status::Error) status = frame.fault.status;
+      }
+      out.push_back(status);
+    }
+    return out;
+  };
+  std::string start = "INVITE sip:bob@example.com SIP/2.0\r\n";
+  std::string late = start;
+  while (late.size() < 900) late += "X-Pad: 0123456789\r\n";
+  late += "Subject: " + std::string(300, 's') + "\r\n\r\n";  // too long, but past the size limit first
+  EXPECT_EQ(verdicts(late), (std::vector<int>{513, 513, 513, 513}));
+  std::string early = start + "Subject: " + std::string(300, 's') + "\r\n";
+  while (early.size() < 1200) early += "X-Pad: 0123456789\r\n";
+  EXPECT_EQ(verdicts(early), (std::vector<int>{400, 400, 400, 400}));
+  // Exactly max_line_bytes of text, then CR LF split across reads: fine.
+  std::string exact = start + "Subject: " + std::string(256 - 9, 's') + "\r\nContent-Length: 0\r\n\r\n";
+  EXPECT_EQ(verdicts(exact), (std::vector<int>{0, 0, 0, 0}));
+}
+
 TEST(StreamFramer, HeaderCountLimitWhileTheHeadIsArriving) {
   Limits limits;
   limits.max_headers = 8;  // the six of kHeaders, then two more at most

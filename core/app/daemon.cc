@@ -14,8 +14,9 @@ namespace {
 
 std::uint32_t workerCountFor(const config::Config& config) {
   if (config.startup.workers != 0) return config.startup.workers;
+  // The worker index is written into identifiers as two hex digits: at most 256 workers.
   unsigned cores = std::thread::hardware_concurrency();
-  return cores == 0 ? 1 : cores;
+  return cores == 0 ? 1 : std::min(cores, 256u);
 }
 
 void applyLogLevel(const config::Config& config) {

@@ -36,7 +36,10 @@ void writeLogLine(LogLevel level, std::string_view text) {
   std::string line =
       fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {} ", tm, millis, kTags[static_cast<int>(level)]);
   line.reserve(line.size() + text.size() + 1);
-  for (char c : text) line.push_back((static_cast<unsigned char>(c) < 0x20 && c != '\t') ? '?' : c);
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    line.push_back(((u < 0x20 && c != '\t') || u == 0x7f) ? '?' : c);
+  }
   line.push_back('\n');
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;

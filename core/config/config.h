@@ -60,7 +60,8 @@ struct StartupSettings {
 // the file; validated (tokens, no credentials, no header Palisade writes itself).
 struct HeaderLists {
   // Copied toward the PBX-facing side. Not Alert-Info or Call-Info: from the internet they can
-  // make phones behind the PBX ring differently or answer by themselves (intercom).
+  // make phones behind the PBX ring differently or answer by themselves (intercom). Not
+  // Refer-To, Referred-By or Replaces: transfers are not relayed (REFER gets 405).
   std::vector<std::string> to_pbx = {"Accept",
                                      "Accept-Encoding",
                                      "Accept-Language",
@@ -77,8 +78,6 @@ struct HeaderLists {
                                      "MIME-Version",
                                      "Priority",
                                      "Reason",
-                                     "Refer-To",
-                                     "Referred-By",
                                      "Retry-After",
                                      "Session-Expires",
                                      "Subject",
@@ -102,8 +101,6 @@ struct HeaderLists {
                                         "MIME-Version",
                                         "Priority",
                                         "Reason",
-                                        "Refer-To",
-                                        "Referred-By",
                                         "Retry-After",
                                         "Session-Expires",
                                         "Subject",

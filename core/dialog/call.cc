@@ -51,6 +51,21 @@ bool isTargetRefresh(Method m) { return m == Method::Invite || m == Method::Upda
 // Methods whose bodies are session descriptions in offer/answer (RFC 3264, 3262, 3311).
 bool carriesOfferAnswer(Method m) { return m == Method::Invite || m == Method::Update || m == Method::Prack; }
 
+// In-dialog methods relayed to the other leg.
+bool relayedInDialog(Method m) {
+  switch (m) {
+    case Method::Invite:
+    case Method::Bye:
+    case Method::Update:
+    case Method::Info:
+    case Method::Prack:
+    case Method::Options:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool hasContact(Method m) {
   return m == Method::Invite || m == Method::Update || m == Method::Subscribe || m == Method::Refer ||
          m == Method::Notify;
@@ -131,8 +146,12 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
   b.identity_trusted = target.trust_identity;
   b.call_id = engine_.ids().callId();
   b.local_tag = engine_.ids().tag();
-  std::string from_display = req.from().display.empty() ? "" : std::string(req.from().display) + " ";
-  std::string to_display = req.to().display.empty() ? "" : std::string(req.to().display) + " ";
+  // Display names cross into our From/To only when they are clean (no bare CR to end a line).
+  auto display = [](std::string_view d) {
+    return d.empty() || !sip::isCleanHeaderText(d) ? std::string() : std::string(d) + " ";
+  };
+  std::string from_display = display(req.from().display);
+  std::string to_display = display(req.to().display);
   b.local_uri = fmt::format("{}<sip:{}{}>", from_display, from_prefix, formatHost(local.host));
   b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
   b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
@@ -194,6 +213,13 @@ BodyVerdict Call::crossBody(const BodyCrossing& where, const sip::Message& sourc
   return media_->rewrite(where, in, storage);
 }
 
+// RFC 3325 §5: asserted identity stays within the trust domain. It crosses only from a peer
+// trusted for identity to another one (the carrier and the PBX by default), never to or from
+// an internet caller, whose view would otherwise show the PBX's internal identities.
+bool Call::identityCrosses(int from, int to) const {
+  return legs_[from].identity_trusted && legs_[to].identity_trusted;
+}
+
 std::string Call::viaLine(int leg, const std::string& branch) const {
   const Leg& l = legs_[leg];
   const LocalAddress& local = engine_.local(l.side);
@@ -219,13 +245,14 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
   std::string to_line = y.remote_tag.empty() ? fmt::format("To: {}\r\n", y.remote_uri)
                                              : fmt::format("To: {};tag={}\r\n", y.remote_uri, y.remote_tag);
   std::string call_id = fmt::format("Call-ID: {}\r\n", y.call_id);
-  int max_forwards = (source == nullptr || source->maxForwards() < 0) ? 70 : source->maxForwards() - 1;
+  int max_forwards =
+      (source == nullptr || source->maxForwards() < 0) ? 70 : std::max(source->maxForwards() - 1, 0);
   sip::MessageBuilder out(768 + body.bytes.size() + (source != nullptr ? source->raw().size() / 2 : 0));
   out.request(method, y.remote_target).lines(via).lines(routes);
   out.fieldf("Max-Forwards", "{}", max_forwards).lines(from).lines(to_line).lines(call_id);
   out.fieldf("CSeq", "{} {}", cseq, method);
   if (hasContact(sip::methodFromName(method))) out.lines(contactLine(to));
-  if (source != nullptr) out.crossing(*source, *header_policy_, y.side, legs_[1 - to].identity_trusted);
+  if (source != nullptr) out.crossing(*source, *header_policy_, y.side, identityCrosses(1 - to, to));
   out.product("User-Agent", engine_.config().user_agent);
   std::string bytes = out.finish(body);
   if (lines != nullptr) {
@@ -254,7 +281,7 @@ std::string Call::buildResponse(txn::ServerTransaction& server, int from, const 
   sip::MessageBuilder out(512 + body.bytes.size() + response.raw().size() / 2);
   out.responseTo(req, server.flow().remote, status, reason, to_tag);
   if (status > 100 && status < 300 && isTargetRefresh(req.method())) out.lines(contactLine(from));
-  out.crossing(response, *header_policy_, legs_[from].side, legs_[1 - from].identity_trusted);
+  out.crossing(response, *header_policy_, legs_[from].side, identityCrosses(1 - from, from));
   out.product("Server", engine_.config().user_agent);
   return out.finish(body);
 }
@@ -345,8 +372,9 @@ void Call::relayNonInviteResponse(RequestExchange& rx, const sip::Message& respo
 
 void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response) {
   int status = response.statusCode();
-  bool initial =
-      !invites_.empty() && &ex == invites_.front().get() && ex.from == 0 && legs_[1].remote_tag.empty();
+  // The call's first INVITE exchange (it alone forks), and whether it is still unanswered.
+  bool first_exchange = !invites_.empty() && &ex == invites_.front().get() && ex.from == 0;
+  bool initial = first_exchange && legs_[1].remote_tag.empty();
   int to = 1 - ex.from;
   if (status < 200) {
     if (ex.cancel_pending) {
@@ -378,16 +406,25 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
   if (status < 300) {
     if (ex.answered) {
       if (response.toTag() != ex.answered_tag) {
-        engine_.ackAndBye(response, legs_[to].flow);  // another fork answered too
+        hangUpStray(ex, response, first_exchange);  // another fork answered too
       } else if (ex.acked && !ex.ack_bytes.empty()) {
         engine_.layer().sendRaw(legs_[to].flow, std::string(ex.ack_bytes));  // our ACK was lost
       }
       return;
     }
     if (ex.server == nullptr) {
-      // The caller cancelled (or the transaction is gone): the CANCEL/200 race.
-      engine_.ackAndBye(response, legs_[to].flow);
-      if (state_ == State::Cancelled) end();
+      // The request was cancelled (or its transaction is gone): the CANCEL/200 race.
+      if (initial) {
+        hangUpStray(ex, response, true);
+        if (state_ == State::Cancelled) end();
+      } else if (response.toTag() == legs_[to].remote_tag && !ex.acked) {
+        // A re-INVITE answered after all: acknowledge it in the dialog, which goes on.
+        ex.ack_bytes = buildRequest(to, "ACK", ex.to_cseq, engine_.ids().branch(), nullptr, {}, nullptr);
+        ex.acked = true;
+        ex.answered = true;
+        ex.answered_tag = std::string(response.toTag());
+        engine_.layer().sendRaw(legs_[to].flow, std::string(ex.ack_bytes));
+      }
       return;
     }
     std::string storage;
@@ -411,7 +448,7 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
       const std::string* early =
           early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
       if (early == nullptr) {
-        engine_.ackAndBye(response, legs_[to].flow);  // a fork beyond the bound answered
+        hangUpStray(ex, response, true);  // a fork beyond the bound answered
         return;
       }
       learnCalleeDialog(response);
@@ -456,6 +493,21 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
     if (initial && state_ == State::Calling) engine_.stats().add(Counter::CallsFailed);
   }
   if (initial || state_ == State::Cancelled) end();
+}
+
+void Call::hangUpStray(InviteExchange& ex, const sip::Message& response, bool initial) {
+  // Only the initial INVITE forks; a re-INVITE's 2xx with a foreign To-tag belongs to no dialog.
+  if (!initial) return;
+  // Each stray dialog is ACKed and hung up once, and only so many: a peer that repeats or
+  // varies 2xx responses cannot make us open BYE transactions without bound.
+  std::string_view tag = response.toTag();
+  if (std::find(ex.hung_up_tags.begin(), ex.hung_up_tags.end(), tag) != ex.hung_up_tags.end()) return;
+  if (ex.hung_up_tags.size() >= kMaxEarlyDialogs) {
+    engine_.stats().add(Counter::EarlyDialogsRefused);
+    return;
+  }
+  ex.hung_up_tags.emplace_back(tag);
+  engine_.ackAndBye(response, legs_[1 - ex.from].flow);
 }
 
 void Call::retransmitOk(InviteExchange* ex) {
@@ -586,17 +638,27 @@ bool Call::reachable(int leg) const {
 void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
   if (state_ == State::Ended) return;
   const sip::Message& req = *request;
+  Leg& x = legs_[leg];
+  // Every request in a dialog, the ACK of a 2xx included, carries our tag for that leg (an
+  // unpredictable value only the peer saw) and the peer's: a Call-ID alone is not enough.
+  bool in_dialog = req.toTag() == x.local_tag && req.fromTag() == x.remote_tag;
   if (req.method() == Method::Ack) {
-    relayAck(leg, req, flow);
+    if (in_dialog) relayAck(leg, req, flow);  // an ACK gets no answer either way
     return;
   }
-  Leg& x = legs_[leg];
   bool dialog_up = state_ == State::Answered || state_ == State::Confirmed;
-  if (!dialog_up || req.toTag() != x.local_tag || req.fromTag() != x.remote_tag) {
+  if (!dialog_up || !in_dialog) {
     engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
     return;
   }
   markVerified(leg, flow);
+  if (!relayedInDialog(req.method())) {
+    // REFER (a transfer to a number the sender picks), SUBSCRIBE, MESSAGE and unknown methods
+    // are not relayed: the B2BUA does not map their dialog references across.
+    engine_.replyStateless(req, flow, 405, "Method Not Allowed",
+                           "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK\r\n");
+    return;
+  }
   if (req.maxForwards() == 0) {
     engine_.replyStateless(req, flow, 483, "Too Many Hops");
     return;

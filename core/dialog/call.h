@@ -83,7 +83,8 @@ class Call final : public txn::TransactionUser {
     base::Millis ok_interval = 0;
     base::Millis ok_deadline = 0;
     event::TimerQueue::Id ok_timer = 0;
-    std::string ack_bytes;  // our ACK to the other leg, resent on 2xx retransmissions
+    std::string ack_bytes;                  // our ACK to the other leg, resent on 2xx retransmissions
+    std::vector<std::string> hung_up_tags;  // stray 2xx dialogs already ACKed and hung up
   };
   // A non-INVITE request relayed from leg `from` to the other leg.
   struct RequestExchange {
@@ -113,6 +114,10 @@ class Call final : public txn::TransactionUser {
   void relayAck(int from, const sip::Message& ack, const net::Flow& flow);
   void relayInviteResponse(InviteExchange& ex, const sip::Message& response);
   void relayNonInviteResponse(RequestExchange& rx, const sip::Message& response);
+  // A 2xx for a dialog the call does not want (a late fork, the CANCEL race): ACK and BYE it,
+  // once per To-tag and for at most kMaxEarlyDialogs of them.
+  void hangUpStray(InviteExchange& ex, const sip::Message& response, bool initial);
+  bool identityCrosses(int from, int to) const;
   // The body that crosses toward leg `to`; `storage` holds a rewritten one.
   BodyVerdict crossBody(const BodyCrossing& where, const sip::Message& source, std::string& storage);
   std::string buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,

@@ -75,9 +75,12 @@ void Dispatcher::deliver(std::unique_ptr<sip::Message> message, const net::Flow&
     owners_[index_].engine->replyStateless(msg, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
     return;
   }
-  // Calls in progress are not lost to overload: responses, ACK, BYE, CANCEL and other
-  // in-dialog requests take the slower posted path, itself bounded per owner.
-  owners_[owner].worker->postOverflow(std::move(queued));
+  // Calls in progress are not lost to overload: responses, ACK, CANCEL and in-dialog requests
+  // take the slower posted path, itself bounded per owner. Anything else (malformed, or new
+  // work that is not an INVITE) is dropped: it has no call to lose.
+  bool in_progress = msg.ok() && (!msg.isRequest() || !msg.toTag().empty() ||
+                                  msg.method() == sip::Method::Ack || msg.method() == sip::Method::Cancel);
+  if (in_progress) owners_[owner].worker->postOverflow(std::move(queued));
 }
 
 }  // namespace palisade::dialog

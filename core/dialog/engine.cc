@@ -291,6 +291,10 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
 void Engine::decide(const policy::Decision& decision, std::unique_ptr<sip::Message> request,
                     txn::ServerTransaction* parked, const net::Flow& flow, policy::RequestContext context) {
   const sip::Message& req = parked != nullptr ? parked->request() : *request;
+  // Shared counters the stages took are held by a call; a request that does not become one
+  // gives them back (admit() for a call it does not make).
+  if (decision.kind != policy::Decision::Kind::Continue && decision.kind != policy::Decision::Kind::Pending)
+    releaseRules(context);
   switch (decision.kind) {
     case policy::Decision::Kind::Continue:
       admit(std::move(request), parked, flow, context);
@@ -330,8 +334,9 @@ void Engine::answer(const sip::Message& request, txn::ServerTransaction* parked,
 }
 
 void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
-                   const net::Flow& flow, const policy::RequestContext& context) {
+                   const net::Flow& flow, policy::RequestContext context) {
   const sip::Message& req = parked != nullptr ? parked->request() : *request;
+  if (req.method() != Method::Invite) releaseRules(context);  // only a call holds counters
   switch (req.method()) {
     case Method::Options:
       // Answered by Palisade itself: a keep-alive probe from a trunk or a monitor. Statelessly
@@ -341,17 +346,29 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
              fmt::format("Allow: {}\r\nAccept: application/sdp\r\nSupported: {}\r\n", kAllow, kSupported));
       return;
     case Method::Invite: {
+      // The dialled and calling users are written into the callee leg's From and To.
+      sip::Uri request_uri, from_uri;
+      sip::parseUri(req.requestUri(), request_uri);  // checked when the request was scanned
+      sip::parseUri(req.from().uri, from_uri);       // a From that is no URI names no user
+      if (!sip::isCleanHeaderText(request_uri.user) || !sip::isCleanHeaderText(from_uri.user)) {
+        releaseRules(context);
+        answer(req, parked, flow, 400, "Bad Request URI");
+        return;
+      }
       if (findLeg(flow.side, req.callId()) != nullptr) {
+        releaseRules(context);
         answer(req, parked, flow, 482, "Loop Detected");  // a second INVITE for a live Call-ID
         return;
       }
       const Target& target = targets_[static_cast<int>(flow.side)];
       if (!target.valid) {
+        releaseRules(context);
         answer(req, parked, flow, 500, "Server Internal Error");
         return;
       }
       // limits.max_calls holds across all workers (one shared counter, released by ~Call).
       if (!shared_.tryAcquire(policy::SharedCounters::kGlobalCalls, config_->max_calls)) {
+        releaseRules(context);
         stats_.add(Counter::Rejected503);
         answer(req, parked, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
         return;
@@ -359,6 +376,7 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
       txn::ServerTransaction* server =
           parked != nullptr ? parked : layer_.startServer(std::move(request), flow, nullptr);
       if (server == nullptr) {
+        releaseRules(context);
         shared_.release(policy::SharedCounters::kGlobalCalls);
         return;
       }
@@ -387,6 +405,7 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
 void Engine::park(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
                   const net::Flow& flow, policy::RequestContext context, std::uint64_t token) {
   if (parked_.size() >= kMaxPending || parked_.count(token) != 0) {
+    releaseRules(context);
     filter_->cancelPending(token);
     stats_.add(Counter::Rejected503);
     answer(parked != nullptr ? parked->request() : *request, parked, flow, 503, "Service Unavailable",
@@ -397,6 +416,7 @@ void Engine::park(std::unique_ptr<sip::Message> request, txn::ServerTransaction*
   txn::ServerTransaction* server =
       parked != nullptr ? parked : layer_.startServer(std::move(request), flow, parked_user_.get());
   if (server == nullptr) {
+    releaseRules(context);
     filter_->cancelPending(token);
     return;
   }
@@ -416,8 +436,15 @@ void Engine::unpark(std::uint64_t token) {
   if (it == parked_.end()) return;
   timer_queue_.cancel(it->second->timer);
   if (it->second->server != nullptr) it->second->server->detach();
-  if (filter_ != nullptr) filter_->cancelPending(token);
+  releaseRules(it->second->context);
   parked_.erase(it);
+  // Last: the stage may react (even resume another request) without touching this entry.
+  if (filter_ != nullptr) filter_->cancelPending(token);
+}
+
+void Engine::releaseRules(policy::RequestContext& context) {
+  for (std::uint8_t i = 0; i < context.rules.count; ++i) shared_.release(context.rules.ids[i]);
+  context.rules.count = 0;
 }
 
 void Engine::expirePending(std::uint64_t token) {

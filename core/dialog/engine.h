@@ -117,7 +117,9 @@ class Engine final : public policy::PendingSink {
   // A new request the policy let through. Either `request` is set, or `parked` is its server
   // transaction (made while a stage decided).
   void admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked, const net::Flow& flow,
-             const policy::RequestContext& context);
+             policy::RequestContext context);
+  // Gives back the shared counters the stages took for a request that will not be a call.
+  void releaseRules(policy::RequestContext& context);
   void answer(const sip::Message& request, txn::ServerTransaction* parked, const net::Flow& flow, int status,
               std::string_view reason, std::string_view extra_headers = {});
   // Carries out the policy's decision about a new request (see admit() for the two forms).

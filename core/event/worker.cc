@@ -71,7 +71,14 @@ void Worker::armWake() {
 void Worker::drainInbox() {
   // Clear the flag first: a push that lands after this point wakes us again.
   wake_pending_.store(false, std::memory_order_release);
-  while (std::unique_ptr<Task> task = inbox_.pop()) task->run();
+  // A bounded batch, then the rest after whatever else is ready (sockets, the tick): a
+  // worker that other workers keep feeding still reads its own sockets.
+  for (int i = 0; i < kDrainBatch; ++i) {
+    std::unique_ptr<Task> task = inbox_.pop();
+    if (!task) return;
+    task->run();
+  }
+  boost::asio::post(io_, [this] { drainInbox(); });
 }
 
 void Worker::armTick() {

@@ -51,6 +51,7 @@ class Worker {
   // tasks; false when that bound is reached too (the task is dropped; SIP retransmits).
   bool postOverflow(std::unique_ptr<Task> task);
   static constexpr int kMaxOverflow = 4096;
+  static constexpr int kDrainBatch = 256;  // inbox tasks run per turn of the event loop
   // Control messages (config snapshots): rare, so asio::post's lock is fine here.
   template <typename Fn>
   void control(Fn&& fn) {

@@ -13,6 +13,17 @@ Body bodyOf(const Message& message) {
   return body;
 }
 
+bool isCleanHeaderText(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\t' || (c >= 0x20 && c != 0x7f)) continue;
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;
+    if (c == '\n' && i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\t')) continue;
+    return false;
+  }
+  return true;
+}
+
 MessageBuilder& MessageBuilder::request(std::string_view method, std::string_view uri) {
   out_.append(method).push_back(' ');
   out_.append(uri).append(" SIP/2.0\r\n");
@@ -46,26 +57,26 @@ MessageBuilder& MessageBuilder::crossing(const Message& source, const HeaderPoli
     if (h.id == Hdr::Supported) {
       std::vector<std::string_view> options;
       if (!splitList(h.value, options)) continue;
-      std::string kept;
       for (auto opt : options) {
-        if (iequals(opt, "100rel")) continue;
-        if (!kept.empty()) kept.append(", ");
-        kept.append(opt);
+        if (!iequals(opt, "timer")) continue;
+        field("Supported", "timer");
+        break;
       }
-      if (!kept.empty()) field("Supported", kept);
       continue;
     }
     if (!policy.crosses(h, to, identity_trusted)) continue;
     // Byte for byte, but always with our line ending (a peer may end lines with a bare LF).
     std::string_view line = source.raw().substr(h.begin, h.end - h.begin);
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (!isCleanHeaderText(line)) continue;
     out_.append(line).append("\r\n");
   }
   return *this;
 }
 
 std::string MessageBuilder::finish(Body body) {
-  if (!body.empty() && !body.content_type.empty()) field("Content-Type", body.content_type);
+  if (!body.empty() && !body.content_type.empty() && isCleanHeaderText(body.content_type))
+    field("Content-Type", body.content_type);
   fmt::format_to(std::back_inserter(out_), "Content-Length: {}\r\n\r\n", body.bytes.size());
   out_.append(body.bytes);
   return std::move(out_);

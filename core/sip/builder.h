@@ -23,6 +23,11 @@ struct Body {
 // The body of a received message, as it arrived.
 Body bodyOf(const Message& message);
 
+// Whether header text may be copied into a message we send: no control characters but HTAB,
+// and line breaks only as folding (CR LF or LF followed by SP or HTAB). A bare CR would end a
+// line for some parsers downstream and smuggle a header past the allow-list.
+bool isCleanHeaderText(std::string_view text);
+
 class MessageBuilder {
  public:
   explicit MessageBuilder(std::size_t reserve = 768) { out_.reserve(reserve); }
@@ -48,12 +53,14 @@ class MessageBuilder {
   }
   // The product token (User-Agent or Server); nothing when `product` is empty.
   MessageBuilder& product(std::string_view name, std::string_view product);
-  // The fields of `source` that `policy` lets cross toward `to`, byte for byte. Supported is
-  // filtered to the extensions Palisade relays (`100rel` is not: provisionals go across plain).
+  // The fields of `source` that `policy` lets cross toward `to`, byte for byte, unless they
+  // hold control characters. Supported is reduced to the extensions Palisade relays (`timer`:
+  // provisionals go across plain, and dialog references are not mapped across).
   MessageBuilder& crossing(const Message& source, const HeaderPolicy& policy, net::Side to,
                            bool identity_trusted);
 
-  // Content-Type (when there is a body), Content-Length, the empty line and the body.
+  // Content-Type (when there is a body and its type is clean), Content-Length, the empty line
+  // and the body.
   std::string finish(Body body = {});
 
  private:

@@ -11,6 +11,7 @@ bool isWs(char c) { return c == ' ' || c == '\t'; }
 
 void StreamFramer::startOver() {
   line_start_ = 0;
+  searched_ = 0;
   field_start_ = field_end_ = 0;
   in_field_ = false;
   start_line_seen_ = false;
@@ -64,8 +65,11 @@ StreamFramer::Result StreamFramer::next(std::string_view buffered) {
     }
   }
   while (head_end_ == 0) {
-    std::size_t nl = buffered.find('\n', line_start_);
+    // Bytes already searched for this line's end are not searched again: a line that drips in
+    // a byte at a time costs O(length), not O(length²).
+    std::size_t nl = buffered.find('\n', std::max(line_start_, searched_));
     const bool complete = nl != std::string_view::npos;
+    if (!complete) searched_ = buffered.size();
     std::size_t content_end = buffered.size();
     if (complete) content_end = (nl > line_start_ && buffered[nl - 1] == '\r') ? nl - 1 : nl;
     // Each limit is judged by the buffer size at which breaking it became certain, so that the

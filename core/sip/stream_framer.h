@@ -39,7 +39,8 @@ class StreamFramer {
   Limits limits_;
   Limits pending_limits_;
   bool limits_changed_ = false;
-  std::size_t line_start_ = 0;  // the line being scanned (also where scanning resumes)
+  std::size_t line_start_ = 0;  // the line being scanned
+  std::size_t searched_ = 0;    // how far the current line has been searched for its end
   std::size_t field_start_ = 0;
   std::size_t field_end_ = 0;  // content end of the current field's last line
   bool in_field_ = false;

@@ -38,8 +38,13 @@ bool ClientTransaction::acceptsResponseFrom(const net::Flow& from) const {
     return false;
   }
   // A stream: the connection the request went on, or (when the request asked for any
-  // connection to the peer) the one opened to that peer's address and port.
-  if (flow_.conn_id != 0) return from.conn_id == flow_.conn_id && from.conn_worker == flow_.conn_worker;
+  // connection to the peer) the one opened to that peer's address and port, or (when the
+  // peer's connection was gone) the one opened to its Via port (RFC 3261 §18.2.2).
+  if (flow_.conn_id != 0) {
+    if (from.conn_id == flow_.conn_id && from.conn_worker == flow_.conn_worker) return true;
+    return flow_.reconnect_port != 0 && from.remote.address == flow_.remote.address &&
+           from.remote.port == flow_.reconnect_port;
+  }
   return from.remote == flow_.remote;
 }
 
@@ -162,6 +167,17 @@ ResponseDisposition TransactionLayer::handleResponse(std::unique_ptr<sip::Messag
   if (!t->acceptsResponseFrom(flow)) return ResponseDisposition::Foreign;
   int status = response->statusCode();
   bool orphan_2xx = t->method_ == Method::Invite && t->user_ == nullptr && status >= 200 && status < 300;
+  if (orphan_2xx) {
+    // Each of its dialogs is hung up once, and only so many: repeated or varied 2xx from the
+    // peer cannot make the TU open BYE transactions without bound.
+    std::string_view tag = response->toTag();
+    bool known = std::find(t->orphan_tags_.begin(), t->orphan_tags_.end(), tag) != t->orphan_tags_.end();
+    if (known || t->orphan_tags_.size() >= kMaxOrphanDialogs) {
+      orphan_2xx = false;
+    } else {
+      t->orphan_tags_.emplace_back(tag);
+    }
+  }
   using S = ClientTransaction::State;
   if (t->method_ == Method::Invite) {
     switch (t->state_) {
@@ -245,15 +261,21 @@ void TransactionLayer::destroyClient(ClientTransaction* t) {
 // ---------------------------------------------------------------------------------------------
 // Server transactions (RFC 3261 §17.2)
 
-std::string TransactionLayer::serverKey(const sip::Message& msg, bool as_invite) {
+std::string TransactionLayer::serverKey(const sip::Message& msg, bool as_invite, net::Side side) {
   const sip::Via& via = msg.topVia();
   std::string_view method = as_invite ? std::string_view("INVITE") : msg.methodText();
+  // The listener is part of the key: the two sides' peers choose branches independently.
+  char listener = side == net::Side::Public ? 'P' : 'X';
   if (via.branch.size() > 7 && via.branch.substr(0, 7) == "z9hG4bK") {
-    return fmt::format("{}|{}:{}|{}", via.branch, via.host, via.port, method);
+    return fmt::format("{}|{}|{}:{}|{}", listener, via.branch, via.host, via.port, method);
   }
   // RFC 2543 peers (no magic cookie): match on the dialog and CSeq fields (§17.2.3).
-  return fmt::format("2543|{}|{}|{}|{}|{}:{}|{}", msg.requestUri(), msg.callId(), msg.fromTag(), msg.cseq(),
-                     via.host, via.port, method);
+  return fmt::format("{}|2543|{}|{}|{}|{}|{}:{}|{}", listener, msg.requestUri(), msg.callId(), msg.fromTag(),
+                     msg.cseq(), via.host, via.port, method);
+}
+
+bool TransactionLayer::fromOrigin(const ServerTransaction& t, const net::Flow& flow) {
+  return flow.side == t.flow_.side && flow.transport == t.flow_.transport && flow.remote == t.flow_.remote;
 }
 
 bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, const net::Flow& flow) {
@@ -261,9 +283,10 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
   Method method = request->method();
   if (method == Method::Ack) {
     // An ACK for a non-2xx final belongs to the INVITE transaction (same branch).
-    auto it = servers_.find(serverKey(*request, true));
+    auto it = servers_.find(serverKey(*request, true, flow.side));
     if (it == servers_.end()) return false;
     ServerTransaction* t = it->second.get();
+    if (!fromOrigin(*t, flow)) return true;  // not from the INVITE's source: ignored
     if (t->state_ == ServerTransaction::State::Completed) {
       t->state_ = ServerTransaction::State::Confirmed;
       timer_queue_.cancel(t->retransmit_timer_);
@@ -278,9 +301,12 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
     }
     return false;  // an ACK for a 2xx: end to end, for the TU
   }
-  auto it = servers_.find(serverKey(*request, false));
+  auto it = servers_.find(serverKey(*request, false, flow.side));
   if (it != servers_.end()) {
     ServerTransaction* t = it->second.get();
+    // A "retransmission" from another source would have us resend our last response, maybe
+    // an 18x with SDP several times its size, to the original source: say nothing.
+    if (!fromOrigin(*t, flow)) return true;
     stats_.add(Counter::RetransmissionsAbsorbed);
     // Retransmitted request: repeat the last response, except in Accepted (RFC 6026 §7.1).
     if (!t->last_response_.empty() && t->state_ != ServerTransaction::State::Accepted) {
@@ -289,14 +315,18 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
     return true;
   }
   if (method == Method::Cancel) {
-    auto invite = servers_.find(serverKey(*request, true));
+    auto invite = servers_.find(serverKey(*request, true, flow.side));
     if (invite == servers_.end()) return false;
-    // A CANCEL ends someone's call: only the INVITE's own source may send it (same listener,
-    // transport and address; RFC 3261 §9.2 matches on the branch, which a third party can
-    // learn). Anything else is answered as if no transaction matched.
-    const net::Flow& origin = invite->second->flow_;
-    if (flow.side != origin.side || flow.transport != origin.transport ||
-        net::canonicalAddress(flow.remote.address) != net::canonicalAddress(origin.remote.address)) {
+    ServerTransaction* t = invite->second.get();  // before startServer() may rehash the map
+    // A CANCEL ends someone's call: only the INVITE's own source may send it (UDP: the same
+    // address and port; a stream: the same connection). RFC 3261 §9.2 matches on the branch,
+    // which a third party can learn. Anything else is answered as if no transaction matched.
+    const net::Flow& origin = t->flow_;
+    bool same_source = flow.side == origin.side && flow.transport == origin.transport &&
+                       (flow.transport == net::Transport::Udp
+                            ? flow.remote == origin.remote
+                            : flow.conn_id == origin.conn_id && flow.conn_worker == origin.conn_worker);
+    if (!same_source) {
       stats_.add(Counter::DroppedForeignCancels);
       return false;
     }
@@ -304,7 +334,6 @@ bool TransactionLayer::absorbRequest(std::unique_ptr<sip::Message>& request, con
     ServerTransaction* cancel_txn = startServer(std::move(request), flow, nullptr);
     if (cancel_txn == nullptr) return true;
     respond(*cancel_txn, 200, minimalResponse(cancel_txn->request(), flow, 200, "OK"));
-    ServerTransaction* t = invite->second.get();
     if (t->final_status_ < 200 && t->user_ != nullptr) t->user_->onCancel(*t);
     return true;
   }
@@ -318,7 +347,7 @@ ServerTransaction* TransactionLayer::startServer(std::unique_ptr<sip::Message> r
   ServerTransaction* t = txn.get();
   bool invite = request->method() == Method::Invite;
   t->method_ = request->method();
-  t->key_ = serverKey(*request, invite);
+  t->key_ = serverKey(*request, invite, flow.side);
   t->request_ = std::move(request);
   t->flow_ = flow;
   t->user_ = user;

@@ -35,7 +35,7 @@ class ServerTransaction;
 enum class ResponseDisposition {
   Consumed,       // matched a client transaction (and went to its user, if any)
   NoTransaction,  // stray: no client transaction matches
-  Orphan2xx,      // a 2xx for an INVITE transaction whose user has gone; not consumed
+  Orphan2xx,      // the first 2xx of a dialog for an INVITE transaction whose user has gone
   Foreign,        // matched a branch but came from elsewhere than the request went: dropped
 };
 
@@ -98,7 +98,8 @@ class ClientTransaction {
   std::shared_ptr<const PeerAddresses> peer_addresses_;
   std::string request_;
   RequestLines lines_;
-  std::string ack_;  // the ACK sent for a non-2xx final, resent on retransmissions
+  std::string ack_;                       // the ACK sent for a non-2xx final, resent on retransmissions
+  std::vector<std::string> orphan_tags_;  // 2xx To-tags already reported as Orphan2xx
   TransactionUser* user_ = nullptr;
   bool got_provisional_ = false;
   base::Millis retransmit_interval_ = 0;
@@ -137,6 +138,8 @@ class ServerTransaction {
 
 class TransactionLayer {
  public:
+  // Dialogs of an INVITE whose user has gone that are reported (to be ACKed and hung up).
+  static constexpr std::size_t kMaxOrphanDialogs = 16;
   TransactionLayer(net::Network& network, event::TimerQueue& timers, const base::Clock& clock,
                    stats::Shard& stats);
   ~TransactionLayer();
@@ -171,7 +174,8 @@ class TransactionLayer {
   std::size_t serverCount() const { return servers_.size(); }
 
  private:
-  static std::string serverKey(const sip::Message& msg, bool as_invite);
+  static std::string serverKey(const sip::Message& msg, bool as_invite, net::Side side);
+  static bool fromOrigin(const ServerTransaction& t, const net::Flow& flow);
   void destroyClient(ClientTransaction* txn);
   void destroyServer(ServerTransaction* txn);
   void clientRetransmit(ClientTransaction* txn);

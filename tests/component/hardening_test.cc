@@ -143,6 +143,70 @@ TEST(TrustedResponses, CancelFromAnotherSourceIsRefused) {
   EXPECT_EQ(h.counter(stats::Counter::CallsCancelled), 1u);
 }
 
+// Knowing a Call-ID is not enough to confirm (and so keep alive) a call, or to answer a late
+// offer: the ACK must carry the dialog's tags.
+TEST(TrustedResponses, AnAckWithoutTheDialogsTagsDoesNothing) {
+  EngineHarness h;
+  PeerDialog victim = callerPeer("forged-ack");
+  h.inject(makeInvite(victim, "z9hG4bK-fa"), victim.flow);
+  auto b_invite = h.next(kPbxPort);
+  ASSERT_TRUE(b_invite);
+  h.inject(makeResponse(*b_invite, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp), pbxFlow());
+  victim.remote_tag = "guessed";  // the spoofer never saw our tag
+  h.inject(makeAck(victim, 1, "z9hG4bK-fa-ack"), victim.flow);
+  EXPECT_EQ(h.pending(kPbxPort), 0u);  // not relayed
+  h.advance(64 * 500 + 100);
+  // The call was never confirmed: torn down at the ACK timeout, with no BYE to the victim.
+  EXPECT_EQ(h.engine().activeCalls(), 0u);
+  while (auto m = h.next(kCallerPort)) EXPECT_FALSE(m->isRequest());
+}
+
+TEST(TrustedResponses, TransfersAreNotRelayed) {
+  EngineHarness h;
+  PeerDialog caller = callerPeer("refer-1");
+  h.inject(makeInvite(caller, "z9hG4bK-rf"), caller.flow);
+  h.next(kCallerPort);
+  auto invite = h.next(kPbxPort);
+  h.inject(makeResponse(*invite, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp), pbxFlow());
+  auto ok = h.next(kCallerPort);
+  ASSERT_TRUE(ok);
+  caller.remote_tag = std::string(ok->toTag());
+  h.inject(makeAck(caller, 1, "z9hG4bK-rf-ack"), caller.flow);
+  drain(h, kPbxPort);
+  h.inject(withHeaders(makeRequest(caller, "REFER", "z9hG4bK-rf-refer"), "Refer-To: <sip:00900123@pbx>\r\n"),
+           caller.flow);
+  auto refused = h.next(kCallerPort);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->statusCode(), 405);
+  EXPECT_EQ(h.pending(kPbxPort), 0u);
+}
+
+// Repeated or varied 2xx for an INVITE whose call is gone draw one ACK and BYE per dialog, and
+// only so many: a peer cannot make us open transactions without bound.
+TEST(Amplification, StrayAnswersOpenBoundedTransactions) {
+  EngineHarness h;
+  PeerDialog caller = callerPeer("stray");
+  h.inject(makeInvite(caller, "z9hG4bK-stray"), caller.flow);
+  auto invite = h.next(kPbxPort);
+  ASSERT_TRUE(invite);
+  h.inject(makeResponse(*invite, 180, "Ringing", "t0", "sip:pbx@127.0.0.1:5080"), pbxFlow());
+  h.inject(makeCancel(caller, 1, "z9hG4bK-stray"), caller.flow);
+  drain(h, kCallerPort);
+  drain(h, kPbxPort);
+  std::size_t before = h.engine().transactionCount();
+  for (int i = 0; i < 200; ++i)
+    h.inject(
+        makeResponse(*invite, 200, "OK", fmt::format("t{}", i % 40), "sip:pbx@127.0.0.1:5080", kDefaultSdp),
+        pbxFlow());
+  std::size_t byes = 0;
+  while (auto m = h.next(kPbxPort)) byes += m->isRequest() && m->method() == sip::Method::Bye ? 1 : 0;
+  // The call hangs up strays while it lives, its INVITE transaction once the call is gone.
+  const std::size_t bound = dialog::Call::kMaxEarlyDialogs + txn::TransactionLayer::kMaxOrphanDialogs;
+  EXPECT_LE(byes, bound);
+  EXPECT_GE(byes, 1u);
+  EXPECT_LE(h.engine().transactionCount(), before + bound);
+}
+
 // --- amplification -------------------------------------------------------------------------
 
 // One spoofed INVITE toward a PBX that never answers: the spoofed address gets the 100 and the
@@ -272,7 +336,8 @@ TEST(HeaderPolicy, TrustAndListsComeFromTheConfig) {
   ASSERT_TRUE(invite);
   EXPECT_FALSE(hasHeader(*invite, "P-Asserted-Identity"));
   EXPECT_TRUE(hasHeader(*invite, "X-Evil"));
-  // Toward the public side: the PBX's identity crosses (trusted), everything else optional is gone.
+  // Toward the public side: the carrier is no longer trusted, so not even the PBX's identity
+  // reaches it; everything else optional is gone too.
   std::string ok =
       withHeaders(makeResponse(*invite, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp),
                   "P-Asserted-Identity: <sip:100@pbx.internal>\r\nX-Asterisk-HangupCause: x\r\n"
@@ -282,11 +347,57 @@ TEST(HeaderPolicy, TrustAndListsComeFromTheConfig) {
   while (auto m = h.next(kCarrierPort)) relayed = std::move(m);
   ASSERT_TRUE(relayed);
   EXPECT_EQ(relayed->statusCode(), 200);
-  EXPECT_TRUE(hasHeader(*relayed, "P-Asserted-Identity"));
+  EXPECT_FALSE(hasHeader(*relayed, "P-Asserted-Identity"));
   EXPECT_FALSE(hasHeader(*relayed, "X-Asterisk-HangupCause"));
   EXPECT_FALSE(hasHeader(*relayed, "Warning"));
   EXPECT_FALSE(hasHeader(*relayed, "Subject"));
   EXPECT_EQ(relayed->raw().find("pbx.internal\""), std::string::npos);
+}
+
+// RFC 3325 §5: asserted identity stays in the trust domain. The PBX's identity reaches the
+// trusted carrier, never an internet caller.
+TEST(HeaderPolicy, IdentityOnlyBetweenTrustedPeers) {
+  EngineHarness h;
+  const std::string pai = "P-Asserted-Identity: <sip:201@pbx.internal>\r\nPrivacy: none\r\n";
+  PeerDialog internet = callerPeer("hdr-to-internet");
+  h.inject(makeInvite(internet, "z9hG4bK-ti"), internet.flow);
+  h.next(kCallerPort);
+  auto invite = h.next(kPbxPort);
+  ASSERT_TRUE(invite);
+  h.inject(withHeaders(makeResponse(*invite, 486, "Busy Here", "pbx-tag", ""), pai), pbxFlow());
+  auto busy = h.next(kCallerPort);
+  ASSERT_TRUE(busy);
+  EXPECT_FALSE(hasHeader(*busy, "P-Asserted-Identity"));
+  EXPECT_FALSE(hasHeader(*busy, "Privacy"));
+
+  PeerDialog pbx = pbxPeer("hdr-to-carrier");
+  h.inject(withHeaders(makeInvite(pbx, "z9hG4bK-tc"), pai), pbx.flow);
+  h.next(kPbxPort);  // 100
+  auto out = h.next(kCarrierPort);
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(hasHeader(*out, "P-Asserted-Identity"));  // PBX to carrier: both trusted
+}
+
+// A bare CR ends a line for some parsers: a field or a display name holding one never crosses.
+TEST(HeaderPolicy, ControlCharactersNeverCross) {
+  EngineHarness h;
+  PeerDialog caller = callerPeer("hdr-ctl");
+  std::string invite = withHeaders(makeInvite(caller, "z9hG4bK-ctl"),
+                                   "Subject: x\rP-Asserted-Identity: <sip:ceo@corp>\r\nDate: \x01\r\n"
+                                   "Priority: normal\r\n");
+  invite.replace(invite.find("From: \"Peer\""), 12, "From: \"a\rP-Asserted-Identity: <sip:ceo@corp>\"");
+  h.inject(invite, caller.flow);
+  h.next(kCallerPort);
+  auto forwarded = h.next(kPbxPort);
+  ASSERT_TRUE(forwarded);
+  std::string_view head = forwarded->raw().substr(0, forwarded->raw().find("\r\n\r\n"));
+  EXPECT_EQ(head.find('\r' + std::string("P-Asserted")), std::string_view::npos) << forwarded->raw();
+  EXPECT_EQ(head.find("ceo@corp"), std::string_view::npos) << forwarded->raw();
+  EXPECT_FALSE(hasHeader(*forwarded, "Subject"));
+  EXPECT_FALSE(hasHeader(*forwarded, "Date"));
+  EXPECT_TRUE(hasHeader(*forwarded, "Priority"));
+  for (char c : head)
+    EXPECT_TRUE(c == '\r' || c == '\n' || c == '\t' || static_cast<unsigned char>(c) >= 0x20);
 }
 
 // A call keeps the header policy it was admitted under; a reload applies to new calls.

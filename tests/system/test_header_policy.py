@@ -2,8 +2,8 @@
 """Header policy across the B2BUA on the real daemon: identity headers (P-Asserted-Identity,
 P-Preferred-Identity, Remote-Party-ID, Diversion, History-Info, Privacy) from an untrusted
 internet caller never reach the PBX; from the carrier trunk (trusted for identity) they do;
-credentials (Authorization, Proxy-Authorization) and unknown headers never cross; the PBX's
-identity reaches the caller in responses, its internal headers do not; a reload that marks the
+credentials (Authorization, Proxy-Authorization) and unknown headers never cross; neither the
+PBX's identity nor its internal headers reach an internet caller; a reload that marks the
 carrier untrusted applies to the next call."""
 import signal
 
@@ -60,8 +60,8 @@ def body(run):
         for name in ("Authorization", "Proxy-Authorization", "Alert-Info", "X-Evil"):
             run.check(not invite.has(name), f"{name} from the internet does not reach the PBX", invite.raw)
         run.check(invite.value("Subject") == "header policy", "an allowed header crosses byte for byte", invite.raw)
-        run.check(final.status == 486 and final.has("P-Asserted-Identity"),
-                  "the PBX's identity reaches the caller (the PBX is trusted)", final.raw)
+        run.check(final.status == 486 and not final.has("P-Asserted-Identity"),
+                  "the PBX's identity does not reach an internet caller (RFC 3325 §5)", final.raw)
         for name in ("X-Asterisk-HangupCause", "Warning"):
             run.check(not final.has(name), f"the PBX's {name} does not reach the caller", final.raw)
         run.check("pbx.internal\"" not in final.raw, "nothing of the PBX's internal names leaks", final.raw)

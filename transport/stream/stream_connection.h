@@ -90,6 +90,10 @@ class StreamConnection final : public StreamConnectionBase,
 
   Stream& stream() { return stream_; }
 
+  // An accepted connection must bring its first message within head_timeout_s, like any
+  // message that has begun: a connection that never sends a byte holds a slot no longer.
+  void expectFirstMessage() { partial_since_ = Clock::now(); }
+
   // The stream is connected (accepted, or our connect completed): read, and write what waits.
   void start() {
     connected_ = true;

@@ -1,19 +1,29 @@
 #include "transport/tcp/connection_limiter.h"
 
+#include "core/base/random.h"
+#include "core/net/endpoint.h"
+
 namespace palisade::transport {
 
-std::size_t ConnectionLimiter::bucketOf(const boost::asio::ip::address& address) {
-  std::uint64_t hash = 1469598103934665603ull;
-  auto mix = [&hash](const auto& bytes) {
-    for (unsigned char b : bytes) {
-      hash ^= b;
+ConnectionLimiter::ConnectionLimiter() { base::secureRandom(&key_, sizeof key_); }
+
+std::size_t ConnectionLimiter::bucketOf(const boost::asio::ip::address& address) const {
+  std::uint64_t hash = 1469598103934665603ull ^ key_;
+  auto mix = [&hash](const unsigned char* bytes, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      hash ^= bytes[i];
       hash *= 1099511628211ull;
     }
   };
-  if (address.is_v4())
-    mix(address.to_v4().to_bytes());
-  else
-    mix(address.to_v6().to_bytes());
+  auto canonical = net::canonicalAddress(address);
+  if (canonical.is_v4()) {
+    auto bytes = canonical.to_v4().to_bytes();
+    mix(bytes.data(), bytes.size());
+  } else {
+    auto bytes = canonical.to_v6().to_bytes();
+    mix(bytes.data(), 8);  // the /64
+  }
+  hash ^= hash >> 29;  // fold the high bits in before taking the bucket
   return hash % 4096;
 }
 

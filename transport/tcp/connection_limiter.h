@@ -1,7 +1,9 @@
 #pragma once
 // Global TCP connection accounting shared by all workers: a total and a fixed table of
-// per-source-address counters (atomics keyed by a hash of the address; two addresses that
-// share a bucket share a limit, which only ever errs on the strict side).
+// per-source counters (atomics keyed by a hash of the IPv4 address or the IPv6 /64, so that
+// one subscriber's prefix is one source). The hash is keyed with a random value drawn at
+// start, so an attacker cannot pick addresses that share a bucket with a peer's. Two sources
+// that do share one share a limit, which only ever errs on the strict side.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -12,13 +14,15 @@ namespace palisade::transport {
 
 class ConnectionLimiter {
  public:
+  ConnectionLimiter();
   // Any thread. True when the connection may be kept (then release() must follow).
   bool acquire(const boost::asio::ip::address& address, std::uint32_t max_total, std::uint32_t max_per_ip);
   void release(const boost::asio::ip::address& address);
   std::uint32_t total() const { return total_.load(std::memory_order_relaxed); }
 
  private:
-  static std::size_t bucketOf(const boost::asio::ip::address& address);
+  std::size_t bucketOf(const boost::asio::ip::address& address) const;
+  std::uint64_t key_ = 0;
   std::atomic<std::uint32_t> total_{0};
   std::array<std::atomic<std::uint32_t>, 4096> per_ip_{};
 };

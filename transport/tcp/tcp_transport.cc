@@ -127,13 +127,18 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
     stats_.add(Counter::DroppedUntrusted);
     return;  // the socket closes as it goes out of scope
   }
-  if (!limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+  // Configured peers (the PBX, the trunks) are not counted against the limits, so that a
+  // flood of connections from the internet cannot lock them out.
+  bool counted = flow.peer == 0;
+  if (counted &&
+      !limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
     return;
   }
   std::shared_ptr<Connection> conn = adopt(std::move(socket), flow, false);
-  conn->counted = true;
+  conn->counted = counted;
   stats_.add(Counter::TcpConnectionsAccepted);
+  conn->expectFirstMessage();
   conn->start();
 }
 
@@ -165,9 +170,13 @@ void TcpTransport::forget(StreamConnectionBase& conn) {
 
 TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const net::Endpoint& peer,
                                                   bool reconnect) {
-  // Connections we open count against the same limits as accepted ones: a peer that closes
-  // its connection and names other ports in Via cannot make us open without bound.
-  if (!limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+  // Reconnections toward a peer's Via port count against the same limits as accepted
+  // connections: a peer that closes its connection and names other ports in Via cannot make
+  // us open without bound. Connections to our configured targets (flows that name no
+  // connection) are ours to open and never refused.
+  bool counted = reconnect;
+  if (counted &&
+      !limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
     return nullptr;
   }
@@ -179,7 +188,7 @@ TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const n
   named.peer = flow.peer;
   named.verified = true;
   std::shared_ptr<Connection> conn = adopt(boost::asio::ip::tcp::socket(io_), named, true);
-  conn->counted = true;
+  conn->counted = counted;
   outbound_[std::make_pair(static_cast<int>(flow.side), peer.toString())] = conn->id();
   std::weak_ptr<Connection> weak = conn;
   conn->stream().async_connect(

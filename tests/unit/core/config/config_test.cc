@@ -44,8 +44,9 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.headers.identity,
             (std::vector<std::string>{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
                                       "Diversion", "History-Info", "Privacy"}));
-  EXPECT_EQ(c.headers.to_pbx.size(), 23u);
-  EXPECT_EQ(c.headers.to_public.size(), 24u);
+  EXPECT_EQ(c.headers.to_pbx.size(), 21u);
+  EXPECT_EQ(c.headers.to_public.size(), 22u);
+  EXPECT_EQ(std::count(c.headers.to_pbx.begin(), c.headers.to_pbx.end(), "Refer-To"), 0);
   EXPECT_EQ(std::count(c.headers.to_pbx.begin(), c.headers.to_pbx.end(), "Alert-Info"), 0);
   EXPECT_EQ(c.timing.t1_ms, 500u);
   EXPECT_EQ(c.timing.t2_ms, 4000u);

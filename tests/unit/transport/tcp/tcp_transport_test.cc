@@ -49,10 +49,11 @@ class ScriptedFilter final : public policy::PacketFilter {
  public:
   bool admit(net::Flow& flow, std::string_view) override {
     ++calls;
-    flow.peer = 9;
+    flow.peer = peer;
     return allow;
   }
   bool allow = true;
+  std::uint16_t peer = 0;  // what the sources are classified as (non-zero: a configured peer)
   int calls = 0;
 };
 
@@ -129,6 +130,7 @@ class TcpTransportTest : public ::testing::Test {
 };
 
 TEST_F(TcpTransportTest, FramesMessagesWhateverTheReadsLookLike) {
+  filter_.peer = 9;
   start();
   tcp::socket client = connectClient();
   std::string first = message("OPTIONS");
@@ -184,6 +186,7 @@ TEST_F(TcpTransportTest, ASlowDripIsClosedOnTime) {
   start();
   tcp::socket client = connectClient();
   tcp::socket healthy = connectClient();
+  boost::asio::write(healthy, boost::asio::buffer(message()));  // a first message, then quiet
   std::string head = message();
   auto started = Clock::now();
   std::size_t sent = 0;
@@ -198,10 +201,10 @@ TEST_F(TcpTransportTest, ASlowDripIsClosedOnTime) {
   EXPECT_GE(took, std::chrono::milliseconds(900));
   EXPECT_LE(took, std::chrono::milliseconds(2500));
   EXPECT_EQ(counter(stats::Counter::TcpHeadTimeouts), 1u);
-  EXPECT_TRUE(receiver_.packets.empty());
+  EXPECT_EQ(receiver_.packets.size(), 1u);  // the healthy connection's first message only
   // The other connection was not touched.
   boost::asio::write(healthy, boost::asio::buffer(message()));
-  ASSERT_TRUE(runUntil([&] { return receiver_.packets.size() == 1; }));
+  ASSERT_TRUE(runUntil([&] { return receiver_.packets.size() == 2; }));
   EXPECT_FALSE(closedByPeer(healthy));
 }
 
@@ -308,6 +311,32 @@ TEST_F(TcpTransportTest, PacketFilterAndPerAddressLimit) {
   ASSERT_TRUE(runUntil([&] { return closedByPeer(d); }));
   EXPECT_EQ(counter(stats::Counter::DroppedUntrusted), 1u);
   EXPECT_EQ(tcp_->connectionCount(), 1u);
+}
+
+// The PBX and the trunks are not counted: a connection flood from the internet cannot lock
+// them out.
+TEST_F(TcpTransportTest, ConfiguredPeersAreNotCounted) {
+  settings_.max_connections_per_ip = 1;
+  settings_.max_connections = 1;
+  filter_.peer = 1;
+  start();
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(connectClient());
+  ASSERT_TRUE(runUntil([&] { return tcp_->connectionCount() == 4; }));
+  EXPECT_EQ(counter(stats::Counter::TcpConnectionsRefused), 0u);
+  EXPECT_EQ(limiter_.total(), 0u);
+}
+
+// A connection that never sends a byte holds its slot for head_timeout_s, not idle_timeout_s.
+TEST_F(TcpTransportTest, ASilentConnectionIsClosedAfterTheHeadTimeout) {
+  settings_.head_timeout_s = 1;
+  settings_.idle_timeout_s = 60;
+  start();
+  tcp::socket client = connectClient();
+  auto started = Clock::now();
+  ASSERT_TRUE(runUntil([&] { return closedByPeer(client); }, std::chrono::seconds(4)));
+  EXPECT_GE(Clock::now() - started, std::chrono::milliseconds(800));
+  EXPECT_EQ(counter(stats::Counter::TcpHeadTimeouts), 1u);
 }
 
 TEST_F(TcpTransportTest, OpensConnectionsToPeersAndReadsTheirAnswers) {

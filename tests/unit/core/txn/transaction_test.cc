@@ -258,6 +258,43 @@ TEST_F(TransactionTest, StreamResponsesOnlyOnTheRequestsConnection) {
   EXPECT_EQ(user_.statuses, (std::vector<int>{486}));
 }
 
+// The caller's connection was gone and the request went out on one reopened to its Via port
+// (RFC 3261 §18.2.2): the answer on that connection belongs to the transaction.
+TEST_F(TransactionTest, AnswersOnAReopenedConnectionAreAccepted) {
+  net::Flow conn = udpFlow(net::Side::Public, "127.0.0.2", 40000);
+  conn.transport = net::Transport::Tcp;
+  conn.conn_id = 7;
+  conn.reconnect_port = 5062;
+  startInvite(conn);
+  net::Flow reopened = udpFlow(net::Side::Public, "127.0.0.2", 5062);
+  reopened.transport = net::Transport::Tcp;
+  reopened.conn_id = 12;
+  auto ringing = response(180);
+  EXPECT_EQ(layer_.handleResponse(ringing, reopened), ResponseDisposition::Consumed);
+  net::Flow elsewhere = reopened;
+  elsewhere.remote.port = 5063;
+  auto forged = response(486);
+  EXPECT_EQ(layer_.handleResponse(forged, elsewhere), ResponseDisposition::Foreign);
+}
+
+// A retransmission (or an ACK) from another source than the request's draws nothing: it would
+// have us send our last response, maybe much larger than the packet, to the original source.
+TEST_F(TransactionTest, RetransmissionsFromElsewhereAreIgnored) {
+  net::Flow caller = udpFlow(net::Side::Public, "127.0.0.2", 5061);
+  ServerTransaction* invite = layer_.startServer(request("INVITE"), caller, &user_);
+  ASSERT_NE(invite, nullptr);
+  network_.sent.clear();
+  auto again = request("INVITE");
+  EXPECT_TRUE(layer_.absorbRequest(again, udpFlow(net::Side::Public, "127.0.0.66", 5061)));
+  EXPECT_TRUE(network_.sent.empty());
+  again = request("INVITE");
+  EXPECT_TRUE(layer_.absorbRequest(again, caller));
+  EXPECT_EQ(network_.sent.size(), 1u);  // the 100 again, to the caller
+  // The same branch on the other listener is another transaction.
+  auto other_side = request("INVITE");
+  EXPECT_FALSE(layer_.absorbRequest(other_side, udpFlow(net::Side::Pbx, "127.0.0.2", 5061)));
+}
+
 TEST_F(TransactionTest, CancelOnlyFromTheInvitesSource) {
   net::Flow caller = udpFlow(net::Side::Public, "127.0.0.2", 5061);
   ServerTransaction* invite = layer_.startServer(request("INVITE"), caller, &user_);
@@ -265,9 +302,12 @@ TEST_F(TransactionTest, CancelOnlyFromTheInvitesSource) {
   network_.sent.clear();
   auto cancel = request("CANCEL");
   EXPECT_FALSE(layer_.absorbRequest(cancel, udpFlow(net::Side::Public, "127.0.0.66", 5061)));
+  cancel = request("CANCEL");
+  EXPECT_FALSE(
+      layer_.absorbRequest(cancel, udpFlow(net::Side::Public, "127.0.0.2", 5099)));  // same NAT, other port
   EXPECT_EQ(user_.cancels, 0);
   EXPECT_TRUE(network_.sent.empty());
-  EXPECT_EQ(metrics_.total(stats::Counter::DroppedForeignCancels), 1u);
+  EXPECT_EQ(metrics_.total(stats::Counter::DroppedForeignCancels), 2u);
   cancel = request("CANCEL");
   EXPECT_TRUE(layer_.absorbRequest(cancel, caller));
   EXPECT_EQ(user_.cancels, 1);

@@ -25,11 +25,12 @@ const PeerInfo* PolicySnapshot::peer(std::uint16_t id) const {
 namespace {
 
 base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, AddressTrie& trie,
-                           const std::string& name, PeerKind kind, const config::Peer& peer) {
-  auto id = registry.idOf("peer:" + name);
+                           const std::string& name, PeerKind kind, const std::vector<std::string>& addresses,
+                           bool trust_identity) {
+  auto id = registry.idOf(fmt::format("peer:{}:{}", peerKindName(kind), name));
   if (!id) return base::Error{"too many rules"};
-  snapshot.peers.push_back(PeerInfo{*id, kind, name, peer.trust_identity});
-  for (const auto& text : peer.addresses) {
+  snapshot.peers.push_back(PeerInfo{*id, kind, name, trust_identity});
+  for (const auto& text : addresses) {
     auto prefix = parsePrefix(text);
     if (!prefix) return base::Error{fmt::format("{}: bad address {}", name, text)};
     trie.insert(prefix->first, prefix->second, *id);
@@ -42,11 +43,15 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
                                                                     RuleRegistry& registry) {
   auto snapshot = std::make_shared<PolicySnapshot>();
-  auto pbx = addPeer(*snapshot, registry, snapshot->pbx_sources, "pbx", PeerKind::Pbx, config.pbx);
+  auto pbx = addPeer(*snapshot, registry, snapshot->pbx_sources, "pbx", PeerKind::Pbx, config.pbx.addresses,
+                     config.pbx.trust_identity);
   if (!pbx) return pbx.error();
-  auto carrier =
-      addPeer(*snapshot, registry, snapshot->public_sources, "carrier", PeerKind::Trunk, config.carrier);
-  if (!carrier) return carrier.error();
+  // Trunks in config order: where address ranges overlap, the longest prefix decides.
+  for (const config::Trunk& trunk : config.trunks) {
+    auto added = addPeer(*snapshot, registry, snapshot->public_sources, trunk.name, PeerKind::Trunk,
+                         trunk.addresses, trunk.trust_identity);
+    if (!added) return added.error();
+  }
   return std::shared_ptr<const PolicySnapshot>(std::move(snapshot));
 }
 

@@ -32,7 +32,7 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public",  "pbx_side", "pbx",    "carrier",
+constexpr std::string_view kTables[] = {"general", "public",  "pbx_side", "pbx",    "trunks",
                                         "sip",     "headers", "tcp",      "limits", "management"};
 
 // strerror() is not thread-safe; the error category's message() is.
@@ -187,6 +187,12 @@ class Loader {
 // One [table] of the schema. Each read marks its key as known; finish() reports the rest.
 class Section {
  public:
+  // One element of an array of tables ([[trunks]]), named `path` ("trunks[2]") in errors.
+  Section(Loader& loader, const toml::table* table, std::string path)
+      : loader_(loader), name_(std::move(path)), table_(table) {
+    if (table_ != nullptr) loader_.noteLine(name_, lineOf(table_->source()));
+  }
+
   Section(Loader& loader, const toml::table& root, std::string_view name) : loader_(loader), name_(name) {
     const toml::node* node = root.get(name);
     if (node == nullptr) return;
@@ -323,11 +329,50 @@ std::optional<std::string> checkTransport(std::string_view text) {
   return fmt::format("must be \"udp\" or \"tcp\", got {}", quoted(text));
 }
 
-// The value goes verbatim into User-Agent/Server headers (RFC 3261 §20.41).
+// The value goes verbatim into User-Agent/Server headers (RFC 3261 §20.41); empty sends none.
 std::optional<std::string> checkUserAgent(std::string_view text) {
   bool printable = std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
-  if (!text.empty() && text.size() <= kMaxUserAgentChars && printable) return std::nullopt;
-  return fmt::format("must be 1 to {} printable ASCII characters, got {}", kMaxUserAgentChars, quoted(text));
+  if (text.size() <= kMaxUserAgentChars && printable) return std::nullopt;
+  return fmt::format("must be at most {} printable ASCII characters, got {}", kMaxUserAgentChars,
+                     quoted(text));
+}
+
+// A source address or a CIDR prefix ("192.0.2.0/24", "2001:db8::/32").
+std::optional<std::string> checkSourcePrefix(std::string_view text) {
+  std::size_t slash = text.find('/');
+  auto ip = parseIp(text.substr(0, slash));
+  if (!ip) return fmt::format("{} is not an IPv4 or IPv6 address or CIDR prefix", quoted(text));
+  if (slash == std::string_view::npos) {
+    if (isUnspecified(unmapped(*ip))) return fmt::format("{} is the unspecified address", quoted(text));
+    return std::nullopt;
+  }
+  std::string_view digits = text.substr(slash + 1);
+  unsigned max = ip->family == AF_INET ? 32 : 128;
+  unsigned length = 0;
+  bool ok = !digits.empty() && digits.size() <= 3 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) length = static_cast<unsigned>(std::stoul(std::string(digits)));
+  if (!ok || length > max) return fmt::format("{} has a prefix length outside 0..{}", quoted(text), max);
+  if (length == 0) return fmt::format("{} would match every source", quoted(text));
+  return std::nullopt;
+}
+
+// A trunk's name: it appears in logs, metrics and rule ids.
+std::optional<std::string> checkTrunkName(std::string_view text) {
+  bool token = !text.empty() && text.size() <= 32 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+  if (token) return std::nullopt;
+  return fmt::format("must be 1 to 32 letters, digits, '-' or '_', got {}", quoted(text));
+}
+
+// A dialled-number prefix: digits, with an optional leading '+'.
+std::optional<std::string> checkDialPrefix(std::string_view text) {
+  std::string_view digits = text.substr(!text.empty() && text[0] == '+' ? 1 : 0);
+  bool ok = !digits.empty() && digits.size() <= 20 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) return std::nullopt;
+  return fmt::format("must be 1 to 20 digits with an optional leading '+', got {}", quoted(text));
 }
 
 void readPeer(Loader& loader, const toml::table& root, std::string_view name, Peer& peer) {
@@ -337,9 +382,53 @@ void readPeer(Loader& loader, const toml::table& root, std::string_view name, Pe
   std::string transport;
   s.string("transport", transport, checkTransport);
   if (!transport.empty()) peer.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
-  s.stringList("addresses", peer.addresses, checkPeerAddress);
+  s.stringList("addresses", peer.addresses, checkSourcePrefix);
   s.boolean("trust_identity", peer.trust_identity);
   s.finish();
+}
+
+void readTrunks(Loader& loader, const toml::table& root, Config& c) {
+  const toml::node* node = root.get("trunks");
+  if (node == nullptr) return;  // the built-in loopback trunk stays
+  const toml::array* array = node->as_array();
+  if (array == nullptr || !array->is_array_of_tables()) {
+    loader.fail(lineOf(node->source()), "trunks", "must be written as [[trunks]] tables");
+    return;
+  }
+  if (array->empty()) {
+    loader.fail(lineOf(node->source()), "trunks", "must list at least one trunk");
+    return;
+  }
+  std::vector<Trunk> trunks;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::table* table = (*array)[i].as_table();
+    std::string path = fmt::format("trunks[{}]", i + 1);
+    Section s(loader, table, path);
+    Trunk trunk;
+    trunk.line = lineOf(table->source());
+    s.string("name", trunk.name, checkTrunkName);
+    s.stringList("addresses", trunk.addresses, checkSourcePrefix);
+    s.string("host", trunk.host, checkPeerAddress);
+    s.port("port", trunk.port);
+    std::string transport;
+    s.string("transport", transport, checkTransport);
+    if (!transport.empty()) trunk.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
+    s.stringList("prefixes", trunk.prefixes, checkDialPrefix, true);
+    s.boolean("trust_identity", trunk.trust_identity);
+    s.finish();
+    for (const char* key : {"name", "addresses", "host"}) {
+      if (!loader.written(path + "." + key))
+        loader.fail(trunk.line, path + "." + key, "is required in every [[trunks]] entry");
+    }
+    for (const Trunk& earlier : trunks) {
+      if (!trunk.name.empty() && earlier.name == trunk.name)
+        loader.fail(
+            loader.lineFor(path + ".name"), path + ".name",
+            fmt::format("{} is already the name of trunk at line {}", quoted(trunk.name), earlier.line));
+    }
+    trunks.push_back(std::move(trunk));
+  }
+  c.trunks = std::move(trunks);
 }
 
 // Header names go verbatim into the allow-lists; a name Palisade can never copy is an error
@@ -364,6 +453,12 @@ void readListener(Loader& loader, const toml::table& root, std::string_view name
 void readAll(Loader& loader, const toml::table& root, Config& c) {
   for (const auto& [key, node] : root) {
     if (std::find(std::begin(kTables), std::end(kTables), key.str()) != std::end(kTables)) continue;
+    if (key.str() == "carrier") {
+      loader.fail(lineOf(key.source()), "carrier",
+                  "the [carrier] table is now a [[trunks]] entry (name, addresses, host, port, transport, "
+                  "prefixes)");
+      continue;
+    }
     loader.fail(lineOf(key.source()), std::string(key.str()),
                 node.is_table() ? fmt::format("unknown table [{}]", key.str())
                                 : std::string("unknown key; settings belong in a table such as [general]"));
@@ -378,7 +473,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   readListener(loader, root, "public", c.startup.public_side);
   readListener(loader, root, "pbx_side", c.startup.pbx_side);
   readPeer(loader, root, "pbx", c.pbx);
-  readPeer(loader, root, "carrier", c.carrier);
+  readTrunks(loader, root, c);
   {
     Section s(loader, root, "sip");
     s.integer("t1_ms", 50, 10000, c.timing.t1_ms);

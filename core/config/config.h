@@ -29,6 +29,19 @@ struct Peer {
   bool trust_identity = true;          // its identity headers (P-Asserted-Identity, ...) may cross
 };
 
+// A trunk (a carrier or another SIP peer that is trusted by address): calls from the PBX go to
+// it, calls from its addresses go to the PBX without a challenge.
+struct Trunk {
+  std::string name;                    // unique; names its counters, logs and rule ids
+  std::vector<std::string> addresses;  // source addresses or CIDRs (IPv4 or IPv6)
+  std::string host;                    // numeric address calls to it go to
+  std::uint16_t port = 5060;
+  TransportKind transport = TransportKind::Udp;
+  std::vector<std::string> prefixes;  // dialled numbers it takes (longest match wins); none: only as default
+  bool trust_identity = true;
+  std::uint32_t line = 0;  // where the file wrote it (0 for the built-in default)
+};
+
 struct SipTiming {
   std::uint32_t t1_ms = 500;
   std::uint32_t t2_ms = 4000;
@@ -120,14 +133,16 @@ struct Config {
   std::string log_level = "info";
 
   Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true};
-  Peer carrier{"127.0.0.1", 5090, TransportKind::Udp, {"127.0.0.1"}, true};
+  // [[trunks]]: at least one; a file that names none gets this one (the loopback carrier).
+  std::vector<Trunk> trunks{
+      Trunk{"carrier", {"127.0.0.1"}, "127.0.0.1", 5090, TransportKind::Udp, {}, true, 0}};
 
   // [sip]
   SipTiming timing;
   SipLimits limits;
   std::uint32_t ring_timeout_s = 180;  // RFC 3261 Timer C (> 3 min is the proxy rule)
   std::uint32_t max_call_duration_s = 14400;
-  std::string user_agent = "Palisade";
+  std::string user_agent;  // empty: no User-Agent/Server header (nothing for a scanner to fingerprint)
 
   // [headers]
   HeaderLists headers;

@@ -27,25 +27,40 @@ LocalAddress localOf(const config::Listener& listener) {
   return out;
 }
 
-Target targetOf(const config::Peer& peer, net::Side side) {
+Target targetOf(const std::string& host, std::uint16_t port, config::TransportKind transport,
+                const std::vector<std::string>& addresses, bool trust_identity, net::Side side) {
   Target target;
   target.flow.side = side;
-  target.flow.transport =
-      peer.transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
+  target.flow.transport = transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
   boost::system::error_code ec;
-  target.flow.remote.address = boost::asio::ip::make_address(peer.host, ec);
-  target.flow.remote.port = peer.port;
+  target.flow.remote.address = boost::asio::ip::make_address(host, ec);
+  target.flow.remote.port = port;
   target.flow.verified = true;  // a configured peer
-  target.trust_identity = peer.trust_identity;
-  auto addresses = std::make_shared<txn::PeerAddresses>();
-  for (const auto& text : peer.addresses) {
-    boost::system::error_code parse_ec;
-    auto address = boost::asio::ip::make_address(text, parse_ec);
-    if (!parse_ec) addresses->push_back(net::canonicalAddress(address));
+  target.trust_identity = trust_identity;
+  auto prefixes = std::make_shared<txn::PeerAddresses>();
+  for (const auto& text : addresses) {
+    if (auto prefix = txn::AddressPrefix::parse(text)) prefixes->push_back(*prefix);
   }
-  target.addresses = std::move(addresses);
+  target.addresses = std::move(prefixes);
   target.valid = !ec;
   return target;
+}
+
+// The dialled number as routing reads it: a leading '+' and the digits, without the visual
+// separators people and PBXs write (RFC 3966 §5.1.1).
+std::string dialledNumber(std::string_view user) {
+  std::string out;
+  for (std::size_t i = 0; i < user.size(); ++i) {
+    char c = user[i];
+    if (c >= '0' && c <= '9') {
+      out.push_back(c);
+    } else if (c == '+' && out.empty()) {
+      out.push_back(c);
+    } else if (c != '-' && c != '.' && c != '(' && c != ')' && c != ' ') {
+      break;  // ;params or letters: the number ends
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -130,8 +145,34 @@ void Engine::setFilter(policy::RequestFilter* filter) {
 }
 
 void Engine::compileTargets() {
-  targets_[static_cast<int>(net::Side::Public)] = targetOf(config_->pbx, net::Side::Pbx);
-  targets_[static_cast<int>(net::Side::Pbx)] = targetOf(config_->carrier, net::Side::Public);
+  const config::Peer& pbx = config_->pbx;
+  pbx_target_ =
+      targetOf(pbx.host, pbx.port, pbx.transport, pbx.addresses, pbx.trust_identity, net::Side::Pbx);
+  trunk_targets_.clear();
+  trunk_prefixes_.clear();
+  for (const config::Trunk& trunk : config_->trunks) {
+    trunk_targets_.push_back(targetOf(trunk.host, trunk.port, trunk.transport, trunk.addresses,
+                                      trunk.trust_identity, net::Side::Public));
+    for (const auto& prefix : trunk.prefixes) trunk_prefixes_.emplace_back(prefix, trunk_targets_.size() - 1);
+  }
+  // Sorted, so that the longest match is a few binary searches rather than a scan. The first
+  // trunk that names a prefix keeps it.
+  std::stable_sort(trunk_prefixes_.begin(), trunk_prefixes_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+const Target* Engine::targetFor(const sip::Message& request, net::Side from) const {
+  if (from == net::Side::Public) return &pbx_target_;
+  if (trunk_targets_.empty()) return nullptr;
+  sip::Uri uri;
+  std::string number = sip::parseUri(request.requestUri(), uri) ? dialledNumber(uri.user) : std::string();
+  for (std::size_t length = std::min<std::size_t>(number.size(), 21); length > 0; --length) {
+    std::string_view candidate(number.data(), length);
+    auto it = std::lower_bound(trunk_prefixes_.begin(), trunk_prefixes_.end(), candidate,
+                               [](const auto& entry, std::string_view key) { return entry.first < key; });
+    if (it != trunk_prefixes_.end() && it->first == candidate) return &trunk_targets_[it->second];
+  }
+  return &trunk_targets_.front();
 }
 
 void Engine::applyConfig(std::shared_ptr<const config::Config> config) {
@@ -360,8 +401,8 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
         answer(req, parked, flow, 482, "Loop Detected");  // a second INVITE for a live Call-ID
         return;
       }
-      const Target& target = targets_[static_cast<int>(flow.side)];
-      if (!target.valid) {
+      const Target* routed = targetFor(req, flow.side);
+      if (routed == nullptr || !routed->valid) {
         releaseRules(context);
         answer(req, parked, flow, 500, "Server Internal Error");
         return;
@@ -384,7 +425,7 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
       auto call = std::make_unique<Call>(*this, context, std::move(media));
       Call* raw = call.get();
       calls_.emplace(raw, std::move(call));
-      raw->start(*server, target);
+      raw->start(*server, *routed);
       return;
     }
     case Method::Bye:

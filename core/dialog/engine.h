@@ -132,6 +132,9 @@ class Engine final : public policy::PendingSink {
   Call* findLeg(net::Side side, std::string_view call_id);
   void collectRetired();
   void compileTargets();
+  // Where a new call from `from` goes: the PBX, or (from the PBX) the trunk whose prefix
+  // matches the dialled number best, else the first trunk.
+  const Target* targetFor(const sip::Message& request, net::Side from) const;
 
   base::OwnerThread owner_;
   const base::Clock& clock_;
@@ -140,7 +143,9 @@ class Engine final : public policy::PendingSink {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const sip::HeaderPolicy> header_policy_;
   LocalAddress local_[2];
-  Target targets_[2];  // by the side a new call comes from
+  Target pbx_target_;
+  std::vector<Target> trunk_targets_;                                // in config order
+  std::vector<std::pair<std::string, std::size_t>> trunk_prefixes_;  // sorted prefix -> trunk
   UnverifiedSendCounter network_;
   event::TimerQueue timer_queue_;
   txn::TransactionLayer layer_;

@@ -26,14 +26,59 @@ TransactionLayer::TransactionLayer(net::Network& network, event::TimerQueue& tim
                                    stats::Shard& stats)
     : network_(network), timer_queue_(timers), clock_(clock), stats_(stats) {}
 
+bool AddressPrefix::contains(const boost::asio::ip::address& candidate) const {
+  auto c = net::canonicalAddress(candidate);
+  if (c.is_v4() != address.is_v4()) return false;
+  auto compare = [this](const unsigned char* a, const unsigned char* b, unsigned bits) {
+    unsigned n = std::min(length, bits);
+    for (unsigned i = 0; i < n / 8; ++i)
+      if (a[i] != b[i]) return false;
+    unsigned rest = n % 8;
+    if (rest == 0) return true;
+    auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+    return (a[n / 8] & mask) == (b[n / 8] & mask);
+  };
+  if (c.is_v4()) {
+    auto x = c.to_v4().to_bytes();
+    auto y = address.to_v4().to_bytes();
+    return compare(x.data(), y.data(), 32);
+  }
+  auto x = c.to_v6().to_bytes();
+  auto y = address.to_v6().to_bytes();
+  return compare(x.data(), y.data(), 128);
+}
+
+std::optional<AddressPrefix> AddressPrefix::parse(std::string_view text) {
+  std::size_t slash = text.find('/');
+  std::string host(text.substr(0, slash));
+  if (host.find('\0') != std::string::npos) return std::nullopt;
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  AddressPrefix prefix{net::canonicalAddress(address), 0};
+  unsigned max = prefix.address.is_v4() ? 32 : 128;
+  prefix.length = max;
+  if (slash != std::string_view::npos) {
+    std::string_view digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return std::nullopt;
+    unsigned length = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      length = length * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (length > max) return std::nullopt;
+    prefix.length = length;
+  }
+  return prefix;
+}
+
 bool ClientTransaction::acceptsResponseFrom(const net::Flow& from) const {
   if (from.side != flow_.side || from.transport != flow_.transport) return false;
   if (flow_.transport == net::Transport::Udp) {
     if (from.remote == flow_.remote) return true;
     if (peer_addresses_ == nullptr) return false;
-    auto source = net::canonicalAddress(from.remote.address);
-    for (const auto& address : *peer_addresses_) {
-      if (address == source) return true;
+    for (const auto& prefix : *peer_addresses_) {
+      if (prefix.contains(from.remote.address)) return true;
     }
     return false;
   }

@@ -5,6 +5,7 @@
 // on the owning worker.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -39,9 +40,17 @@ enum class ResponseDisposition {
   Foreign,        // matched a branch but came from elsewhere than the request went: dropped
 };
 
-// Source addresses a peer may answer from besides the one the request went to (a configured
-// peer's `addresses`). Shared by every transaction toward that peer; immutable.
-using PeerAddresses = std::vector<boost::asio::ip::address>;
+// An address prefix ("192.0.2.0/24"; a host is /32 or /128).
+struct AddressPrefix {
+  boost::asio::ip::address address;  // canonical (IPv4-mapped addresses as IPv4)
+  unsigned length = 0;
+  bool contains(const boost::asio::ip::address& candidate) const;
+  // "192.0.2.0/24", "2001:db8::/32" or a plain address; nothing on bad input.
+  static std::optional<AddressPrefix> parse(std::string_view text);
+};
+// Where a peer may answer from besides the address the request went to (a configured peer's
+// `addresses`). Shared by every transaction toward that peer; immutable.
+using PeerAddresses = std::vector<AddressPrefix>;
 
 // Receives what transactions pass up (RFC 3261 §17: "the TU").
 class TransactionUser {

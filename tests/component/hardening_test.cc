@@ -327,7 +327,7 @@ TEST(HeaderPolicy, IdentityFromATrustedTrunkCrossesButCredentialsNever) {
 
 TEST(HeaderPolicy, TrustAndListsComeFromTheConfig) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
-  config->carrier.trust_identity = false;
+  config->trunks[0].trust_identity = false;
   config->headers.to_pbx.push_back("X-Evil");
   config->headers.to_public = {};  // nothing optional toward the public side
   EngineHarness h(config);
@@ -664,6 +664,45 @@ TEST(CallBounds, RequestsInFlightAreBounded) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->statusCode(), 503);
   EXPECT_EQ(h.counter(stats::Counter::RequestsOverCallLimit), 1u);
+}
+
+// --- trunks --------------------------------------------------------------------------------
+
+// Calls from the PBX go to the trunk whose prefix matches the dialled number best (visual
+// separators ignored), else to the first trunk; a trunk's answers may come from any address
+// in its ranges.
+TEST(Trunks, PbxCallsRouteByLongestPrefix) {
+  auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  config->trunks = {
+      config::Trunk{"default", {"127.0.0.1"}, "127.0.0.1", 5090, config::TransportKind::Udp, {}, true, 0},
+      config::Trunk{"uk", {"127.0.0.4"}, "127.0.0.4", 5094, config::TransportKind::Udp, {"+44"}, true, 0},
+      config::Trunk{
+          "london", {"127.0.1.0/24"}, "127.0.1.5", 5095, config::TransportKind::Udp, {"+4420"}, true, 0},
+  };
+  EngineHarness h(config);
+  auto dial = [&h](const std::string& number, const std::string& id) {
+    PeerDialog pbx = pbxPeer(id);
+    pbx.request_uri = "sip:" + number + "@127.0.0.1:5070";
+    h.inject(makeInvite(pbx, "z9hG4bK-" + id), pbx.flow);
+    h.next(kPbxPort);  // 100
+  };
+  dial("+44-20-7946-0000", "route-london");
+  auto london = h.next(5095);
+  ASSERT_TRUE(london);
+  EXPECT_EQ(london->requestUri().substr(0, 18), "sip:+44-20-7946-00");
+  dial("+441632960000", "route-uk");
+  EXPECT_TRUE(h.next(5094));
+  dial("+12125550100", "route-default");
+  EXPECT_TRUE(h.next(5090));
+  dial("4420", "route-no-plus");  // a prefix is matched as written
+  EXPECT_TRUE(h.next(5090));
+  // The London trunk answers from another address in its /24: accepted.
+  h.inject(makeResponse(*london, 180, "Ringing", "lon", "sip:x@127.0.1.9:5095"),
+           udpFlow(net::Side::Public, "127.0.1.9", 5095));
+  bool ringing = false;
+  while (auto m = h.next(kPbxPort)) ringing = ringing || m->statusCode() == 180;
+  EXPECT_TRUE(ringing);
+  EXPECT_EQ(h.counter(stats::Counter::DroppedForeignResponses), 0u);
 }
 
 // --- global call limit ---------------------------------------------------------------------

@@ -183,12 +183,16 @@ def _toml_value(v):
 
 
 def toml_text(config):
+    """Tables from dicts; arrays of tables ([[trunks]]) from lists of dicts."""
     lines = []
     for table, values in config.items():
-        lines.append(f"[{table}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
+        entries = values if isinstance(values, list) else [values]
+        header = f"[[{table}]]" if isinstance(values, list) else f"[{table}]"
+        for entry in entries:
+            lines.append(header)
+            for key, value in entry.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -512,12 +516,15 @@ class TestRun:
             "public": {"address": PUBLIC_IP, "udp_port": public_port, "tcp_port": public_port},
             "pbx_side": {"address": PBX_SIDE_IP, "udp_port": pbx_side_port, "tcp_port": pbx_side_port},
             "pbx": {"host": PBX_IP, "port": pbx_port, "transport": pbx_transport, "addresses": [PBX_IP]},
-            "carrier": {"host": CARRIER_IP, "port": carrier_port, "transport": carrier_transport,
-                        "addresses": [CARRIER_IP]},
+            "trunks": [{"name": "carrier", "host": CARRIER_IP, "port": carrier_port,
+                        "transport": carrier_transport, "addresses": [CARRIER_IP]}],
             "management": {"address": MGMT_IP, "port": mgmt_port},
         }
         for table, values in tables.items():
-            cfg.setdefault(table, {}).update(values)
+            if isinstance(values, list):
+                cfg[table] = values
+            else:
+                cfg.setdefault(table, {}).update(values)
         return cfg
 
     def write_config(self, config, name="palisade.toml", extra_text=""):

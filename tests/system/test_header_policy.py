@@ -74,7 +74,7 @@ def body(run):
             run.check(not invite.has(name), f"{name} never crosses, even from a trusted peer", invite.raw)
 
         # Reload: the carrier is no longer trusted for identity.
-        cfg["carrier"]["trust_identity"] = False
+        cfg["trunks"][0]["trust_identity"] = False
         run.write_config(cfg, "palisade.toml")
         reloads = palisade.metric("config_reloads")
         palisade.signal(signal.SIGHUP)

@@ -36,8 +36,10 @@ TEST(PolicyChain, OnlyThePbxMayUseThePbxSide) {
 
 TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
-  config->carrier.addresses = {"127.0.0.4"};
-  config->carrier.trust_identity = false;
+  config->trunks[0].addresses = {"127.0.0.4"};
+  config->trunks[0].trust_identity = false;
+  config->trunks.push_back(
+      config::Trunk{"backup", {"10.1.0.0/16"}, "10.1.0.1", 5060, config::TransportKind::Udp, {}, true, 0});
   RuleRegistry registry;
   PolicyChain chain(compiled(*config, registry));
 
@@ -45,6 +47,10 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   ASSERT_TRUE(chain.admit(carrier, {}));
   EXPECT_NE(carrier.peer, 0);
   EXPECT_TRUE(carrier.verified);
+  net::Flow in_range = udpFlow(net::Side::Public, "10.1.200.7", 5060);  // CIDR match
+  ASSERT_TRUE(chain.admit(in_range, {}));
+  EXPECT_NE(in_range.peer, 0);
+  EXPECT_NE(in_range.peer, carrier.peer);
   net::Flow internet = udpFlow(net::Side::Public, "198.51.100.1", 5060);
   ASSERT_TRUE(chain.admit(internet, {}));
   EXPECT_EQ(internet.peer, 0);
@@ -76,7 +82,7 @@ TEST(PolicyChain, RuleIdsAreStableAcrossReloads) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
   RuleRegistry registry;
   auto first = compiled(*config, registry);
-  config->carrier.addresses = {"10.0.0.1", "10.0.0.2"};
+  config->trunks[0].addresses = {"10.0.0.1", "10.0.0.2"};
   auto second = compiled(*config, registry);
   ASSERT_EQ(first->peers.size(), second->peers.size());
   for (std::size_t i = 0; i < first->peers.size(); ++i) {

@@ -35,12 +35,15 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.pbx.port, 5080);
   EXPECT_EQ(c.pbx.transport, TransportKind::Udp);
   EXPECT_EQ(c.pbx.addresses, std::vector<std::string>{"127.0.0.1"});
-  EXPECT_EQ(c.carrier.host, "127.0.0.1");
-  EXPECT_EQ(c.carrier.port, 5090);
-  EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
-  EXPECT_EQ(c.carrier.addresses, std::vector<std::string>{"127.0.0.1"});
+  ASSERT_EQ(c.trunks.size(), 1u);
+  EXPECT_EQ(c.trunks[0].name, "carrier");
+  EXPECT_EQ(c.trunks[0].host, "127.0.0.1");
+  EXPECT_EQ(c.trunks[0].port, 5090);
+  EXPECT_EQ(c.trunks[0].transport, TransportKind::Udp);
+  EXPECT_EQ(c.trunks[0].addresses, std::vector<std::string>{"127.0.0.1"});
+  EXPECT_TRUE(c.trunks[0].prefixes.empty());
   EXPECT_TRUE(c.pbx.trust_identity);
-  EXPECT_TRUE(c.carrier.trust_identity);
+  EXPECT_TRUE(c.trunks[0].trust_identity);
   EXPECT_EQ(c.headers.identity,
             (std::vector<std::string>{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
                                       "Diversion", "History-Info", "Privacy"}));
@@ -56,7 +59,7 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.limits.max_line_bytes, 8192u);
   EXPECT_EQ(c.ring_timeout_s, 180u);
   EXPECT_EQ(c.max_call_duration_s, 14400u);
-  EXPECT_EQ(c.user_agent, "Palisade");
+  EXPECT_EQ(c.user_agent, "");  // nothing for a scanner to fingerprint
   EXPECT_EQ(c.tcp_idle_timeout_s, 600u);
   EXPECT_EQ(c.tcp_head_timeout_s, 10u);
   EXPECT_EQ(c.tcp_max_connections, 4096u);
@@ -106,8 +109,8 @@ TEST(ConfigDefaults, EmptyFileIsTheDefaults) {
 }
 
 TEST(ConfigDefaults, EmptyTablesKeepDefaults) {
-  auto config = parseOk(
-      "[general]\n[public]\n[pbx_side]\n[pbx]\n[carrier]\n[sip]\n[headers]\n[tcp]\n[limits]\n[management]\n");
+  auto config =
+      parseOk("[general]\n[public]\n[pbx_side]\n[pbx]\n[sip]\n[headers]\n[tcp]\n[limits]\n[management]\n");
   ASSERT_NE(config, nullptr);
   expectDefaults(*config);
 }
@@ -135,12 +138,20 @@ transport = "tcp"
 addresses = ["10.0.0.20", "10.0.0.21", "fd00::20"]
 trust_identity = false
 
-[carrier]
+[[trunks]]
+name = "carrier-a"
 host = "2001:db8::5"
 port = 5065
 transport = "udp"
-addresses = ["2001:db8::5", "198.51.100.7"]
+addresses = ["2001:db8::5", "198.51.100.0/24"]
+prefixes = ["+1", "+44"]
 trust_identity = false
+
+[[trunks]]
+name = "backup"
+host = "198.51.100.20"
+transport = "tcp"
+addresses = ["198.51.100.20"]
 
 [sip]
 t1_ms = 250
@@ -188,12 +199,19 @@ port = 8080
   EXPECT_EQ(c.pbx.port, 5064);
   EXPECT_EQ(c.pbx.transport, TransportKind::Tcp);
   EXPECT_EQ(c.pbx.addresses, (std::vector<std::string>{"10.0.0.20", "10.0.0.21", "fd00::20"}));
-  EXPECT_EQ(c.carrier.host, "2001:db8::5");
-  EXPECT_EQ(c.carrier.port, 5065);
-  EXPECT_EQ(c.carrier.transport, TransportKind::Udp);
-  EXPECT_EQ(c.carrier.addresses, (std::vector<std::string>{"2001:db8::5", "198.51.100.7"}));
+  ASSERT_EQ(c.trunks.size(), 2u);
+  EXPECT_EQ(c.trunks[0].name, "carrier-a");
+  EXPECT_EQ(c.trunks[0].host, "2001:db8::5");
+  EXPECT_EQ(c.trunks[0].port, 5065);
+  EXPECT_EQ(c.trunks[0].transport, TransportKind::Udp);
+  EXPECT_EQ(c.trunks[0].addresses, (std::vector<std::string>{"2001:db8::5", "198.51.100.0/24"}));
+  EXPECT_EQ(c.trunks[0].prefixes, (std::vector<std::string>{"+1", "+44"}));
+  EXPECT_EQ(c.trunks[1].name, "backup");
+  EXPECT_EQ(c.trunks[1].port, 5060);
+  EXPECT_EQ(c.trunks[1].transport, TransportKind::Tcp);
+  EXPECT_TRUE(c.trunks[1].trust_identity);
   EXPECT_FALSE(c.pbx.trust_identity);
-  EXPECT_FALSE(c.carrier.trust_identity);
+  EXPECT_FALSE(c.trunks[0].trust_identity);
   EXPECT_EQ(c.headers.to_pbx, std::vector<std::string>{"X-Trunk-Tag"});
   EXPECT_EQ(c.headers.to_public, (std::vector<std::string>{"Subject", "Date"}));
   EXPECT_EQ(c.headers.identity, std::vector<std::string>{"P-Asserted-Identity"});
@@ -246,8 +264,8 @@ TEST(ConfigErrors, WrongType) {
   expectError("[sip]\n\nt1_ms = 500.0\n", 3, "sip.t1_ms", "expected an integer, got a floating-point number");
   expectError("[general]\nlog_level = 3\n", 2, "general.log_level", "expected a string, got an integer");
   expectError("[pbx]\naddresses = \"10.0.0.1\"\n", 2, "pbx.addresses", "expected an array, got a string");
-  expectError("[carrier]\naddresses = [\n  \"10.0.0.1\",\n  5,\n]\n", 4, "carrier.addresses",
-              "entry 2 must be a string, got an integer");
+  expectError("[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\n  \"10.0.0.1\",\n  5,\n]\n", 6,
+              "trunks[1].addresses", "entry 2 must be a string, got an integer");
   expectError("[tcp]\nidle_timeout_s = true\n", 2, "tcp.idle_timeout_s",
               "expected an integer, got a boolean");
 }
@@ -268,7 +286,6 @@ TEST(ConfigErrors, IntegerRanges) {
       {"pbx_side", "udp_port", 1, 65535},
       {"pbx_side", "tcp_port", 1, 65535},
       {"pbx", "port", 1, 65535},
-      {"carrier", "port", 1, 65535},
       {"sip", "t4_ms", 100, 60000},
       {"sip", "max_message_bytes", 1024, 1048576},
       {"sip", "max_headers", 8, 1024},
@@ -323,11 +340,12 @@ TEST(ConfigErrors, SipTimers) {
 TEST(ConfigHeaders, ListsAreCheckedNameByName) {
   auto config = parseOk(
       "[headers]\nto_pbx = [\"X-Custom\", \"s\"]\nto_public = []\nidentity = [\"P-Asserted-Identity\"]\n"
-      "[carrier]\ntrust_identity = false\n");
+      "[[trunks]]\nname = \"c\"\nhost = \"127.0.0.1\"\naddresses = [\"127.0.0.1\"]\ntrust_identity = "
+      "false\n");
   ASSERT_NE(config, nullptr);
   EXPECT_EQ(config->headers.to_pbx, (std::vector<std::string>{"X-Custom", "s"}));
   EXPECT_TRUE(config->headers.to_public.empty());
-  EXPECT_FALSE(config->carrier.trust_identity);
+  EXPECT_FALSE(config->trunks[0].trust_identity);
   EXPECT_TRUE(config->pbx.trust_identity);
   // Credentials never cross, whatever the file says.
   expectError("[headers]\nto_pbx = [\"Accept\",\n  \"Authorization\"]\n", 3, "headers.to_pbx",
@@ -348,6 +366,28 @@ TEST(ConfigHeaders, ListsAreCheckedNameByName) {
   expectError("[headers]\nto_pbx = [\"Bad Name\"]\n", 2, "headers.to_pbx",
               "entry 1: \"Bad Name\" is not a header name (a token of at most 64 characters)");
   expectError("[pbx]\ntrust_identity = 1\n", 2, "pbx.trust_identity", "expected a boolean, got an integer");
+}
+
+TEST(ConfigTrunks, EntriesAreCheckedOneByOne) {
+  // The old single table is refused with a pointer to the new form.
+  expectError(
+      "[carrier]\nhost = \"10.0.0.1\"\n", 1, "carrier",
+      "the [carrier] table is now a [[trunks]] entry (name, addresses, host, port, transport, prefixes)");
+  expectError("trunks = []\n", 1, "trunks", "must be written as [[trunks]] tables");
+  expectError("[trunks]\nname = \"t\"\n", 1, "trunks", "must be written as [[trunks]] tables");
+  expectError("[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\n", 1, "trunks[1].addresses",
+              "is required in every [[trunks]] entry");
+  expectError("[[trunks]]\nname = \"a b\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\n", 2,
+              "trunks[1].name", "must be 1 to 32 letters, digits, '-' or '_', got \"a b\"");
+  expectError(
+      "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\n"
+      "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.2\"\naddresses = [\"10.0.0.2\"]\n",
+      6, "trunks[2].name", "\"t\" is already the name of trunk at line 1");
+  expectError(
+      "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\nprefixes = [\"1-800\"]\n",
+      5, "trunks[1].prefixes", "entry 1: must be 1 to 20 digits with an optional leading '+', got \"1-800\"");
+  expectError("[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\nportt = 1\n", 5,
+              "trunks[1].portt", "unknown key");
 }
 
 TEST(ConfigErrors, InboxDepthIsAPowerOfTwo) {
@@ -373,9 +413,14 @@ TEST(ConfigErrors, BadAddress) {
               "\"\" is not a numeric IPv4 or IPv6 address");
   expectError("[pbx]\nhost = \"pbx.local\"\n", 2, "pbx.host",
               "\"pbx.local\" is not a numeric IPv4 or IPv6 address");
-  expectError("[carrier]\nhost = \"0.0.0.0\"\n", 2, "carrier.host", "\"0.0.0.0\" is the unspecified address");
-  expectError("[pbx]\naddresses = [\"10.0.0.1\",\n  \"10.0.0.2/24\"]\n", 3, "pbx.addresses",
-              "entry 2: \"10.0.0.2/24\" is not a numeric IPv4 or IPv6 address");
+  expectError("[[trunks]]\nname = \"t\"\naddresses = [\"10.0.0.1\"]\nhost = \"0.0.0.0\"\n", 4,
+              "trunks[1].host", "\"0.0.0.0\" is the unspecified address");
+  expectError("[pbx]\naddresses = [\"10.0.0.1\",\n  \"10.0.0.2/33\"]\n", 3, "pbx.addresses",
+              "entry 2: \"10.0.0.2/33\" has a prefix length outside 0..32");
+  expectError("[pbx]\naddresses = [\"0.0.0.0/0\"]\n", 2, "pbx.addresses",
+              "entry 1: \"0.0.0.0/0\" would match every source");
+  expectError("[pbx]\naddresses = [\"pbx.local\"]\n", 2, "pbx.addresses",
+              "entry 1: \"pbx.local\" is not an IPv4 or IPv6 address or CIDR prefix");
   expectError("[pbx]\naddresses = []\n", 2, "pbx.addresses", "must list at least one entry");
   // A NUL would end the string early for inet_pton.
   expectError("[public]\naddress = \"127.0.0.1\\u0000x\"\n", 2, "public.address",
@@ -392,11 +437,13 @@ TEST(ConfigErrors, BadAddress) {
 TEST(ConfigErrors, BadTransport) {
   expectError("[pbx]\ntransport = \"sctp\"\n", 2, "pbx.transport",
               "must be \"udp\" or \"tcp\", got \"sctp\"");
-  expectError("[carrier]\ntransport = \"UDP\"\n", 2, "carrier.transport",
-              "must be \"udp\" or \"tcp\", got \"UDP\"");
-  auto config = parseOk("[carrier]\ntransport = \"tcp\"\n");
+  expectError(
+      "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\ntransport = \"UDP\"\n", 5,
+      "trunks[1].transport", "must be \"udp\" or \"tcp\", got \"UDP\"");
+  auto config = parseOk(
+      "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\ntransport = \"tcp\"\n");
   ASSERT_NE(config, nullptr);
-  EXPECT_EQ(config->carrier.transport, TransportKind::Tcp);
+  EXPECT_EQ(config->trunks[0].transport, TransportKind::Tcp);
   EXPECT_EQ(config->pbx.transport, TransportKind::Udp);
 }
 
@@ -411,14 +458,13 @@ TEST(ConfigErrors, BadLogLevel) {
 }
 
 TEST(ConfigErrors, BadUserAgent) {
-  expectError("[sip]\nuser_agent = \"\"\n", 2, "sip.user_agent",
-              "must be 1 to 64 printable ASCII characters, got \"\"");
+  EXPECT_NE(parseOk("[sip]\nuser_agent = \"\"\n"), nullptr);  // empty: no header at all
   expectError("[sip]\nuser_agent = \"Palisade\\r\\nX-Injected: 1\"\n", 2, "sip.user_agent",
-              "must be 1 to 64 printable ASCII characters, got \"Palisade\\x0d\\x0aX-Injected: 1\"");
+              "must be at most 64 printable ASCII characters, got \"Palisade\\x0d\\x0aX-Injected: 1\"");
   expectError("[sip]\nuser_agent = \"" + std::string(65, 'a') + "\"\n", 2, "sip.user_agent",
-              "must be 1 to 64 printable ASCII characters, got \"" + std::string(64, 'a') + "...\"");
+              "must be at most 64 printable ASCII characters, got \"" + std::string(64, 'a') + "...\"");
   expectError("[sip]\nuser_agent = \"Pal\u00e9sade\"\n", 2, "sip.user_agent",
-              "must be 1 to 64 printable ASCII characters, got \"Pal\xc3\xa9"
+              "must be at most 64 printable ASCII characters, got \"Pal\xc3\xa9"
               "sade\"");
   auto config = parseOk("[sip]\nuser_agent = \"" + std::string(64, 'a') + "\"\n");
   ASSERT_NE(config, nullptr);

@@ -227,7 +227,7 @@ TEST_F(TransactionTest, ConfiguredPeerAddressesMayAnswer) {
   RequestLines lines;
   lines.request_uri = "sip:bob@127.0.0.1:5080";
   auto addresses = std::make_shared<PeerAddresses>(
-      PeerAddresses{boost::asio::ip::make_address("127.0.0.1"), boost::asio::ip::make_address("127.0.0.7")});
+      PeerAddresses{*AddressPrefix::parse("127.0.0.1"), *AddressPrefix::parse("127.0.0.7")});
   layer_.startClient(sip::Method::Invite, "z9hG4bK-c1", pbx(), "INVITE x SIP/2.0\r\n\r\n", lines, &user_,
                      addresses);
   auto ringing = response(180);
@@ -237,6 +237,28 @@ TEST_F(TransactionTest, ConfiguredPeerAddressesMayAnswer) {
   EXPECT_EQ(layer_.handleResponse(foreign, udpFlow(net::Side::Pbx, "127.0.0.8", 5080)),
             ResponseDisposition::Foreign);
   EXPECT_EQ(user_.statuses, (std::vector<int>{180}));
+}
+
+TEST(AddressPrefix, MatchesCidrRanges) {
+  auto v4 = AddressPrefix::parse("10.1.0.0/16");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->contains(boost::asio::ip::make_address("10.1.255.1")));
+  EXPECT_TRUE(v4->contains(boost::asio::ip::make_address("::ffff:10.1.0.9")));
+  EXPECT_FALSE(v4->contains(boost::asio::ip::make_address("10.2.0.1")));
+  auto odd = AddressPrefix::parse("192.0.2.128/25");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(odd->contains(boost::asio::ip::make_address("192.0.2.200")));
+  EXPECT_FALSE(odd->contains(boost::asio::ip::make_address("192.0.2.100")));
+  auto v6 = AddressPrefix::parse("2001:db8:1::/48");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->contains(boost::asio::ip::make_address("2001:db8:1:ffff::1")));
+  EXPECT_FALSE(v6->contains(boost::asio::ip::make_address("2001:db8:2::1")));
+  EXPECT_FALSE(v6->contains(boost::asio::ip::make_address("10.1.0.1")));
+  auto host = AddressPrefix::parse("2001:db8::5");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->length, 128u);
+  for (const char* bad : {"10.0.0.0/33", "x/8", "10.0.0.0/", "10.0.0.0/1x"})
+    EXPECT_FALSE(AddressPrefix::parse(bad)) << bad;
 }
 
 TEST_F(TransactionTest, StreamResponsesOnlyOnTheRequestsConnection) {

@@ -36,6 +36,7 @@ Daemon::~Daemon() { shutdown(); }
 
 int Daemon::run() {
   applyLogLevel(*config_);
+  for (const auto& warning : config_->warnings) LOG_WARN("config: {}", warning);
   auto fds = transport::ensureDescriptorLimit(
       transport::descriptorsNeeded(config_->tcp_max_connections, worker_count_));
   if (!fds) {
@@ -136,6 +137,7 @@ void Daemon::reload() {
     LOG_ERROR("reload rejected, keeping the running config: {}", loaded.error().toString());
     return;
   }
+  for (const auto& warning : loaded.value()->warnings) LOG_WARN("config: {}", warning);
   for (const auto& key : config::startupChanges(config_->startup, loaded.value()->startup)) {
     LOG_WARN("reload: {} changed but only takes effect after a restart; keeping the running value", key);
   }

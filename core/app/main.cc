@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", loaded.error().toString().c_str());
     return 1;
   }
+  for (const auto& warning : loaded.value()->warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   if (check_only) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;

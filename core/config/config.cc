@@ -24,6 +24,7 @@
 namespace palisade::config {
 
 extern const std::string_view kDefaultConfigToml;
+extern const std::string_view kWeakPasswords;
 
 namespace {
 
@@ -32,8 +33,8 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public",  "pbx_side", "pbx",    "trunks",
-                                        "sip",     "headers", "tcp",      "limits", "management"};
+constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx", "trunks", "auth",
+                                        "users",   "sip",    "headers",  "tcp", "limits", "management"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -387,6 +388,200 @@ void readPeer(Loader& loader, const toml::table& root, std::string_view name, Pe
   s.finish();
 }
 
+// ---- users and credentials ----
+
+bool isLowerHex(std::string_view text, std::size_t length) {
+  return text.size() == length && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::string lowered(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+bool isCommonPassword(std::string_view password) {
+  std::string wanted = lowered(password);
+  std::string_view list = kWeakPasswords;
+  while (!list.empty()) {
+    std::size_t nl = list.find('\n');
+    std::string_view line = list.substr(0, nl);
+    list = nl == std::string_view::npos ? std::string_view{} : list.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line[0] == '#') continue;
+    if (lowered(line) == wanted) return true;
+  }
+  return false;
+}
+
+// Why a password is weak (RFC 3261 offers no protection against guessing: the password is).
+// Never mentions the password itself.
+std::optional<std::string> passwordWeakness(std::string_view password, std::string_view user) {
+  if (password.size() < 16) return std::string("is shorter than 16 characters");
+  bool upper = false, lower = false, digit = false, symbol = false;
+  for (char c : password) {
+    if (c >= 'A' && c <= 'Z')
+      upper = true;
+    else if (c >= 'a' && c <= 'z')
+      lower = true;
+    else if (c >= '0' && c <= '9')
+      digit = true;
+    else
+      symbol = true;
+  }
+  if (!upper || !lower || !digit || !symbol)
+    return std::string("needs upper and lower case letters, digits and symbols");
+  if (!user.empty() && lowered(password).find(lowered(user)) != std::string::npos)
+    return std::string("contains the user name");
+  if (isCommonPassword(password)) return std::string("is a common default password");
+  return std::nullopt;
+}
+
+std::optional<std::string> checkUserName(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '+';
+  });
+  if (ok) return std::nullopt;
+  return fmt::format("must be 1 to 64 letters, digits, '-', '_', '.' or '+', got {}", quoted(text));
+}
+
+std::optional<std::string> checkNumber(std::string_view text) {
+  std::string_view digits = text.substr(!text.empty() && text[0] == '+' ? 1 : 0);
+  bool ok = !digits.empty() && digits.size() <= 20 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) return std::nullopt;
+  return fmt::format("must be 1 to 20 digits with an optional leading '+', got {}", quoted(text));
+}
+
+std::optional<std::string> checkRealm(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+  });
+  if (ok) return std::nullopt;
+  return fmt::format("must be 1 to 64 printable ASCII characters without quotes or backslashes, got {}",
+                     quoted(text));
+}
+
+std::optional<std::string> checkAlgorithm(std::string_view text) {
+  if (text == "MD5" || text == "SHA-256" || text == "SHA-512-256") return std::nullopt;
+  return fmt::format("must be \"SHA-256\", \"SHA-512-256\" or \"MD5\", got {}", quoted(text));
+}
+
+// Secrets are read without echoing them in any error.
+std::optional<std::string> checkSecret(std::string_view text) {
+  if (text.empty() || text.size() > 128) return std::string("must be 1 to 128 characters");
+  bool printable = std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  if (!printable) return std::string("must be printable ASCII");
+  return std::nullopt;
+}
+
+void readAuth(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "auth");
+  s.string("realm", c.auth.realm, checkRealm);
+  std::vector<std::string> algorithms = c.auth.algorithms;
+  s.stringList("algorithms", algorithms, checkAlgorithm);
+  for (std::size_t i = 0; i < algorithms.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (algorithms[i] == algorithms[j])
+        loader.fail(loader.lineFor("auth.algorithms"), "auth.algorithms",
+                    fmt::format("{} is listed twice", quoted(algorithms[i])));
+    }
+  }
+  c.auth.algorithms = std::move(algorithms);
+  s.integer("nonce_lifetime_s", 30, 3600, c.auth.nonce_lifetime_s);
+  s.finish();
+}
+
+void readUsers(Loader& loader, const toml::table& root, Config& c) {
+  const toml::node* node = root.get("users");
+  if (node == nullptr) return;
+  const toml::array* array = node->as_array();
+  if (array == nullptr || !array->is_array_of_tables()) {
+    loader.fail(lineOf(node->source()), "users", "must be written as [[users]] tables");
+    return;
+  }
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::table* table = (*array)[i].as_table();
+    std::string path = fmt::format("users[{}]", i + 1);
+    Section s(loader, table, path);
+    User user;
+    user.line = lineOf(table->source());
+    s.string("name", user.name, checkUserName);
+    s.string("password", user.password, checkSecret);
+    auto hex = [](std::size_t length) {
+      return [length](std::string_view text) -> std::optional<std::string> {
+        if (isLowerHex(text, length)) return std::nullopt;
+        return fmt::format("must be {} lower-case hex digits", length);
+      };
+    };
+    s.string("ha1_md5", user.ha1_md5, hex(32));
+    s.string("ha1_sha256", user.ha1_sha256, hex(64));
+    s.string("ha1_sha512_256", user.ha1_sha512_256, hex(64));
+    s.stringList("sources", user.sources, checkSourcePrefix);
+    s.string("number", user.number, checkNumber);
+    s.boolean("allow_weak_password", user.allow_weak_password);
+    s.finish();
+    if (!loader.written(path + ".name"))
+      loader.fail(user.line, path + ".name", "is required in every [[users]] entry");
+    for (const User& earlier : c.users) {
+      if (!user.name.empty() && earlier.name == user.name)
+        loader.fail(
+            loader.lineFor(path + ".name"), path + ".name",
+            fmt::format("{} is already the name of the user at line {}", quoted(user.name), earlier.line));
+    }
+    // Judged by what the file wrote, so that a bad value is reported as itself.
+    bool any_ha1 = loader.written(path + ".ha1_md5") || loader.written(path + ".ha1_sha256") ||
+                   loader.written(path + ".ha1_sha512_256");
+    bool wrote_password = loader.written(path + ".password");
+    if (wrote_password && any_ha1) {
+      loader.fail(loader.lineFor(path + ".password"), path + ".password",
+                  "give either password or ha1_* values, not both");
+    } else if (!wrote_password && !any_ha1 && loader.written(path + ".name")) {
+      loader.fail(user.line, path + ".password", "is required (or ha1_md5 / ha1_sha256 / ha1_sha512_256)");
+    }
+    if (!user.password.empty()) {
+      if (auto weakness = passwordWeakness(user.password, user.name)) {
+        std::string message = fmt::format("the password {}", *weakness);
+        if (user.allow_weak_password) {
+          c.warnings.push_back(ConfigError{std::string(c.source_name), loader.lineFor(path + ".password"),
+                                           path + ".password", message + " (allowed by allow_weak_password)"}
+                                   .toString());
+        } else {
+          loader.fail(loader.lineFor(path + ".password"), path + ".password",
+                      message + " (set allow_weak_password = true to accept it)");
+        }
+      }
+    }
+    c.users.push_back(std::move(user));
+  }
+}
+
+// Users given as HA1 values need one for every algorithm Palisade offers.
+void checkUserAlgorithms(Loader& loader, const Config& c) {
+  for (std::size_t i = 0; i < c.users.size(); ++i) {
+    const User& user = c.users[i];
+    if (!user.password.empty()) continue;
+    std::string path = fmt::format("users[{}]", i + 1);
+    for (const std::string& algorithm : c.auth.algorithms) {
+      bool have = (algorithm == "MD5" && !user.ha1_md5.empty()) ||
+                  (algorithm == "SHA-256" && !user.ha1_sha256.empty()) ||
+                  (algorithm == "SHA-512-256" && !user.ha1_sha512_256.empty());
+      if (!have) {
+        std::string key = algorithm == "MD5"       ? "ha1_md5"
+                          : algorithm == "SHA-256" ? "ha1_sha256"
+                                                   : "ha1_sha512_256";
+        loader.fail(
+            user.line, path + "." + key,
+            fmt::format("is needed because auth.algorithms offers {} (or give a password)", algorithm));
+      }
+    }
+  }
+}
+
 void readTrunks(Loader& loader, const toml::table& root, Config& c) {
   const toml::node* node = root.get("trunks");
   if (node == nullptr) return;  // the built-in loopback trunk stays
@@ -474,6 +669,8 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   readListener(loader, root, "pbx_side", c.startup.pbx_side);
   readPeer(loader, root, "pbx", c.pbx);
   readTrunks(loader, root, c);
+  readAuth(loader, root, c);
+  readUsers(loader, root, c);
   {
     Section s(loader, root, "sip");
     s.integer("t1_ms", 50, 10000, c.timing.t1_ms);
@@ -604,6 +801,7 @@ ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_nam
   if (!loader.failed()) {
     checkTiming(loader, *config);
     checkSockets(loader, *config);
+    checkUserAlgorithms(loader, *config);
   }
   if (loader.failed()) return loader.firstError();
   return std::shared_ptr<const Config>(std::move(config));

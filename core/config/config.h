@@ -42,6 +42,25 @@ struct Trunk {
   std::uint32_t line = 0;  // where the file wrote it (0 for the built-in default)
 };
 
+// [auth]: how Palisade challenges its users (RFC 3261 §22, RFC 7616, RFC 8760).
+struct AuthSettings {
+  std::string realm = "palisade";
+  std::vector<std::string> algorithms = {"SHA-256", "MD5"};  // offered, strongest first
+  std::uint32_t nonce_lifetime_s = 300;                      // then stale=true
+};
+
+// [[users]]: remote extensions that authenticate with digest credentials. The secrets are
+// never logged, echoed in an error, or sent anywhere.
+struct User {
+  std::string name;      // digest user name = the extension
+  std::string password;  // or the HA1 values below (hex)
+  std::string ha1_md5, ha1_sha256, ha1_sha512_256;
+  std::vector<std::string> sources;  // where it may register and call from; empty: anywhere
+  std::string number;                // the caller ID its calls carry toward the PBX; empty: its name
+  bool allow_weak_password = false;
+  std::uint32_t line = 0;  // where the file wrote it
+};
+
 struct SipTiming {
   std::uint32_t t1_ms = 500;
   std::uint32_t t2_ms = 4000;
@@ -126,6 +145,9 @@ struct HeaderLists {
 
 struct Config {
   std::string source_name;  // file the snapshot came from ("<default>" for the built-in one)
+  // Accepted but worth saying at every start and reload (a weak password allowed by
+  // allow_weak_password): "FILE:LINE: KEY: message", never the secret itself.
+  std::vector<std::string> warnings;
 
   StartupSettings startup;
 
@@ -146,6 +168,10 @@ struct Config {
 
   // [headers]
   HeaderLists headers;
+
+  // [auth], [[users]]
+  AuthSettings auth;
+  std::vector<User> users;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;

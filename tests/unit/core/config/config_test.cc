@@ -368,6 +368,91 @@ TEST(ConfigHeaders, ListsAreCheckedNameByName) {
   expectError("[pbx]\ntrust_identity = 1\n", 2, "pbx.trust_identity", "expected a boolean, got an integer");
 }
 
+constexpr const char* kStrong = "Tr0ub4dor&3-Horse!Staple";
+
+TEST(ConfigUsers, UsersAndAuth) {
+  auto config =
+      parseOk(std::string("[auth]\nrealm = \"sbc.example\"\nalgorithms = [\"SHA-512-256\", \"MD5\"]\n") +
+              "[[users]]\nname = \"2001\"\npassword = \"" + kStrong +
+              "\"\nsources = [\"127.0.0.3/32\"]\n"
+              "number = \"+12125550101\"\n"
+              "[[users]]\nname = \"2002\"\nha1_md5 = \"" +
+              std::string(32, 'a') +
+              "\"\n"
+              "ha1_sha512_256 = \"" +
+              std::string(64, 'b') + "\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->auth.realm, "sbc.example");
+  EXPECT_EQ(config->auth.algorithms, (std::vector<std::string>{"SHA-512-256", "MD5"}));
+  EXPECT_EQ(config->auth.nonce_lifetime_s, 300u);
+  ASSERT_EQ(config->users.size(), 2u);
+  EXPECT_EQ(config->users[0].name, "2001");
+  EXPECT_EQ(config->users[0].sources, std::vector<std::string>{"127.0.0.3/32"});
+  EXPECT_EQ(config->users[0].number, "+12125550101");
+  EXPECT_EQ(config->users[1].ha1_md5, std::string(32, 'a'));
+  EXPECT_TRUE(config->warnings.empty());
+  auto defaults = parseOk("");
+  EXPECT_TRUE(defaults->users.empty());
+  EXPECT_EQ(defaults->auth.realm, "palisade");
+  EXPECT_EQ(defaults->auth.algorithms, (std::vector<std::string>{"SHA-256", "MD5"}));
+}
+
+// A password an attacker would try first is refused at load, and the error never echoes it.
+TEST(ConfigUsers, CredentialPolicy) {
+  auto user = [](const std::string& password, const std::string& extra = "") {
+    return "[[users]]\nname = \"2001\"\npassword = \"" + password + "\"\n" + extra;
+  };
+  const char* why = " (set allow_weak_password = true to accept it)";
+  expectError(user("Sh0rt!pass"), 3, "users[1].password",
+              std::string("the password is shorter than 16 characters") + why);
+  expectError(user("alllowercaseletters1!"), 3, "users[1].password",
+              std::string("the password needs upper and lower case letters, digits and symbols") + why);
+  expectError(user("NoDigitsOrSymbolsHere"), 3, "users[1].password",
+              std::string("the password needs upper and lower case letters, digits and symbols") + why);
+  expectError(user("My-2001-Extension!x"), 3, "users[1].password",
+              std::string("the password contains the user name") + why);
+  expectError(user("p@SSW0RD12345678"), 3, "users[1].password",
+              std::string("the password is a common default password") + why);
+  for (const char* secret : {"Sh0rt!pass", "p@SSW0RD12345678"}) {
+    ConfigError e = errorOf(user(secret));
+    EXPECT_EQ(e.toString().find(secret), std::string::npos) << "the error echoes the password";
+  }
+  // Allowed by the user's own override: a warning (without the secret), not an error.
+  auto config = parseOk(user("1234", "allow_weak_password = true\n"));
+  ASSERT_NE(config, nullptr);
+  ASSERT_EQ(config->warnings.size(), 1u);
+  EXPECT_EQ(config->warnings[0],
+            "test.toml:3: users[1].password: the password is shorter than 16 characters (allowed by "
+            "allow_weak_password)");
+  EXPECT_NE(parseOk(user(kStrong)), nullptr);
+}
+
+TEST(ConfigUsers, EntriesAreChecked) {
+  expectError("[[users]]\npassword = \"x\"\n", 1, "users[1].name", "is required in every [[users]] entry");
+  expectError("[[users]]\nname = \"2001\"\n", 1, "users[1].password",
+              "is required (or ha1_md5 / ha1_sha256 / ha1_sha512_256)");
+  expectError(std::string("[[users]]\nname = \"2001\"\npassword = \"") + kStrong + "\"\nha1_md5 = \"" +
+                  std::string(32, 'a') + "\"\n",
+              3, "users[1].password", "give either password or ha1_* values, not both");
+  expectError("[[users]]\nname = \"2001\"\nha1_md5 = \"ABC\"\n", 3, "users[1].ha1_md5",
+              "must be 32 lower-case hex digits");
+  // HA1s must cover every offered algorithm (the default offers SHA-256 and MD5).
+  expectError("[[users]]\nname = \"2001\"\nha1_md5 = \"" + std::string(32, 'a') + "\"\n", 1,
+              "users[1].ha1_sha256", "is needed because auth.algorithms offers SHA-256 (or give a password)");
+  expectError(std::string("[[users]]\nname = \"2001\"\npassword = \"") + kStrong +
+                  "\"\n[[users]]\nname = \"2001\"\n" + "password = \"" + kStrong + "\"\n",
+              5, "users[2].name", "\"2001\" is already the name of the user at line 1");
+  expectError(
+      std::string("[[users]]\nname = \"2001\"\npassword = \"") + kStrong + "\"\nnumber = \"555-1234\"\n", 4,
+      "users[1].number", "must be 1 to 20 digits with an optional leading '+', got \"555-1234\"");
+  expectError("[auth]\nalgorithms = [\"SHA-1\"]\n", 2, "auth.algorithms",
+              "entry 1: must be \"SHA-256\", \"SHA-512-256\" or \"MD5\", got \"SHA-1\"");
+  expectError("[auth]\nalgorithms = [\"MD5\", \"MD5\"]\n", 2, "auth.algorithms", "\"MD5\" is listed twice");
+  expectError("[auth]\nrealm = \"a\\\"b\"\n", 2, "auth.realm",
+              "must be 1 to 64 printable ASCII characters without quotes or backslashes, got \"a\\\"b\"");
+  expectError("[users]\nname = \"x\"\n", 1, "users", "must be written as [[users]] tables");
+}
+
 TEST(ConfigTrunks, EntriesAreCheckedOneByOne) {
   // The old single table is refused with a pointer to the new form.
   expectError(

@@ -92,10 +92,11 @@ class Bench {
   Bench()
       : config_(config::defaultConfig().value()),
         metrics_(1),
-        chain_(policy::compileSnapshot(*config_, rules_).value()),
+        chain_(policy::compileSnapshot(*config_, rules_, *auth_).value(), clock_),
         worker_(0, 64),
         engine_(0, network_, clock_, metrics_.shard(0), config_, shared_),
         dispatcher_(0, metrics_.shard(0), sip::Limits{}) {
+    policy::installDefaultStages(chain_);
     engine_.setFilter(&chain_);
     dispatcher_.setOwners({{&worker_, &engine_}});
   }
@@ -180,9 +181,10 @@ class Bench {
   std::shared_ptr<const config::Config> config_;
   stats::Metrics metrics_;
   policy::RuleRegistry rules_;
+  std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
+  ManualClock clock_;
   policy::PolicyChain chain_;
   policy::SharedCounters shared_;
-  ManualClock clock_;
   QueueNetwork network_;
   event::Worker worker_;  // never started: every message here is owned by worker 0
   dialog::Engine engine_;

@@ -442,6 +442,13 @@ port = {PBX_PORT}
 transport = "udp"
 addresses = ["{PBX_IP}"]
 
+# The SIPp caller is a trunk (the carrier path): anything else is the internet.
+[[trunks]]
+name = "callers"
+addresses = ["{UAC_IP}"]
+host = "{UAC_IP}"
+port = {UAC_PORT}
+
 [management]
 address = "127.0.0.1"
 port = {self.mgmt_port}

@@ -1,8 +1,13 @@
 #include "policy/policy_chain.h"
 
+#include "policy/auth/digest_stage.h"
+
 namespace palisade::policy {
 
-PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot) : snapshot_(std::move(snapshot)) {}
+PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock)
+    : clock_(clock), snapshot_(std::move(snapshot)) {}
+
+void installDefaultStages(PolicyChain& chain) { chain.addStage(std::make_unique<auth::DigestStage>()); }
 
 void PolicyChain::apply(std::shared_ptr<const PolicySnapshot> snapshot) {
   owner_.check("PolicyChain");
@@ -21,9 +26,16 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
     return true;
   }
   auto id = s.public_sources.lookup(flow.remote.address);
-  flow.peer = id.value_or(0);
-  if (id) flow.verified = true;  // a configured trunk
-  return true;
+  if (id) {
+    flow.peer = *id;
+    flow.verified = true;  // a configured trunk
+    return true;
+  }
+  flow.peer = 0;
+  // Default deny: the internet reaches something only as a user. With no user that may come
+  // from this address, it gets nothing at all, not even a parse.
+  if (s.users.empty()) return false;
+  return s.users_anywhere || s.user_sources.lookup(flow.remote.address).has_value();
 }
 
 Decision PolicyChain::check(RequestContext& context) {

@@ -3,15 +3,18 @@
 // filter, over an immutable PolicySnapshot. One chain per worker, so stages keep per-worker
 // state without locks; a reload hands every worker's chain the new snapshot by message.
 //
-// Packet filter today: the source ACL of the PBX-facing listener (only the PBX may talk to it)
-// and the classification of public sources (the carrier trunk, or the internet). Request
-// stages (ban list, flood limits, digest auth, fraud, STIR/SHAKEN) are added in that order.
+// Packet filter: the source ACL of the PBX-facing listener (only the PBX may talk to it), the
+// classification of public sources (a trunk, or the internet) and default deny (with no user
+// configured, or none that may come from the source, the internet is dropped before parsing).
+// Request stages, in order: digest authentication (installDefaultStages); flood limits, fraud
+// and STIR/SHAKEN are added after it.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/base/clock.h"
 #include "core/base/owner_thread.h"
 #include "policy/api/filters.h"
 #include "policy/snapshot.h"
@@ -24,6 +27,7 @@ class StageServices {
   virtual ~StageServices() = default;
   virtual PendingSink& pendingSink() = 0;
   virtual std::uint64_t newPendingToken() = 0;
+  virtual base::Millis now() const = 0;  // the worker's monotonic clock
 };
 
 class Stage {
@@ -38,7 +42,7 @@ class Stage {
 
 class PolicyChain final : public PacketFilter, public RequestFilter, private StageServices {
  public:
-  explicit PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot);
+  PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock);
   // Reload, on the worker.
   void apply(std::shared_ptr<const PolicySnapshot> snapshot);
   // Set-up, before the worker runs.
@@ -54,12 +58,17 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
  private:
   PendingSink& pendingSink() override { return *sink_; }
   std::uint64_t newPendingToken() override { return next_token_++; }
+  base::Millis now() const override { return clock_.now(); }
 
   base::OwnerThread owner_;
+  const base::Clock& clock_;
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;
   PendingSink* sink_ = nullptr;
   std::uint64_t next_token_ = 1;
 };
+
+// The stages every chain runs, in order (the daemon and the tests install the same ones).
+void installDefaultStages(PolicyChain& chain);
 
 }  // namespace palisade::policy

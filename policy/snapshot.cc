@@ -1,5 +1,7 @@
 #include "policy/snapshot.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "policy/api/shared_counters.h"
@@ -12,6 +14,13 @@ std::optional<std::uint16_t> RuleRegistry::idOf(const std::string& name) {
   std::uint16_t id = next_++;
   ids_.emplace(name, id);
   return id;
+}
+
+const UserEntry* PolicySnapshot::user(std::string_view name) const {
+  auto it = std::lower_bound(users.begin(), users.end(), name, [](const UserEntry& u, std::string_view n) {
+    return std::string_view(u.name) < n;
+  });
+  return it != users.end() && it->name == name ? &*it : nullptr;
 }
 
 const PeerInfo* PolicySnapshot::peer(std::uint16_t id) const {
@@ -41,8 +50,45 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
 }  // namespace
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
-                                                                    RuleRegistry& registry) {
+                                                                    RuleRegistry& registry, AuthState& auth) {
   auto snapshot = std::make_shared<PolicySnapshot>();
+  snapshot->auth = &auth;
+  snapshot->realm = config.auth.realm;
+  snapshot->nonce_lifetime_ms = static_cast<std::int64_t>(config.auth.nonce_lifetime_s) * 1000;
+  for (const auto& name : config.auth.algorithms) {
+    if (auto algorithm = auth::algorithmFromName(name)) snapshot->algorithms.push_back(*algorithm);
+  }
+  for (const config::User& user : config.users) {
+    UserEntry entry;
+    auto id = registry.idOf("user:" + user.name);
+    if (!id) return base::Error{"too many rules"};
+    entry.id = *id;
+    entry.name = user.name;
+    entry.asserted = user.number.empty() ? user.name : user.number;
+    // HA1s are computed once here; the password itself goes no further.
+    for (auth::Algorithm algorithm :
+         {auth::Algorithm::Md5, auth::Algorithm::Sha256, auth::Algorithm::Sha512_256}) {
+      std::string& slot = entry.ha1[static_cast<std::size_t>(algorithm)];
+      if (!user.password.empty()) {
+        slot = auth::ha1(algorithm, user.name, config.auth.realm, user.password);
+      } else {
+        slot = algorithm == auth::Algorithm::Md5      ? user.ha1_md5
+               : algorithm == auth::Algorithm::Sha256 ? user.ha1_sha256
+                                                      : user.ha1_sha512_256;
+      }
+    }
+    entry.anywhere = user.sources.empty();
+    snapshot->users_anywhere = snapshot->users_anywhere || entry.anywhere;
+    for (const auto& text : user.sources) {
+      auto prefix = parsePrefix(text);
+      if (!prefix) return base::Error{fmt::format("user {}: bad source {}", user.name, text)};
+      entry.sources.insert(prefix->first, prefix->second, 1);
+      snapshot->user_sources.insert(prefix->first, prefix->second, 1);
+    }
+    snapshot->users.push_back(std::move(entry));
+  }
+  std::sort(snapshot->users.begin(), snapshot->users.end(),
+            [](const UserEntry& a, const UserEntry& b) { return a.name < b.name; });
   auto pbx = addPeer(*snapshot, registry, snapshot->pbx_sources, "pbx", PeerKind::Pbx, config.pbx.addresses,
                      config.pbx.trust_identity);
   if (!pbx) return pbx.error();

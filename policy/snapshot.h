@@ -2,6 +2,7 @@
 // What the policy stages see: an immutable snapshot compiled from a config on the control
 // thread (peers with stable rule ids, source-address tries), handed to every worker by
 // message on reload. Stages never read the config itself.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +14,8 @@
 #include "core/net/endpoint.h"
 #include "policy/acl/address_trie.h"
 #include "policy/api/request_context.h"
+#include "policy/auth/digest.h"
+#include "policy/auth/nonce_counts.h"
 
 namespace palisade::policy {
 
@@ -35,14 +38,41 @@ struct PeerInfo {
   bool trust_identity = false;
 };
 
+// A user that authenticates with digest credentials.
+struct UserEntry {
+  std::uint16_t id = 0;  // stable rule id
+  std::string name;
+  std::string asserted;            // what its calls assert toward the PBX: its number, else its name
+  std::array<std::string, 3> ha1;  // by auth::Algorithm; empty where it has none
+  bool anywhere = true;            // no `sources`: from any address
+  AddressTrie sources;
+};
+
+// State that outlives snapshots (nonces issued before a reload stay valid after it), shared by
+// every worker's chain; owned by whoever compiles the snapshots.
+struct AuthState {
+  auth::NonceIssuer nonces;  // key drawn once, at start
+  auth::NonceCounts counts;  // highest nonce count seen per nonce, across workers
+};
+
 struct PolicySnapshot {
   std::vector<PeerInfo> peers;  // configured peers
   AddressTrie public_sources;   // public listener: trunk addresses -> peer id
   AddressTrie pbx_sources;      // PBX listener: PBX addresses -> peer id (everything else is dropped)
   const PeerInfo* peer(std::uint16_t id) const;
+
+  // Digest users (sorted by name) and how they are challenged.
+  std::vector<UserEntry> users;
+  const UserEntry* user(std::string_view name) const;
+  bool users_anywhere = false;  // some user may come from any address
+  AddressTrie user_sources;     // every address some user may come from (when none is "anywhere")
+  std::string realm;
+  std::vector<auth::Algorithm> algorithms;  // offered in this order
+  std::int64_t nonce_lifetime_ms = 300'000;
+  AuthState* auth = nullptr;
 };
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
-                                                                    RuleRegistry& registry);
+                                                                    RuleRegistry& registry, AuthState& auth);
 
 }  // namespace palisade::policy

@@ -48,7 +48,7 @@ int Daemon::run() {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  auto compiled = policy::compileSnapshot(*config_, rules_);
+  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_);
   if (!compiled) {
     LOG_ERROR("cannot start: policy: {}", compiled.error().message);
     return 1;
@@ -61,7 +61,8 @@ int Daemon::run() {
     stats::Shard& shard = metrics_.shard(i);
     parts.worker = std::make_unique<event::Worker>(i, config_->startup.inbox_depth);
     parts.dispatcher = std::make_unique<dialog::Dispatcher>(i, shard, limits);
-    parts.chain = std::make_unique<policy::PolicyChain>(policy_);
+    parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock());
+    policy::installDefaultStages(*parts.chain);
     parts.network = std::make_unique<transport::WorkerNetwork>(*parts.worker, *parts.dispatcher,
                                                                parts.chain.get(), shard, limiter_, *config_);
     parts.engine =
@@ -144,7 +145,7 @@ void Daemon::reload() {
   // Start-up settings (listen addresses, workers, inbox depth) never change under a running
   // daemon: what it advertises in Via and Contact stays what it is bound to.
   std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
-  auto compiled = policy::compileSnapshot(*next, rules_);
+  auto compiled = policy::compileSnapshot(*next, rules_, *auth_);
   if (!compiled) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,

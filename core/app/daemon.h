@@ -46,6 +46,8 @@ class Daemon {
   std::uint32_t worker_count_;
   stats::Metrics metrics_;
   policy::RuleRegistry rules_;
+  std::unique_ptr<policy::AuthState> auth_ =
+      std::make_unique<policy::AuthState>();  // nonce key, replay table
   policy::SharedCounters shared_;
   std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;

@@ -96,6 +96,7 @@ Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_p
     : engine_(engine),
       rules_(admitted.rules),
       header_policy_(engine.headerPolicy()),
+      asserted_(admitted.asserted_identity),
       media_(std::move(media)) {
   legs_[0].identity_trusted = admitted.identity_trusted;
   engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
@@ -152,6 +153,11 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
   };
   std::string from_display = display(req.from().display);
   std::string to_display = display(req.to().display);
+  if (!asserted_.empty()) {
+    // An authenticated user calls as itself, whatever its From says.
+    from_prefix = asserted_ + "@";
+    from_display.clear();
+  }
   b.local_uri = fmt::format("{}<sip:{}{}>", from_display, from_prefix, formatHost(local.host));
   b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
   b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
@@ -253,6 +259,10 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
   out.fieldf("CSeq", "{} {}", cseq, method);
   if (hasContact(sip::methodFromName(method))) out.lines(contactLine(to));
   if (source != nullptr) out.crossing(*source, *header_policy_, y.side, identityCrosses(1 - to, to));
+  if (to == 1 && !asserted_.empty()) {
+    // RFC 3325: Palisade asserts the identity it authenticated (the user's own are not copied).
+    out.fieldf("P-Asserted-Identity", "<sip:{}@{}>", asserted_, formatHost(engine_.local(y.side).host));
+  }
   out.product("User-Agent", engine_.config().user_agent);
   std::string bytes = out.finish(body);
   if (lines != nullptr) {

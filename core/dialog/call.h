@@ -152,6 +152,7 @@ class Call final : public txn::TransactionUser {
   Leg legs_[2];
   policy::RuleIds rules_;  // shared counters this call holds besides the global one
   std::shared_ptr<const sip::HeaderPolicy> header_policy_;  // as admitted: a reload does not change it
+  std::string asserted_;  // an authenticated caller's identity, asserted toward the callee
   std::unique_ptr<CallMedia> media_;
   EarlyDialogs early_;
   std::vector<std::unique_ptr<InviteExchange>> invites_;

@@ -34,7 +34,8 @@ struct RequestContext {
   PeerKind peer_kind = PeerKind::Unknown;
   std::string peer_name;          // the configured name ("pbx", "carrier", a trunk's name)
   bool identity_trusted = false;  // identity headers from this source may cross the B2BUA
-  std::string identity;           // set by the stage that authenticated the request
+  std::string identity;           // set by the stage that authenticated the request (the user name)
+  std::string asserted_identity;  // what the call asserts toward the PBX (the user's number or name)
   RuleIds rules;
   // The filter's own bookkeeping: after a Pending decision resolves to Continue, the engine
   // calls check() again with the same context and the filter goes on from here.

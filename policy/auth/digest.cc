@@ -164,11 +164,12 @@ bool sameSecret(std::string_view a, std::string_view b) {
 
 NonceIssuer::NonceIssuer() { base::secureRandom(key_.data(), key_.size()); }
 
-std::string NonceIssuer::mac(std::uint64_t timestamp, const boost::asio::ip::address& source,
-                             std::string_view realm) const {
+std::string NonceIssuer::mac(std::uint64_t timestamp, std::uint64_t salt,
+                             const boost::asio::ip::address& source, std::string_view realm) const {
   std::string message;
   message.reserve(64 + realm.size());
   for (int i = 7; i >= 0; --i) message.push_back(static_cast<char>((timestamp >> (8 * i)) & 0xff));
+  for (int i = 7; i >= 0; --i) message.push_back(static_cast<char>((salt >> (8 * i)) & 0xff));
   auto canonical = net::canonicalAddress(source);
   if (canonical.is_v4()) {
     auto bytes = canonical.to_v4().to_bytes();
@@ -186,24 +187,26 @@ std::string NonceIssuer::mac(std::uint64_t timestamp, const boost::asio::ip::add
 }
 
 std::string NonceIssuer::issue(std::int64_t now_ms, const boost::asio::ip::address& source,
-                               std::string_view realm) const {
+                               std::string_view realm, std::uint64_t salt) const {
   auto timestamp = static_cast<std::uint64_t>(now_ms);
-  unsigned char stamp[8];
+  unsigned char stamp[16];
   for (int i = 0; i < 8; ++i) stamp[i] = static_cast<unsigned char>((timestamp >> (8 * (7 - i))) & 0xff);
-  return toHex(stamp, 8) + mac(timestamp, source, realm);
+  for (int i = 0; i < 8; ++i) stamp[8 + i] = static_cast<unsigned char>((salt >> (8 * (7 - i))) & 0xff);
+  return toHex(stamp, 16) + mac(timestamp, salt, source, realm);
 }
 
 NonceIssuer::Verdict NonceIssuer::verify(std::string_view nonce, std::int64_t now_ms,
                                          const boost::asio::ip::address& source, std::string_view realm,
                                          std::int64_t lifetime_ms) const {
-  if (nonce.size() != 16 + 32) return Verdict::Invalid;
-  std::uint64_t timestamp = 0;
-  for (std::size_t i = 0; i < 16; ++i) {
+  if (nonce.size() != 32 + 32) return Verdict::Invalid;
+  std::uint64_t timestamp = 0, salt = 0;
+  for (std::size_t i = 0; i < 32; ++i) {
     int v = hexValue(nonce[i]);
     if (v < 0) return Verdict::Invalid;
-    timestamp = (timestamp << 4) | static_cast<std::uint64_t>(v);
+    std::uint64_t& field = i < 16 ? timestamp : salt;
+    field = (field << 4) | static_cast<std::uint64_t>(v);
   }
-  if (!sameSecret(nonce.substr(16), mac(timestamp, source, realm))) return Verdict::Invalid;
+  if (!sameSecret(nonce.substr(32), mac(timestamp, salt, source, realm))) return Verdict::Invalid;
   auto issued = static_cast<std::int64_t>(timestamp);
   if (issued > now_ms) return Verdict::Invalid;  // from the future: not ours
   if (now_ms - issued > lifetime_ms) return Verdict::Stale;
@@ -212,7 +215,7 @@ NonceIssuer::Verdict NonceIssuer::verify(std::string_view nonce, std::int64_t no
 
 std::uint64_t NonceIssuer::tagOf(std::string_view nonce) {
   std::uint64_t tag = 0;  // the MAC's first 64 bits, already unpredictable
-  for (std::size_t i = 16; i < 32 && i < nonce.size(); ++i) {
+  for (std::size_t i = 32; i < 48 && i < nonce.size(); ++i) {
     int v = hexValue(nonce[i]);
     tag = (tag << 4) | static_cast<std::uint64_t>(v < 0 ? 0 : v);
   }

@@ -51,9 +51,10 @@ class NonceIssuer {
   NonceIssuer();  // draws its key from the kernel CSPRNG
   explicit NonceIssuer(const std::array<std::uint8_t, 32>& key) : key_(key) {}
 
-  // `now_ms` on the monotonic clock the caller verifies with.
-  std::string issue(std::int64_t now_ms, const boost::asio::ip::address& source,
-                    std::string_view realm) const;
+  // `now_ms` on the monotonic clock the caller verifies with; `salt` makes two nonces issued
+  // in the same millisecond to the same address differ (their nonce counts are separate).
+  std::string issue(std::int64_t now_ms, const boost::asio::ip::address& source, std::string_view realm,
+                    std::uint64_t salt = 0) const;
   enum class Verdict { Valid, Stale, Invalid };
   // Stale: ours and intact but older than `lifetime_ms` (the client retries with a fresh one).
   Verdict verify(std::string_view nonce, std::int64_t now_ms, const boost::asio::ip::address& source,
@@ -62,7 +63,7 @@ class NonceIssuer {
   static std::uint64_t tagOf(std::string_view nonce);
 
  private:
-  std::string mac(std::uint64_t timestamp, const boost::asio::ip::address& source,
+  std::string mac(std::uint64_t timestamp, std::uint64_t salt, const boost::asio::ip::address& source,
                   std::string_view realm) const;
   std::array<std::uint8_t, 32> key_{};
 };

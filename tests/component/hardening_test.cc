@@ -312,7 +312,7 @@ TEST(HeaderPolicy, IdentityFromTheInternetNeverReachesThePbx) {
 }
 
 TEST(HeaderPolicy, IdentityFromATrustedTrunkCrossesButCredentialsNever) {
-  EngineHarness h;
+  EngineHarness h(nullptr, nullptr, true);  // the policy chain classifies the carrier as a trunk
   PeerDialog carrier = carrierPeer("hdr-trusted");
   auto invite = forwardedInvite(h, carrier, kCarrierPort);
   ASSERT_TRUE(invite);
@@ -330,7 +330,7 @@ TEST(HeaderPolicy, TrustAndListsComeFromTheConfig) {
   config->trunks[0].trust_identity = false;
   config->headers.to_pbx.push_back("X-Evil");
   config->headers.to_public = {};  // nothing optional toward the public side
-  EngineHarness h(config);
+  EngineHarness h(config, nullptr, true);
   PeerDialog carrier = carrierPeer("hdr-config");
   auto invite = forwardedInvite(h, carrier, kCarrierPort);
   ASSERT_TRUE(invite);
@@ -370,10 +370,11 @@ TEST(HeaderPolicy, IdentityOnlyBetweenTrustedPeers) {
   EXPECT_FALSE(hasHeader(*busy, "P-Asserted-Identity"));
   EXPECT_FALSE(hasHeader(*busy, "Privacy"));
 
+  EngineHarness classified(nullptr, nullptr, true);  // the PBX and the carrier as the chain sees them
   PeerDialog pbx = pbxPeer("hdr-to-carrier");
-  h.inject(withHeaders(makeInvite(pbx, "z9hG4bK-tc"), pai), pbx.flow);
-  h.next(kPbxPort);  // 100
-  auto out = h.next(kCarrierPort);
+  classified.inject(withHeaders(makeInvite(pbx, "z9hG4bK-tc"), pai), pbx.flow);
+  classified.next(kPbxPort);  // 100
+  auto out = classified.next(kCarrierPort);
   ASSERT_TRUE(out);
   EXPECT_TRUE(hasHeader(*out, "P-Asserted-Identity"));  // PBX to carrier: both trusted
 }

@@ -4,17 +4,22 @@
 
 namespace palisade::testing {
 
-EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, policy::SharedCounters* shared)
+EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, policy::SharedCounters* shared,
+                             bool with_policy)
     : metrics_(1), shared_(shared != nullptr ? shared : &own_shared_) {
   if (!config) config = config::defaultConfig().value();
-  chain_ = std::make_unique<policy::PolicyChain>(policy::compileSnapshot(*config, rules_).value());
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
-  engine_->setFilter(chain_.get());
+  if (with_policy) {
+    chain_ = std::make_unique<policy::PolicyChain>(policy::compileSnapshot(*config, rules_, *auth_).value(),
+                                                   clock_);
+    policy::installDefaultStages(*chain_);
+    engine_->setFilter(chain_.get());
+  }
 }
 
 void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {
   net::Flow classified = flow;
-  if (!chain_->admit(classified, bytes)) {
+  if (chain_ && !chain_->admit(classified, bytes)) {
     metrics_.shard(0).add(stats::Counter::DroppedUntrusted);
     return;
   }

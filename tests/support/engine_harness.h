@@ -29,10 +29,13 @@ struct PeerDialog {
 class EngineHarness {
  public:
   // `shared`: the cross-worker counters (limits.max_calls); the harness's own when null.
+  // `with_policy`: run the config's policy chain (packet filter, then its request stages) as
+  // the daemon does; without it the engine sees every source unclassified, which is what the
+  // tests of SIP mechanics want (the default-deny filter would drop their internet caller).
   explicit EngineHarness(std::shared_ptr<const config::Config> config = nullptr,
-                         policy::SharedCounters* shared = nullptr);
+                         policy::SharedCounters* shared = nullptr, bool with_policy = false);
 
-  // As the transports deliver: through the packet filter of the config's policy chain (which
+  // As the transports deliver: with the policy chain, through its packet filter first (which
   // drops what the ACL refuses and classifies the source), then to the engine.
   void inject(const std::string& bytes, const net::Flow& flow);
   // Pops the oldest packet sent to `port` (nullptr when none).
@@ -48,6 +51,7 @@ class EngineHarness {
   FakeNetwork& network() { return network_; }
   policy::SharedCounters& shared() { return *shared_; }
   policy::PolicyChain& chain() { return *chain_; }
+  ManualClock& clock() { return clock_; }
 
  private:
   ManualClock clock_;
@@ -56,6 +60,7 @@ class EngineHarness {
   policy::SharedCounters own_shared_;
   policy::SharedCounters* shared_;
   policy::RuleRegistry rules_;
+  std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
   std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;

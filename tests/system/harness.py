@@ -29,6 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "scenarios")
 
 CALLER_IP = "127.0.0.2"
+OTHER_CALLER_IP = "127.0.0.5"
+# A user for tests that need the internet to get past default deny (a strong password: the
+# credential policy refuses weak ones).
+TEST_USER = {"name": "2001", "password": "Tr0ub4dor&3-Horse!Staple"}
 PBX_IP = "127.0.0.3"
 CARRIER_IP = "127.0.0.4"
 MEDIA_IP = "127.0.0.9"
@@ -516,8 +520,12 @@ class TestRun:
             "public": {"address": PUBLIC_IP, "udp_port": public_port, "tcp_port": public_port},
             "pbx_side": {"address": PBX_SIDE_IP, "udp_port": pbx_side_port, "tcp_port": pbx_side_port},
             "pbx": {"host": PBX_IP, "port": pbx_port, "transport": pbx_transport, "addresses": [PBX_IP]},
+            # The carrier, and the test callers (127.0.0.2, 127.0.0.5) as a trunk that is not
+            # trusted for identity: with no [[users]] the internet reaches nothing (default deny).
             "trunks": [{"name": "carrier", "host": CARRIER_IP, "port": carrier_port,
-                        "transport": carrier_transport, "addresses": [CARRIER_IP]}],
+                        "transport": carrier_transport, "addresses": [CARRIER_IP]},
+                       {"name": "callers", "host": CALLER_IP, "port": 5060, "transport": "udp",
+                        "addresses": [CALLER_IP, OTHER_CALLER_IP], "trust_identity": False}],
             "management": {"address": MGMT_IP, "port": mgmt_port},
         }
         for table, values in tables.items():

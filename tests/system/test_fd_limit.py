@@ -40,7 +40,8 @@ def body(run):
 
     pbx_port = harness.free_ports(harness.PBX_IP, 1)[0]
     carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
-    cfg = run.config(2, pbx_port, carrier_port)
+    # A user, so that connections from the internet (127.0.1.x) get past default deny.
+    cfg = run.config(2, pbx_port, carrier_port, users=[harness.TEST_USER])
     palisade = run.start_palisade(cfg, wrapper=["prlimit", f"--nofile=1024:{hard_text}", "--"])
     limit = soft_nofile(palisade.pid)
     run.check(limit is not None and limit >= 4096, f"the soft descriptor limit was raised from 1024 (now {limit})")

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """TCP transport limits on the real daemon: connections per source address, idle timeout,
 stream framing errors (missing Content-Length -> 400 and close, oversized -> 513 and close),
-the RFC 5626 CRLF keep-alive, and that a refused connection costs nothing else."""
+the RFC 5626 CRLF keep-alive, and that a refused connection costs nothing else. The sources are
+internet addresses (not trunks, which are not counted), so a user is configured to get them
+past default deny; their REGISTERs are answered with the 401 challenge."""
 import socket
 import time
 
 import harness
 
-OPTIONS = ("OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/TCP {src};branch=z9hG4bK-tl-{n}\r\n"
-           "From: <sip:probe@{src}>;tag=tl{n}\r\nTo: <sip:{host}:{port}>\r\nCall-ID: tcp-limits-{n}\r\n"
-           "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+OPTIONS = ("REGISTER sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/TCP {src};branch=z9hG4bK-tl-{n}\r\n"
+           "From: <sip:2001@{host}>;tag=tl{n}\r\nTo: <sip:2001@{host}>\r\nCall-ID: tcp-limits-{n}\r\n"
+           "CSeq: 1 REGISTER\r\nContact: <sip:2001@{src};transport=tcp>\r\nMax-Forwards: 70\r\n"
+           "Content-Length: 0\r\n\r\n")
+INTERNET_IP = "127.0.0.6"
+OTHER_INTERNET_IP = "127.0.0.7"
 
 
 def connect(source, target):
@@ -49,24 +54,25 @@ def read_status(s):
 def body(run):
     pbx_port = harness.free_ports(harness.PBX_IP, 1)[0]
     carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
-    cfg = run.config(1, pbx_port, carrier_port, tcp={"max_connections_per_ip": 3, "idle_timeout_s": 2})
+    cfg = run.config(1, pbx_port, carrier_port, tcp={"max_connections_per_ip": 3, "idle_timeout_s": 2},
+                     users=[harness.TEST_USER])
     p = run.start_palisade(cfg)
     host, port = cfg["public"]["address"], cfg["public"]["tcp_port"]
     target = (host, port)
 
     kept = []
     for n in range(3):
-        s = connect(harness.CALLER_IP, target)
-        s.sendall(OPTIONS.format(host=host, port=port, src=f"{harness.CALLER_IP}:{s.getsockname()[1]}", n=n).encode())
-        run.check(read_status(s) == 200, f"OPTIONS on connection {n + 1} of 3 answered 200 over TCP")
+        s = connect(INTERNET_IP, target)
+        s.sendall(OPTIONS.format(host=host, port=port, src=f"{INTERNET_IP}:{s.getsockname()[1]}", n=n).encode())
+        run.check(read_status(s) == 401, f"REGISTER on connection {n + 1} of 3 answered (401) over TCP")
         kept.append(s)
-    extra = connect(harness.CALLER_IP, target)
+    extra = connect(INTERNET_IP, target)
     run.check(closed_by_peer(extra, 2.0), "a 4th connection from the same address is closed at once")
     run.check(p.wait_metric("palisade_tcp_connections_refused_total", lambda v: v >= 1, 5) >= 1,
               "palisade_tcp_connections_refused_total counts it")
-    other = connect("127.0.0.5", target)
-    other.sendall(OPTIONS.format(host=host, port=port, src=f"127.0.0.5:{other.getsockname()[1]}", n=9).encode())
-    run.check(read_status(other) == 200, "another source address still gets in")
+    other = connect(OTHER_INTERNET_IP, target)
+    other.sendall(OPTIONS.format(host=host, port=port, src=f"{OTHER_INTERNET_IP}:{other.getsockname()[1]}", n=9).encode())
+    run.check(read_status(other) == 401, "another source address still gets in")
     other.close()
 
     start = time.monotonic()
@@ -76,17 +82,17 @@ def body(run):
     for s in kept:
         s.close()
 
-    s = connect(harness.CALLER_IP, target)
+    s = connect(INTERNET_IP, target)
     s.sendall(b"\r\n\r\n")
     s.settimeout(3)
     run.check(s.recv(16) == b"\r\n", "a CRLF CRLF keep-alive gets a CRLF pong (RFC 5626)")
-    no_length = OPTIONS.format(host=host, port=port, src=f"{harness.CALLER_IP}:{s.getsockname()[1]}", n=20)
+    no_length = OPTIONS.format(host=host, port=port, src=f"{INTERNET_IP}:{s.getsockname()[1]}", n=20)
     s.sendall(no_length.replace("Content-Length: 0\r\n", "").encode())
     run.check(read_status(s) == 400, "a stream message without Content-Length gets 400")
     run.check(closed_by_peer(s, 3.0), "... and the connection is closed (RFC 3261 §18.3)")
 
-    s = connect(harness.CALLER_IP, target)
-    huge = OPTIONS.format(host=host, port=port, src=f"{harness.CALLER_IP}:{s.getsockname()[1]}", n=21)
+    s = connect(INTERNET_IP, target)
+    huge = OPTIONS.format(host=host, port=port, src=f"{INTERNET_IP}:{s.getsockname()[1]}", n=21)
     s.sendall(huge.replace("Content-Length: 0", "Content-Length: 900000").encode())
     run.check(read_status(s) == 513, "a Content-Length beyond max_message_bytes gets 513")
     run.check(closed_by_peer(s, 3.0), "... and the connection is closed")

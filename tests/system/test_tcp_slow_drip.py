@@ -34,8 +34,9 @@ def closed(s):
 def body(run):
     pbx_port = harness.free_ports(harness.PBX_IP, 1)[0]
     carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
+    # A user, so that the drippers (the internet) get a connection before default deny can act.
     cfg = run.config(2, pbx_port, carrier_port, pbx_transport="tcp", carrier_transport="tcp",
-                     tcp={"head_timeout_s": HEAD_TIMEOUT_S, "idle_timeout_s": 60})
+                     tcp={"head_timeout_s": HEAD_TIMEOUT_S, "idle_timeout_s": 60}, users=[harness.TEST_USER])
     palisade = run.start_palisade(cfg)
     target = (harness.PUBLIC_IP, cfg["public"]["tcp_port"])
     before = palisade.metrics()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Watch Palisade work: SIPp plays the PBX (127.0.0.1:5080, where the default config sends
-# calls) and a caller on 127.0.0.2, places calls through the running daemon for a few seconds,
-# then prints what passed through, from Palisade's own metrics.
+# calls) and the carrier calling in (127.0.0.1, the default config's trunk: anything else is
+# the internet, which default deny drops), places calls through the running daemon for a few
+# seconds, then prints what passed through, from Palisade's own metrics.
 # Usage: tests/system/watch_calls.sh [seconds=5] [calls_per_second=50]
 set -euo pipefail
 seconds="${1:-5}"
@@ -26,7 +27,7 @@ calls=$((seconds * rate))
 uas_pid=$!
 sleep 0.5
 echo "placing $calls calls at $rate/s through 127.0.0.1:5060 ..."
-(cd "$work" && sipp -sf "$here/scenarios/uac.xml" -i 127.0.0.2 -p 0 127.0.0.1:5060 -s 1000 -m "$calls" -r "$rate" \
+(cd "$work" && sipp -sf "$here/scenarios/uac.xml" -i 127.0.0.1 -p 0 127.0.0.1:5060 -s 1000 -m "$calls" -r "$rate" \
    -timeout "$((seconds + 30))" -nostdin >/dev/null 2>&1) && echo "SIPp caller: all calls succeeded" \
   || echo "SIPp caller: some calls failed (exit $?)"
 wait "$uas_pid" 2>/dev/null || true

@@ -7,10 +7,16 @@
 namespace palisade::policy {
 namespace {
 
+using palisade::testing::ManualClock;
 using palisade::testing::udpFlow;
 
+AuthState& sharedAuth() {
+  static AuthState* state = new AuthState();  // one per test process, like the daemon's
+  return *state;
+}
+
 std::shared_ptr<const PolicySnapshot> compiled(const config::Config& config, RuleRegistry& registry) {
-  auto result = compileSnapshot(config, registry);
+  auto result = compileSnapshot(config, registry, sharedAuth());
   EXPECT_TRUE(result.ok());
   return result.ok() ? result.value() : nullptr;
 }
@@ -19,14 +25,16 @@ TEST(PolicyChain, OnlyThePbxMayUseThePbxSide) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
   config->pbx.addresses = {"127.0.0.3", "::1"};
   RuleRegistry registry;
-  PolicyChain chain(compiled(*config, registry));
+  ManualClock clock;
+  PolicyChain chain(compiled(*config, registry), clock);
   auto admits = [&chain](net::Flow flow) { return chain.admit(flow, {}); };
   EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "127.0.0.3", 5080)));
   EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "::1", 5080)));
   EXPECT_TRUE(admits(udpFlow(net::Side::Pbx, "::ffff:127.0.0.3", 5080)));
   EXPECT_FALSE(admits(udpFlow(net::Side::Pbx, "127.0.0.4", 5080)));
-  // The public side is the internet: the ACL does not apply there.
-  EXPECT_TRUE(admits(udpFlow(net::Side::Public, "127.0.0.4", 5080)));
+  // The public side has no PBX ACL; with no users configured, only trunks reach anything there.
+  EXPECT_TRUE(admits(udpFlow(net::Side::Public, "127.0.0.1", 5080)));
+  EXPECT_FALSE(admits(udpFlow(net::Side::Public, "127.0.0.4", 5080)));
 
   config->pbx.addresses = {"127.0.0.4"};
   chain.apply(compiled(*config, registry));  // reload
@@ -41,7 +49,8 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   config->trunks.push_back(
       config::Trunk{"backup", {"10.1.0.0/16"}, "10.1.0.1", 5060, config::TransportKind::Udp, {}, true, 0});
   RuleRegistry registry;
-  PolicyChain chain(compiled(*config, registry));
+  ManualClock clock;
+  PolicyChain chain(compiled(*config, registry), clock);
 
   net::Flow carrier = udpFlow(net::Side::Public, "127.0.0.4", 5090);
   ASSERT_TRUE(chain.admit(carrier, {}));
@@ -52,7 +61,7 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   EXPECT_NE(in_range.peer, 0);
   EXPECT_NE(in_range.peer, carrier.peer);
   net::Flow internet = udpFlow(net::Side::Public, "198.51.100.1", 5060);
-  ASSERT_TRUE(chain.admit(internet, {}));
+  EXPECT_FALSE(chain.admit(internet, {}));  // default deny: no users, so nothing for the internet
   EXPECT_EQ(internet.peer, 0);
   EXPECT_FALSE(internet.verified);
   net::Flow pbx = udpFlow(net::Side::Pbx, "127.0.0.1", 5080);
@@ -75,6 +84,32 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   chain.check(from_internet);
   EXPECT_EQ(from_internet.peer_kind, PeerKind::Unknown);
   EXPECT_FALSE(from_internet.identity_trusted);
+}
+
+// With users, the internet passes the packet filter to be challenged, but only from where some
+// user may come from.
+TEST(PolicyChain, DefaultDenyFollowsTheUsersSources) {
+  auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  config::User restricted;
+  restricted.name = "2001";
+  restricted.password = "Tr0ub4dor&3-Horse!Staple";
+  restricted.sources = {"198.51.100.0/24"};
+  config->users = {restricted};
+  RuleRegistry registry;
+  ManualClock clock;
+  PolicyChain chain(compiled(*config, registry), clock);
+  net::Flow inside = udpFlow(net::Side::Public, "198.51.100.77", 5060);
+  net::Flow outside = udpFlow(net::Side::Public, "203.0.113.5", 5060);
+  EXPECT_TRUE(chain.admit(inside, {}));
+  EXPECT_FALSE(chain.admit(outside, {}));
+  config::User roaming = restricted;
+  roaming.name = "2002";
+  roaming.sources.clear();  // from anywhere
+  config->users.push_back(roaming);
+  chain.apply(compiled(*config, registry));
+  outside = udpFlow(net::Side::Public, "203.0.113.5", 5060);
+  EXPECT_TRUE(chain.admit(outside, {}));
+  EXPECT_EQ(outside.peer, 0);
 }
 
 // Ids are keyed by name: a reload that keeps a peer keeps its id (counters keyed by it survive).
@@ -128,7 +163,8 @@ class NullSink final : public PendingSink {
 TEST(PolicyChain, PendingResumesAfterTheStageThatAskedForTime) {
   auto config = config::defaultConfig().value();
   RuleRegistry registry;
-  PolicyChain chain(compiled(*config, registry));
+  ManualClock clock;
+  PolicyChain chain(compiled(*config, registry), clock);
   auto later = std::make_unique<LaterStage>();
   auto reject = std::make_unique<RejectStage>();
   LaterStage* later_raw = later.get();

@@ -95,8 +95,9 @@ TEST(Nonce, VerifiesItsOwnAndNothingElse) {
   key[0] = 7;
   NonceIssuer issuer(key);
   auto source = boost::asio::ip::make_address("192.0.2.10");
-  std::string nonce = issuer.issue(1'000'000, source, "palisade");
-  EXPECT_EQ(nonce.size(), 48u);
+  std::string nonce = issuer.issue(1'000'000, source, "palisade", 42);
+  EXPECT_EQ(nonce.size(), 64u);
+  EXPECT_NE(issuer.issue(1'000'000, source, "palisade", 43), nonce);  // same millisecond, other salt
   EXPECT_EQ(issuer.verify(nonce, 1'000'500, source, "palisade", 300'000), NonceIssuer::Verdict::Valid);
   // Older than its lifetime: stale (the client retries with a fresh one, RFC 7616 §3.3).
   EXPECT_EQ(issuer.verify(nonce, 1'000'000 + 300'001, source, "palisade", 300'000),
@@ -109,7 +110,10 @@ TEST(Nonce, VerifiesItsOwnAndNothingElse) {
   EXPECT_EQ(NonceIssuer(other_key).verify(nonce, 1'000'500, source, "palisade", 300'000),
             NonceIssuer::Verdict::Invalid);
   std::string tampered = nonce;
-  tampered[15] = tampered[15] == '0' ? '1' : '0';
+  tampered[15] = tampered[15] == '0' ? '1' : '0';  // the timestamp
+  EXPECT_EQ(issuer.verify(tampered, 1'000'500, source, "palisade", 300'000), NonceIssuer::Verdict::Invalid);
+  tampered = nonce;
+  tampered[20] = tampered[20] == '0' ? '1' : '0';  // the salt
   EXPECT_EQ(issuer.verify(tampered, 1'000'500, source, "palisade", 300'000), NonceIssuer::Verdict::Invalid);
   EXPECT_EQ(issuer.verify("short", 1'000'500, source, "palisade", 300'000), NonceIssuer::Verdict::Invalid);
   // A nonce "from the future" is not ours either.

@@ -1,0 +1,274 @@
+// Digest authentication of users through one engine behind the policy chain: challenges,
+// answers, the identity Palisade asserts, and what an attacker learns (nothing).
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <regex>
+
+#include "policy/auth/digest.h"
+#include "tests/support/engine_harness.h"
+
+namespace palisade {
+namespace {
+
+using namespace palisade::testing;  // NOLINT: test-local brevity
+using policy::auth::Algorithm;
+
+constexpr std::uint16_t kCallerPort = 5061;
+constexpr std::uint16_t kPbxPort = 5080;
+constexpr const char* kPassword = "Tr0ub4dor&3-Horse!Staple";
+
+std::shared_ptr<config::Config> usersConfig() {
+  auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  config::User alice;
+  alice.name = "2001";
+  alice.password = kPassword;
+  alice.number = "+12125550101";
+  config::User fenced;
+  fenced.name = "2002";
+  fenced.password = kPassword;
+  fenced.sources = {"127.0.0.9/32"};
+  config->users = {alice, fenced};
+  return config;
+}
+
+struct Challenge {
+  int status = 0;
+  std::vector<std::string> headers;  // the WWW-/Proxy-Authenticate values, in order
+  std::string nonce;
+};
+
+Challenge challengeOf(const sip::Message& m) {
+  Challenge c;
+  c.status = m.statusCode();
+  for (const auto& h : m.headers()) {
+    if (sip::iequals(h.name, "Proxy-Authenticate") || sip::iequals(h.name, "WWW-Authenticate"))
+      c.headers.emplace_back(h.value);
+  }
+  std::smatch match;
+  if (!c.headers.empty() && std::regex_search(c.headers[0], match, std::regex("nonce=\"([^\"]+)\"")))
+    c.nonce = match[1];
+  return c;
+}
+
+// The challenge with its nonce blanked: what must be identical for every kind of failure.
+std::vector<std::string> shapeOf(const Challenge& c) {
+  std::vector<std::string> out;
+  for (const auto& h : c.headers)
+    out.push_back(std::regex_replace(h, std::regex("nonce=\"[^\"]+\""), "nonce=\"\""));
+  return out;
+}
+
+std::string credentials(const std::string& user, const std::string& password, const std::string& nonce,
+                        const std::string& uri, const std::string& method,
+                        Algorithm algorithm = Algorithm::Sha256, const std::string& nc = "00000001",
+                        const std::string& uri_in_credentials = {}) {
+  std::string used_uri = uri_in_credentials.empty() ? uri : uri_in_credentials;
+  std::string ha1 = policy::auth::ha1(algorithm, user, "palisade", password);
+  std::string response =
+      policy::auth::requestDigest(algorithm, ha1, nonce, nc, "c0ffee", "auth", method, used_uri);
+  return fmt::format(
+      "Digest username=\"{}\", realm=\"palisade\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}, "
+      "cnonce=\"c0ffee\", qop=auth, nc={}",
+      user, nonce, used_uri, response, policy::auth::algorithmName(algorithm), nc);
+}
+
+std::string withHeader(std::string message, const std::string& line) {
+  message.insert(message.find("Content-Length:"), line);
+  return message;
+}
+
+class AuthTest : public ::testing::Test {
+ protected:
+  AuthTest() : h_(usersConfig(), nullptr, true) {}
+
+  // Sends an INVITE (with `authorization`, if any) and returns the first final answer.
+  std::unique_ptr<sip::Message> invite(PeerDialog& caller, const std::string& branch,
+                                       const std::string& authorization = {}) {
+    std::string bytes = makeInvite(caller, branch);
+    if (!authorization.empty()) bytes = withHeader(bytes, "Proxy-Authorization: " + authorization + "\r\n");
+    h_.inject(bytes, caller.flow);
+    while (auto m = h_.next(caller.port)) {
+      if (m->statusCode() >= 200) return m;
+    }
+    return nullptr;
+  }
+
+  EngineHarness h_;
+};
+
+TEST_F(AuthTest, AUserIsChallengedThenLetThroughWithItsAssertedIdentity) {
+  PeerDialog caller = callerPeer("auth-1");
+  caller.request_uri = "sip:1000@127.0.0.1:5060";
+  auto first = invite(caller, "z9hG4bK-a1");
+  ASSERT_TRUE(first);
+  Challenge c = challengeOf(*first);
+  EXPECT_EQ(c.status, 407);
+  ASSERT_EQ(c.headers.size(), 2u);  // strongest first (RFC 8760 §2.4)
+  EXPECT_NE(c.headers[0].find("algorithm=SHA-256"), std::string::npos);
+  EXPECT_NE(c.headers[1].find("algorithm=MD5"), std::string::npos);
+  EXPECT_NE(c.headers[0].find("qop=\"auth\""), std::string::npos);
+  EXPECT_NE(c.headers[0].find("realm=\"palisade\""), std::string::npos);
+  EXPECT_EQ(h_.pending(kPbxPort), 0u);
+
+  caller.cseq = 2;
+  std::string auth = credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
+  std::string bytes = withHeader(makeInvite(caller, "z9hG4bK-a2"),
+                                 "Proxy-Authorization: " + auth + "\r\nP-Asserted-Identity: <sip:911@x>\r\n");
+  h_.inject(bytes, caller.flow);
+  auto forwarded = h_.next(kPbxPort);
+  ASSERT_TRUE(forwarded);
+  EXPECT_EQ(forwarded->method(), sip::Method::Invite);
+  std::vector<std::string_view> pai;
+  for (const auto& hd : forwarded->headers()) {
+    if (sip::iequals(hd.name, "P-Asserted-Identity")) pai.push_back(hd.value);
+    EXPECT_FALSE(sip::iequals(hd.name, "Proxy-Authorization")) << "credentials never reach the PBX";
+  }
+  ASSERT_EQ(pai.size(), 1u) << forwarded->raw();  // ours, not the caller's
+  EXPECT_EQ(pai[0], "<sip:+12125550101@127.0.0.1>");
+  EXPECT_NE(forwarded->from().uri.find("sip:+12125550101@"), std::string_view::npos);
+  EXPECT_EQ(h_.counter(stats::Counter::PolicyChallenged), 1u);
+}
+
+// An unknown user, a wrong password and a known user from a disallowed source get the same
+// challenge (only the nonce differs), so svwar and svcrack learn nothing.
+TEST_F(AuthTest, EveryFailureLooksTheSame) {
+  PeerDialog caller = callerPeer("enum-1");
+  auto first = invite(caller, "z9hG4bK-e0");
+  ASSERT_TRUE(first);
+  Challenge reference = challengeOf(*first);
+  std::string uri = caller.request_uri;
+  struct Case {
+    const char* what;
+    std::string authorization;
+  };
+  std::vector<Case> cases = {
+      {"unknown user", credentials("9999", kPassword, reference.nonce, uri, "INVITE")},
+      {"wrong password", credentials("2001", "Wr0ng-Password!123", reference.nonce, uri, "INVITE")},
+      {"disallowed source", credentials("2002", kPassword, reference.nonce, uri, "INVITE")},
+      {"other URI", credentials("2001", kPassword, reference.nonce, uri, "INVITE", Algorithm::Sha256,
+                                "00000001", "sip:other@127.0.0.1")},
+      {"made-up nonce", credentials("2001", kPassword, std::string(64, 'a'), uri, "INVITE")},
+      {"malformed", "Digest username=\"2001\", realm=\"palisade\""},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    caller.cseq = static_cast<std::uint32_t>(10 + n);
+    auto answer = invite(caller, fmt::format("z9hG4bK-e{}", ++n), c.authorization);
+    ASSERT_TRUE(answer) << c.what;
+    Challenge got = challengeOf(*answer);
+    EXPECT_EQ(got.status, reference.status) << c.what;
+    EXPECT_EQ(shapeOf(got), shapeOf(reference)) << c.what;
+    EXPECT_NE(got.nonce, reference.nonce) << c.what;
+    EXPECT_EQ(answer->headers().size(), first->headers().size()) << c.what;
+    EXPECT_EQ(answer->body(), first->body()) << c.what;
+  }
+  EXPECT_EQ(h_.pending(kPbxPort), 0u);
+  EXPECT_EQ(h_.engine().activeCalls(), 0u);
+}
+
+TEST_F(AuthTest, ReplayedAndStaleNonces) {
+  PeerDialog caller = callerPeer("replay-1");
+  Challenge c = challengeOf(*invite(caller, "z9hG4bK-r0"));
+  caller.cseq = 2;
+  std::string auth = credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
+  h_.inject(withHeader(makeInvite(caller, "z9hG4bK-r1"), "Proxy-Authorization: " + auth + "\r\n"),
+            caller.flow);
+  ASSERT_TRUE(h_.next(kPbxPort));
+  // The same credentials (same nonce count) on another INVITE: a replay.
+  PeerDialog again = callerPeer("replay-2");
+  auto replayed = invite(again, "z9hG4bK-r2", auth);
+  ASSERT_TRUE(replayed);
+  EXPECT_EQ(replayed->statusCode(), 407);
+  EXPECT_EQ(h_.pending(kPbxPort), 0u);
+  // The next count on the same nonce is fine.
+  PeerDialog next = callerPeer("replay-3");
+  h_.inject(
+      withHeader(makeInvite(next, "z9hG4bK-r3"), "Proxy-Authorization: " +
+                                                     credentials("2001", kPassword, c.nonce, next.request_uri,
+                                                                 "INVITE", Algorithm::Sha256, "00000002") +
+                                                     "\r\n"),
+      next.flow);
+  EXPECT_TRUE(h_.next(kPbxPort));
+  // After the nonce's lifetime, the right password draws stale=true (RFC 7616 §3.3).
+  h_.clock().advance(301'000);
+  PeerDialog late = callerPeer("replay-4");
+  auto stale = invite(
+      late, "z9hG4bK-r4",
+      credentials("2001", kPassword, c.nonce, late.request_uri, "INVITE", Algorithm::Sha256, "00000003"));
+  ASSERT_TRUE(stale);
+  Challenge s = challengeOf(*stale);
+  EXPECT_EQ(s.status, 407);
+  ASSERT_FALSE(s.headers.empty());
+  EXPECT_NE(s.headers[0].find("stale=true"), std::string::npos);
+  // The wrong password with an old nonce is told nothing of the kind.
+  PeerDialog wrong = callerPeer("replay-5");
+  auto plain = invite(wrong, "z9hG4bK-r5",
+                      credentials("2001", "Wr0ng-Password!123", c.nonce, wrong.request_uri, "INVITE"));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(challengeOf(*plain).headers[0].find("stale"), std::string::npos);
+}
+
+TEST_F(AuthTest, Md5AndRegisterAndWhatIsNeverChallenged) {
+  PeerDialog caller = callerPeer("md5-1");
+  Challenge c = challengeOf(*invite(caller, "z9hG4bK-m0"));
+  caller.cseq = 2;
+  h_.inject(
+      withHeader(makeInvite(caller, "z9hG4bK-m1"),
+                 "Proxy-Authorization: " +
+                     credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE", Algorithm::Md5) +
+                     "\r\n"),
+      caller.flow);
+  EXPECT_TRUE(h_.next(kPbxPort));  // MD5 was offered too
+
+  // REGISTER is challenged with 401 and WWW-Authenticate (RFC 3261 §22.2).
+  while (h_.next(kCallerPort)) {
+  }
+  PeerDialog reg = callerPeer("reg-1");
+  std::string bytes = makeInvite(reg, "z9hG4bK-reg", "");
+  bytes.replace(0, 6, "REGISTER");
+  bytes.replace(bytes.find("CSeq: 1 INVITE"), 14, "CSeq: 1 REGISTER");
+  h_.inject(bytes, reg.flow);
+  auto challenge = h_.next(kCallerPort);
+  ASSERT_TRUE(challenge);
+  EXPECT_EQ(challenge->statusCode(), 401);
+  EXPECT_TRUE(challengeOf(*challenge).headers.size() == 2);
+
+  // An OPTIONS probe from the internet gets no answer at all (svmap finds nothing).
+  PeerDialog probe = callerPeer("probe-1");
+  std::string options = makeInvite(probe, "z9hG4bK-opt", "");
+  options.replace(0, 6, "OPTIONS");
+  options.replace(options.find("CSeq: 1 INVITE"), 14, "CSeq: 1 OPTIONS");
+  h_.inject(options, probe.flow);
+  EXPECT_EQ(h_.pending(kCallerPort), 0u);
+  EXPECT_GE(h_.counter(stats::Counter::PolicyDropped), 1u);
+
+  // The carrier trunk is never challenged.
+  PeerDialog carrier = carrierPeer("trunk-1");
+  h_.inject(makeInvite(carrier, "z9hG4bK-t1"), carrier.flow);
+  auto to_pbx = h_.next(kPbxPort);
+  ASSERT_TRUE(to_pbx);
+  EXPECT_EQ(to_pbx->method(), sip::Method::Invite);
+}
+
+// With no users configured the internet is dropped before parsing: no answer to anything.
+TEST(DefaultDeny, WithoutUsersTheInternetGetsNothing) {
+  EngineHarness h(nullptr, nullptr, true);
+  PeerDialog caller = callerPeer("deny-1");
+  h.inject(makeInvite(caller, "z9hG4bK-d1"), caller.flow);
+  EXPECT_EQ(h.pending(kCallerPort), 0u);
+  EXPECT_EQ(h.pending(kPbxPort), 0u);
+  EXPECT_EQ(h.counter(stats::Counter::DroppedUntrusted), 1u);
+  PeerDialog carrier = carrierPeer("deny-2");
+  h.inject(makeInvite(carrier, "z9hG4bK-d2"), carrier.flow);
+  EXPECT_TRUE(h.next(kPbxPort));  // the trunk still calls in
+  // No product token to fingerprint in what Palisade sends.
+  for (const auto& packet : h.network().sent) {
+    EXPECT_EQ(packet.bytes.find("\r\nServer:"), std::string::npos);
+    EXPECT_EQ(packet.bytes.find("\r\nUser-Agent:"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace palisade

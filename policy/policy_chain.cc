@@ -4,8 +4,9 @@
 
 namespace palisade::policy {
 
-PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock)
-    : clock_(clock), snapshot_(std::move(snapshot)) {}
+PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
+                         stats::Shard* stats)
+    : clock_(clock), stats_(stats), snapshot_(std::move(snapshot)) {}
 
 void installDefaultStages(PolicyChain& chain) { chain.addStage(std::make_unique<auth::DigestStage>()); }
 
@@ -20,7 +21,10 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
   if (flow.side == net::Side::Pbx) {
     // Only the PBX may use the PBX-facing listener: anything else is dropped unanswered.
     auto id = s.pbx_sources.lookup(flow.remote.address);
-    if (!id) return false;
+    if (!id) {
+      count(stats::Counter::DroppedPbxAcl);
+      return false;
+    }
     flow.peer = *id;
     flow.verified = true;
     return true;
@@ -32,10 +36,17 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
     return true;
   }
   flow.peer = 0;
+  // A banned source costs a hash lookup: no parse, no answer.
+  if (s.store != nullptr && s.store->banned(flow.remote.address, clock_.now())) {
+    count(stats::Counter::DroppedBanned);
+    return false;
+  }
   // Default deny: the internet reaches something only as a user. With no user that may come
   // from this address, it gets nothing at all, not even a parse.
-  if (s.users.empty()) return false;
-  return s.users_anywhere || s.user_sources.lookup(flow.remote.address).has_value();
+  if (!s.users.empty() && (s.users_anywhere || s.user_sources.lookup(flow.remote.address).has_value()))
+    return true;
+  count(stats::Counter::DroppedDefaultDeny);
+  return false;
 }
 
 Decision PolicyChain::check(RequestContext& context) {

@@ -16,6 +16,7 @@
 
 #include "core/base/clock.h"
 #include "core/base/owner_thread.h"
+#include "core/stats/metrics.h"
 #include "policy/api/filters.h"
 #include "policy/snapshot.h"
 
@@ -27,7 +28,8 @@ class StageServices {
   virtual ~StageServices() = default;
   virtual PendingSink& pendingSink() = 0;
   virtual std::uint64_t newPendingToken() = 0;
-  virtual base::Millis now() const = 0;  // the worker's monotonic clock
+  virtual base::Millis now() const = 0;            // the worker's monotonic clock
+  virtual void count(stats::Counter counter) = 0;  // the worker's metrics
 };
 
 class Stage {
@@ -42,7 +44,9 @@ class Stage {
 
 class PolicyChain final : public PacketFilter, public RequestFilter, private StageServices {
  public:
-  PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock);
+  // `stats`: the worker's shard, for the drop and failure reasons (null: not counted).
+  PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
+              stats::Shard* stats = nullptr);
   // Reload, on the worker.
   void apply(std::shared_ptr<const PolicySnapshot> snapshot);
   // Set-up, before the worker runs.
@@ -59,9 +63,13 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   PendingSink& pendingSink() override { return *sink_; }
   std::uint64_t newPendingToken() override { return next_token_++; }
   base::Millis now() const override { return clock_.now(); }
+  void count(stats::Counter counter) override {
+    if (stats_ != nullptr) stats_->add(counter);
+  }
 
   base::OwnerThread owner_;
   const base::Clock& clock_;
+  stats::Shard* stats_;
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;
   PendingSink* sink_ = nullptr;

@@ -50,9 +50,15 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
 }  // namespace
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
-                                                                    RuleRegistry& registry, AuthState& auth) {
+                                                                    RuleRegistry& registry, AuthState& auth,
+                                                                    bans::StateStore& store) {
   auto snapshot = std::make_shared<PolicySnapshot>();
   snapshot->auth = &auth;
+  snapshot->store = &store;
+  snapshot->ban.threshold = config.ban.threshold;
+  snapshot->ban.window_ms = static_cast<base::Millis>(config.ban.window_s) * 1000;
+  snapshot->ban.duration_ms = static_cast<base::Millis>(config.ban.duration_s) * 1000;
+  snapshot->ban.max_duration_ms = static_cast<base::Millis>(config.ban.max_duration_s) * 1000;
   snapshot->realm = config.auth.realm;
   snapshot->nonce_lifetime_ms = static_cast<std::int64_t>(config.auth.nonce_lifetime_s) * 1000;
   for (const auto& name : config.auth.algorithms) {

@@ -16,6 +16,7 @@
 #include "policy/api/request_context.h"
 #include "policy/auth/digest.h"
 #include "policy/auth/nonce_counts.h"
+#include "policy/bans/state_store.h"
 
 namespace palisade::policy {
 
@@ -70,9 +71,14 @@ struct PolicySnapshot {
   std::vector<auth::Algorithm> algorithms;  // offered in this order
   std::int64_t nonce_lifetime_ms = 300'000;
   AuthState* auth = nullptr;
+
+  // Brute-force defence: where failures are counted and bans kept (survives reloads).
+  bans::BanSettings ban;
+  bans::StateStore* store = nullptr;
 };
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
-                                                                    RuleRegistry& registry, AuthState& auth);
+                                                                    RuleRegistry& registry, AuthState& auth,
+                                                                    bans::StateStore& store);
 
 }  // namespace palisade::policy

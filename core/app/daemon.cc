@@ -3,8 +3,10 @@
 #include <thread>
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/base/log.h"
+#include "core/net/endpoint.h"
 #include "core/stats/http_server.h"
 #include "transport/fd_limit.h"
 
@@ -48,7 +50,7 @@ int Daemon::run() {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_);
+  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_);
   if (!compiled) {
     LOG_ERROR("cannot start: policy: {}", compiled.error().message);
     return 1;
@@ -61,7 +63,7 @@ int Daemon::run() {
     stats::Shard& shard = metrics_.shard(i);
     parts.worker = std::make_unique<event::Worker>(i, config_->startup.inbox_depth);
     parts.dispatcher = std::make_unique<dialog::Dispatcher>(i, shard, limits);
-    parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock());
+    parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock(), &shard);
     policy::installDefaultStages(*parts.chain);
     parts.network = std::make_unique<transport::WorkerNetwork>(*parts.worker, *parts.dispatcher,
                                                                parts.chain.get(), shard, limiter_, *config_);
@@ -91,6 +93,8 @@ int Daemon::run() {
   stats::ManagementServer management(control_, config_->startup.management_address,
                                      config_->startup.management_port,
                                      [this] { return metrics_.renderPrometheus(); });
+  management.addRoute(
+      "/bans", [this](std::string_view method, std::string_view path) { return bansRoute(method, path); });
   auto started = management.start();
   if (!started) {
     LOG_ERROR("cannot start the management endpoint: {}", started.error().message);
@@ -110,6 +114,16 @@ int Daemon::run() {
       s.public_side.tcp_port, s.pbx_side.address, s.pbx_side.udp_port, s.management_address,
       s.management_port, fds.value(), config_->source_name);
 
+  boost::asio::steady_timer sweep(control_);
+  std::function<void(const boost::system::error_code&)> on_sweep = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    sweepBans();
+    sweep.expires_after(std::chrono::seconds(1));
+    sweep.async_wait(on_sweep);
+  };
+  sweep.expires_after(std::chrono::seconds(1));
+  sweep.async_wait(on_sweep);
+
   boost::asio::signal_set signals(control_, SIGHUP, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
@@ -120,6 +134,7 @@ int Daemon::run() {
           return;
         }
         LOG_INFO("signal {}: shutting down", signal);
+        sweep.cancel();
         management.stop();
         control_.stop();
       };
@@ -145,7 +160,7 @@ void Daemon::reload() {
   // Start-up settings (listen addresses, workers, inbox depth) never change under a running
   // daemon: what it advertises in Via and Contact stays what it is bound to.
   std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
-  auto compiled = policy::compileSnapshot(*next, rules_, *auth_);
+  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_);
   if (!compiled) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,
@@ -179,6 +194,52 @@ void Daemon::reload() {
   }
   metrics_.controlShard().add(stats::Counter::ConfigReloads);
   LOG_INFO("config reloaded from {}", next->source_name);
+}
+
+stats::ManagementServer::Reply Daemon::bansRoute(std::string_view method, std::string_view path) {
+  base::Millis now = base::SteadyClock().now();
+  stats::ManagementServer::Reply reply;
+  if (method == "GET" && path == "/bans") {
+    std::string body = "[";
+    for (const auto& ban : store_->bans(now)) {
+      if (body.size() > 1) body += ",";
+      // The reason is our own text (no peer input), so it needs no escaping beyond quotes.
+      body += fmt::format(R"({{"address":"{}","seconds_left":{},"strikes":{},"reason":"{}"}})",
+                          ban.address.to_string(), (ban.until - now + 999) / 1000, ban.strikes, ban.reason);
+    }
+    reply.body = body + "]\n";
+    return reply;
+  }
+  if (method == "DELETE" && path.size() > 6) {
+    std::string text(path.substr(6));  // after "/bans/"
+    boost::system::error_code ec;
+    auto address = boost::asio::ip::make_address(text, ec);
+    if (ec)
+      return {400, "Bad Request", "application/json",
+              R"({"error":"not an IP address"})"
+              "\n"};
+    if (!store_->unban(address))
+      return {404, "Not Found", "application/json",
+              R"({"error":"not banned"})"
+              "\n"};
+    LOG_WARN("unban: {} (management)", net::canonicalAddress(address).to_string());
+    sweepBans();
+    return {200, "OK", "application/json",
+            R"({"unbanned":")" + net::canonicalAddress(address).to_string() + "\"}\n"};
+  }
+  return {404, "Not Found", "application/json",
+          R"({"error":"not found"})"
+          "\n"};
+}
+
+void Daemon::sweepBans() {
+  base::Millis now = base::SteadyClock().now();
+  for (const auto& ended : store_->expired(now)) {
+    LOG_WARN("unban: {} (expired after strike {})", ended.address.to_string(), ended.strikes);
+  }
+  auto active = static_cast<std::int64_t>(store_->bans(now).size());
+  metrics_.controlShard().adjust(stats::Gauge::BansActive, active - bans_reported_);
+  bans_reported_ = active;
 }
 
 void Daemon::shutdown() {

@@ -13,8 +13,10 @@
 #include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
 #include "core/event/worker.h"
+#include "core/stats/http_server.h"
 #include "core/stats/metrics.h"
 #include "policy/api/shared_counters.h"
+#include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
 #include "policy/snapshot.h"
 #include "transport/worker_network.h"
@@ -40,6 +42,11 @@ class Daemon {
   };
   void reload();
   void shutdown();
+  // GET /bans (JSON) and DELETE /bans/ADDRESS; control thread.
+  stats::ManagementServer::Reply bansRoute(std::string_view method, std::string_view path);
+  // Once a second on the control thread: logs bans that ended, updates the bans gauge.
+  void sweepBans();
+  std::int64_t bans_reported_ = 0;
 
   std::shared_ptr<const config::Config> config_;
   std::string config_path_;
@@ -48,6 +55,8 @@ class Daemon {
   policy::RuleRegistry rules_;
   std::unique_ptr<policy::AuthState> auth_ =
       std::make_unique<policy::AuthState>();  // nonce key, replay table
+  // Failure counts and bans, shared by every worker; survives reloads.
+  std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   policy::SharedCounters shared_;
   std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;

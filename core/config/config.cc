@@ -33,8 +33,9 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx", "trunks", "auth",
-                                        "users",   "sip",    "headers",  "tcp", "limits", "management"};
+constexpr std::string_view kTables[] = {"general", "public", "pbx_side",  "pbx", "trunks",
+                                        "auth",    "users",  "ban",       "sip", "headers",
+                                        "tcp",     "limits", "management"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -671,6 +672,20 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   readTrunks(loader, root, c);
   readAuth(loader, root, c);
   readUsers(loader, root, c);
+  {
+    Section s(loader, root, "ban");
+    s.integer("threshold", 1, 1000, c.ban.threshold);
+    s.integer("window_s", 1, 86400, c.ban.window_s);
+    s.integer("duration_s", 1, 604800, c.ban.duration_s);
+    const toml::node* max = s.integer("max_duration_s", 1, 31536000, c.ban.max_duration_s);
+    if (c.ban.max_duration_s < c.ban.duration_s) {
+      loader.fail(max != nullptr ? lineOf(max->source()) : loader.lineFor("ban.duration_s"),
+                  max != nullptr ? "ban.max_duration_s" : "ban.duration_s",
+                  fmt::format("ban.max_duration_s ({}) must be at least ban.duration_s ({})",
+                              c.ban.max_duration_s, c.ban.duration_s));
+    }
+    s.finish();
+  }
   {
     Section s(loader, root, "sip");
     s.integer("t1_ms", 50, 10000, c.timing.t1_ms);

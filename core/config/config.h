@@ -61,6 +61,16 @@ struct User {
   std::uint32_t line = 0;  // where the file wrote it
 };
 
+// [ban]: brute-force defence. Failed authentications (and requests for unknown users or from
+// disallowed sources) per source address and per user name; over the threshold in the window
+// the source is banned, for longer each time.
+struct BanConfig {
+  std::uint32_t threshold = 5;
+  std::uint32_t window_s = 60;
+  std::uint32_t duration_s = 600;
+  std::uint32_t max_duration_s = 86400;
+};
+
 struct SipTiming {
   std::uint32_t t1_ms = 500;
   std::uint32_t t2_ms = 4000;
@@ -172,6 +182,9 @@ struct Config {
   // [auth], [[users]]
   AuthSettings auth;
   std::vector<User> users;
+
+  // [ban]
+  BanConfig ban;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;

@@ -31,6 +31,7 @@ struct ManagementState : std::enable_shared_from_this<ManagementState> {
   asio::steady_timer retry_timer;
   ManagementServer::MetricsSource metrics;
   ManagementServer::Limits limits;
+  std::vector<std::pair<std::string, ManagementServer::Route>> routes;
   std::unordered_set<HttpConnection*> live;
   bool stopped = false;
 };
@@ -46,14 +47,14 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 struct Response {
   int status;
-  std::string_view reason;
-  std::string_view content_type;
+  std::string reason;
+  std::string content_type;
   std::string body;
   std::string_view extra_headers;  // each line ends in CRLF
 };
 
 Response plain(int status, std::string_view reason, std::string body, std::string_view extra = {}) {
-  return Response{status, reason, "text/plain; charset=utf-8", std::move(body), extra};
+  return Response{status, std::string(reason), "text/plain; charset=utf-8", std::move(body), extra};
 }
 
 // RFC 9110 §5.6.2 tchar.
@@ -154,8 +155,22 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         (version != "HTTP/1.1" && version != "HTTP/1.0")) {
       return plain(400, "Bad Request", "bad request\n");
     }
-    if (method != "GET") return plain(405, "Method Not Allowed", "method not allowed\n", "Allow: GET\r\n");
     const std::string_view path = target.substr(0, target.find('?'));
+    for (const auto& [prefix, route] : state_->routes) {
+      bool under = path == prefix || (path.size() > prefix.size() &&
+                                      path.substr(0, prefix.size()) == prefix && path[prefix.size()] == '/');
+      if (!under) continue;
+      if (method != "GET" && method != "DELETE")
+        return plain(405, "Method Not Allowed", "method not allowed\n", "Allow: GET, DELETE\r\n");
+      try {
+        ManagementServer::Reply reply = route(method, path);
+        return Response{reply.status, reply.reason, reply.content_type, std::move(reply.body), {}};
+      } catch (const std::exception& e) {
+        LOG_ERROR("management: {} {} failed: {}", method, path, e.what());
+        return plain(500, "Internal Server Error", "failed\n");
+      }
+    }
+    if (method != "GET") return plain(405, "Method Not Allowed", "method not allowed\n", "Allow: GET\r\n");
     if (path == "/health") return plain(200, "OK", "ok\n");
     if (path == "/metrics") {
       try {
@@ -234,6 +249,10 @@ ManagementServer::ManagementServer(asio::io_context& io, std::string address, st
     : address_(std::move(address)),
       requested_port_(port),
       state_(std::make_shared<ManagementState>(io, std::move(metrics), limits)) {}
+
+void ManagementServer::addRoute(std::string prefix, Route route) {
+  state_->routes.emplace_back(std::move(prefix), std::move(route));
+}
 
 ManagementServer::ManagementServer(asio::io_context& io, std::string address, std::uint16_t port,
                                    MetricsSource metrics)

@@ -24,6 +24,16 @@ class ManagementServer {
  public:
   using MetricsSource = std::function<std::string()>;
 
+  // A resource under a path prefix ("/bans"): called on the control thread with the method
+  // (GET or DELETE) and the full path; returns the status, reason, content type and body.
+  struct Reply {
+    int status = 200;
+    std::string reason = "OK";
+    std::string content_type = "application/json";
+    std::string body;
+  };
+  using Route = std::function<Reply(std::string_view method, std::string_view path)>;
+
   struct Limits {
     std::size_t max_head_bytes = 8192;             // request line + headers; more gets 431
     std::size_t max_connections = 64;              // further connections are closed on accept
@@ -38,6 +48,9 @@ class ManagementServer {
   ~ManagementServer();  // calls stop()
   ManagementServer(const ManagementServer&) = delete;
   ManagementServer& operator=(const ManagementServer&) = delete;
+
+  // Before start(): serves `prefix` and everything below it with `route` (GET and DELETE).
+  void addRoute(std::string prefix, Route route);
 
   // Binds and starts accepting. Call once, on the io_context's thread or before it runs.
   // The error names address:port and the OS reason.

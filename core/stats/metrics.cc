@@ -19,11 +19,17 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     policy_decisions_total{decision="reject"|"challenge"|"drop"|"pending"|"pending_expired"},
 //     tcp_connections_accepted_total, tcp_connections_refused_total,
 //     tcp_connections_closed_total, tcp_head_timeouts_total, tcp_send_queue_overflows_total,
-//     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total
-//   gauges: active_calls, tcp_connections, workers, build_info{version="..."} (always 1)
+//     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total,
+//     drops_total{reason="banned"|"default_deny"|"pbx_acl"},
+//     auth_failures_total{reason="unknown_user"|"wrong_password"|"disallowed_source"|"bad_nonce"|"malformed"},
+//     bans_total
+//   gauges: active_calls, tcp_connections, bans_active, workers, build_info{version="..."} (always 1)
 // Rows are in enum order; the static_assert below rejects a Counter added without a row.
 constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
 constexpr std::string_view kPolicyHelp = "New requests the policy chain did not let through, by decision.";
+constexpr std::string_view kDropsHelp = "Packets and connections dropped by the packet filter, by reason.";
+constexpr std::string_view kAuthHelp =
+    "Failed digest authentications, by reason (each drew the same challenge).";
 
 constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::CallsAttempted, "calls_attempted", "", "INVITEs that started a call."},
@@ -57,6 +63,15 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::PolicyDropped, "policy_decisions", R"(decision="drop")", kPolicyHelp},
     {Counter::PolicyPending, "policy_decisions", R"(decision="pending")", kPolicyHelp},
     {Counter::PolicyPendingExpired, "policy_decisions", R"(decision="pending_expired")", kPolicyHelp},
+    {Counter::DroppedBanned, "drops", R"(reason="banned")", kDropsHelp},
+    {Counter::DroppedDefaultDeny, "drops", R"(reason="default_deny")", kDropsHelp},
+    {Counter::DroppedPbxAcl, "drops", R"(reason="pbx_acl")", kDropsHelp},
+    {Counter::AuthFailedUnknownUser, "auth_failures", R"(reason="unknown_user")", kAuthHelp},
+    {Counter::AuthFailedPassword, "auth_failures", R"(reason="wrong_password")", kAuthHelp},
+    {Counter::AuthFailedSource, "auth_failures", R"(reason="disallowed_source")", kAuthHelp},
+    {Counter::AuthFailedNonce, "auth_failures", R"(reason="bad_nonce")", kAuthHelp},
+    {Counter::AuthFailedMalformed, "auth_failures", R"(reason="malformed")", kAuthHelp},
+    {Counter::Bans, "bans", "", "Sources banned for failed authentications."},
     {Counter::TcpConnectionsAccepted, "tcp_connections_accepted", "", "TCP connections accepted."},
     {Counter::TcpConnectionsRefused, "tcp_connections_refused", "", "TCP connections refused by limits."},
     {Counter::TcpConnectionsClosed, "tcp_connections_closed", "", "TCP connections closed."},
@@ -73,6 +88,7 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
 constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{
     {Gauge::ActiveCalls, "active_calls", "Calls being set up or established."},
     {Gauge::TcpConnections, "tcp_connections", "Open TCP connections."},
+    {Gauge::BansActive, "bans_active", "Sources banned right now."},
 }};
 
 // A zero-initialised trailing row carries the first enum value, so a missing row fails here.

@@ -37,6 +37,15 @@ enum class Counter : std::uint16_t {
   PolicyDropped,            // requests the policy chain dropped without an answer
   PolicyPending,            // requests a policy stage decided later
   PolicyPendingExpired,     // pending requests that got no decision in time (answered 503)
+  DroppedBanned,            // packets and connections from banned sources (before parsing)
+  DroppedDefaultDeny,       // from the internet when no user may come from there
+  DroppedPbxAcl,            // on the PBX listener from anything but the PBX
+  AuthFailedUnknownUser,    // credentials for a user that does not exist
+  AuthFailedPassword,       // a wrong response
+  AuthFailedSource,         // a user from an address it may not use
+  AuthFailedNonce,          // a nonce that is not ours, or a replayed nonce count
+  AuthFailedMalformed,      // credentials that are not usable (no qop, other URI, ...)
+  Bans,                     // sources banned
   TcpConnectionsAccepted,
   TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
   TcpConnectionsClosed,
@@ -48,7 +57,7 @@ enum class Counter : std::uint16_t {
   kCount
 };
 
-enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, kCount };
+enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, BansActive, kCount };
 
 // Kept in step with project(VERSION) in CMakeLists.txt; exported as palisade_build_info.
 inline constexpr std::string_view kVersion = "0.1.0";

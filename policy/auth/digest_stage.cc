@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/base/log.h"
 #include "core/sip/headers.h"
 
 namespace palisade::policy::auth {
@@ -104,9 +105,18 @@ Decision DigestStage::evaluate(RequestContext& context, const PolicySnapshot& sn
   bool source_ok = user != nullptr && (user->anywhere || user->sources.lookup(context.flow.remote.address));
   bool valid = user != nullptr && response_ok && well_formed && source_ok;
   if (valid && nonce == NonceIssuer::Verdict::Stale) return challenge(context, snapshot, services, true);
-  if (!valid || nonce != NonceIssuer::Verdict::Valid) return challenge(context, snapshot, services, false);
+  bool fresh = nonce == NonceIssuer::Verdict::Valid;
   // A replayed nonce count (RFC 7616 §3.4.5): the request was captured, or sent twice.
-  if (!snapshot.auth->counts.accept(NonceIssuer::tagOf(credentials.nonce), hexNumber(credentials.nc))) {
+  bool replayed =
+      valid && fresh &&
+      !snapshot.auth->counts.accept(NonceIssuer::tagOf(credentials.nonce), hexNumber(credentials.nc));
+  if (!valid || !fresh || replayed) {
+    Failure failure = user == nullptr      ? Failure::UnknownUser
+                      : !well_formed       ? Failure::Malformed
+                      : !fresh || replayed ? Failure::Nonce
+                      : !response_ok       ? Failure::Password
+                                           : Failure::Source;
+    recordFailure(context, snapshot, services, failure, credentials.username);
     return challenge(context, snapshot, services, false);
   }
   context.peer_kind = PeerKind::User;
@@ -115,6 +125,54 @@ Decision DigestStage::evaluate(RequestContext& context, const PolicySnapshot& sn
   context.asserted_identity = user->asserted;
   context.identity_trusted = false;  // what the user writes is not asserted; Palisade asserts for it
   return Decision::proceed();
+}
+
+void DigestStage::recordFailure(const RequestContext& context, const PolicySnapshot& snapshot,
+                                StageServices& services, Failure failure, std::string_view user_name) {
+  static constexpr std::pair<Failure, const char*> kReasons[] = {
+      {Failure::UnknownUser, "requests for unknown users"},   {Failure::Password, "failed authentications"},
+      {Failure::Source, "requests from a disallowed source"}, {Failure::Nonce, "stale or replayed nonces"},
+      {Failure::Malformed, "unusable credentials"},
+  };
+  switch (failure) {
+    case Failure::UnknownUser:
+      services.count(stats::Counter::AuthFailedUnknownUser);
+      break;
+    case Failure::Password:
+      services.count(stats::Counter::AuthFailedPassword);
+      break;
+    case Failure::Source:
+      services.count(stats::Counter::AuthFailedSource);
+      break;
+    case Failure::Nonce:
+      services.count(stats::Counter::AuthFailedNonce);
+      break;
+    case Failure::Malformed:
+      services.count(stats::Counter::AuthFailedMalformed);
+      break;
+  }
+  if (snapshot.store == nullptr || snapshot.ban.threshold == 0) return;
+  base::Millis now = services.now();
+  const auto& source = context.flow.remote.address;
+  std::uint32_t by_source =
+      snapshot.store->countFailure("ip:" + source.to_string(), now, snapshot.ban.window_ms);
+  std::uint32_t by_user =
+      snapshot.store->countFailure(fmt::format("user:{}", user_name), now, snapshot.ban.window_ms);
+  if (by_source < snapshot.ban.threshold && by_user < snapshot.ban.threshold) return;
+  const char* why = "failed authentications";
+  for (const auto& [kind, text] : kReasons) {
+    if (kind == failure) why = text;
+  }
+  std::string reason =
+      by_source >= snapshot.ban.threshold
+          ? fmt::format("{} {} in {} s from this address", by_source, why, snapshot.ban.window_ms / 1000)
+          : fmt::format("{} {} in {} s for one user name", by_user, why, snapshot.ban.window_ms / 1000);
+  auto banned = snapshot.store->ban(source, now, snapshot.ban, reason);
+  if (!banned) return;
+  services.count(stats::Counter::Bans);
+  // One line per ban in a fixed form (policy/bans/fail2ban/palisade.conf matches it).
+  LOG_WARN("ban: {} for {} s (strike {}): {}", net::canonicalAddress(source).to_string(),
+           (banned->until - now) / 1000, banned->strikes, reason);
 }
 
 }  // namespace palisade::policy::auth

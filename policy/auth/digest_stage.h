@@ -20,8 +20,13 @@ class DigestStage final : public Stage {
                     StageServices& services) override;
 
  private:
+  enum class Failure { UnknownUser, Password, Source, Nonce, Malformed };
   Decision challenge(const RequestContext& context, const PolicySnapshot& snapshot, StageServices& services,
                      bool stale);
+  // Counts a failure by source address and by user name, and bans the source over the
+  // threshold (a trunk or the PBX never gets here).
+  void recordFailure(const RequestContext& context, const PolicySnapshot& snapshot, StageServices& services,
+                     Failure failure, std::string_view user_name);
   base::RandomPool salts_;  // per worker, like the stage
 };
 

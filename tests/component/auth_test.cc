@@ -19,8 +19,9 @@ constexpr std::uint16_t kCallerPort = 5061;
 constexpr std::uint16_t kPbxPort = 5080;
 constexpr const char* kPassword = "Tr0ub4dor&3-Horse!Staple";
 
-std::shared_ptr<config::Config> usersConfig() {
+std::shared_ptr<config::Config> usersConfig(std::uint32_t ban_threshold = 1000) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
+  config->ban.threshold = ban_threshold;
   config::User alice;
   alice.name = "2001";
   alice.password = kPassword;
@@ -250,6 +251,89 @@ TEST_F(AuthTest, Md5AndRegisterAndWhatIsNeverChallenged) {
   auto to_pbx = h_.next(kPbxPort);
   ASSERT_TRUE(to_pbx);
   EXPECT_EQ(to_pbx->method(), sip::Method::Invite);
+}
+
+// Brute force: `threshold` failures in the window ban the source, whose packets are then dropped
+// before parsing; per user name too (a distributed guess at one password); a ban repeats for
+// twice as long; trunks are never banned.
+TEST(Bans, FailedAuthenticationsBanTheSource) {
+  EngineHarness h(usersConfig(5), nullptr, true);
+  PeerDialog caller = callerPeer("brute-1");
+  auto challenge = [&h](PeerDialog& p, const std::string& branch, const std::string& auth) {
+    std::string bytes = makeInvite(p, branch);
+    if (!auth.empty()) bytes = withHeader(bytes, "Proxy-Authorization: " + auth + "\r\n");
+    h.inject(bytes, p.flow);
+    std::unique_ptr<sip::Message> last;
+    while (auto m = h.next(p.port)) last = std::move(m);
+    return last;
+  };
+  auto first = challenge(caller, "z9hG4bK-b0", "");
+  ASSERT_TRUE(first);
+  std::string nonce = challengeOf(*first).nonce;
+  for (int i = 1; i <= 5; ++i) {
+    caller.cseq = static_cast<std::uint32_t>(i + 1);
+    auto answer = challenge(
+        caller, fmt::format("z9hG4bK-b{}", i),
+        credentials("2001", fmt::format("Guess-{}-Password!x", i), nonce, caller.request_uri, "INVITE"));
+    ASSERT_TRUE(answer) << i;  // each guess is answered like any failure, up to the threshold
+    EXPECT_EQ(answer->statusCode(), 407);
+  }
+  EXPECT_EQ(h.counter(stats::Counter::Bans), 1u);
+  EXPECT_EQ(h.counter(stats::Counter::AuthFailedPassword), 5u);
+  EXPECT_TRUE(h.store().banned(caller.flow.remote.address, h.clock().now()));
+  // Banned: nothing is parsed or answered, not even the right password.
+  caller.cseq = 20;
+  EXPECT_FALSE(challenge(caller, "z9hG4bK-b-right",
+                         credentials("2001", kPassword, nonce, caller.request_uri, "INVITE")));
+  EXPECT_GE(h.counter(stats::Counter::DroppedBanned), 1u);
+  EXPECT_EQ(h.pending(kPbxPort), 0u);
+  // The ban ends after its duration; the next one lasts twice as long.
+  h.clock().advance(601'000);
+  EXPECT_FALSE(h.store().banned(caller.flow.remote.address, h.clock().now()));
+  auto again = challenge(caller, "z9hG4bK-b-again", "");
+  ASSERT_TRUE(again);
+  nonce = challengeOf(*again).nonce;
+  for (int i = 0; i < 5; ++i) {
+    caller.cseq = static_cast<std::uint32_t>(30 + i);
+    challenge(caller, fmt::format("z9hG4bK-c{}", i),
+              credentials("9999", kPassword, nonce, caller.request_uri, "INVITE"));
+  }
+  auto bans = h.store().bans(h.clock().now());
+  ASSERT_EQ(bans.size(), 1u);
+  EXPECT_EQ(bans[0].strikes, 2u);
+  EXPECT_EQ(bans[0].until - h.clock().now(), 1'200'000);
+  // The carrier trunk is never challenged, so never banned, whatever it sends.
+  PeerDialog carrier = carrierPeer("trunk-brute");
+  h.inject(makeInvite(carrier, "z9hG4bK-tb"), carrier.flow);
+  EXPECT_TRUE(h.next(kPbxPort));
+}
+
+TEST(Bans, OneUserNameGuessedFromManySources) {
+  EngineHarness h(usersConfig(3), nullptr, true);
+  const char* sources[] = {"127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"};
+  int i = 0;
+  for (const char* address : sources) {
+    PeerDialog p = callerPeer(fmt::format("spread-{}", i));
+    p.flow = udpFlow(net::Side::Public, address, 5061);
+    h.inject(makeInvite(p, fmt::format("z9hG4bK-s{}", i)), p.flow);
+    auto c = h.next(5061);
+    ASSERT_TRUE(c) << address;
+    p.cseq = 2;
+    h.inject(withHeader(makeInvite(p, fmt::format("z9hG4bK-s{}b", i)),
+                        "Proxy-Authorization: " +
+                            credentials("2001", "Wr0ng-Password!123", challengeOf(*c).nonce, p.request_uri,
+                                        "INVITE") +
+                            "\r\n"),
+             p.flow);
+    while (h.next(5061)) {
+    }
+    ++i;
+  }
+  // One failure per source, but three for the one user name: the sources from the third on
+  // are banned.
+  EXPECT_FALSE(h.store().banned(boost::asio::ip::make_address("127.0.0.21"), h.clock().now()));
+  EXPECT_TRUE(h.store().banned(boost::asio::ip::make_address("127.0.0.23"), h.clock().now()));
+  EXPECT_TRUE(h.store().banned(boost::asio::ip::make_address("127.0.0.24"), h.clock().now()));
 }
 
 // With no users configured the internet is dropped before parsing: no answer to anything.

@@ -10,8 +10,8 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
   if (!config) config = config::defaultConfig().value();
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
   if (with_policy) {
-    chain_ = std::make_unique<policy::PolicyChain>(policy::compileSnapshot(*config, rules_, *auth_).value(),
-                                                   clock_);
+    chain_ = std::make_unique<policy::PolicyChain>(
+        policy::compileSnapshot(*config, rules_, *auth_, *store_).value(), clock_, &metrics_.shard(0));
     policy::installDefaultStages(*chain_);
     engine_->setFilter(chain_.get());
   }

@@ -7,6 +7,7 @@
 
 #include "core/dialog/engine.h"
 #include "policy/api/shared_counters.h"
+#include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
 #include "tests/support/fake_network.h"
 
@@ -52,6 +53,7 @@ class EngineHarness {
   policy::SharedCounters& shared() { return *shared_; }
   policy::PolicyChain& chain() { return *chain_; }
   ManualClock& clock() { return clock_; }
+  policy::bans::LocalStateStore& store() { return *store_; }
 
  private:
   ManualClock clock_;
@@ -61,6 +63,7 @@ class EngineHarness {
   policy::SharedCounters* shared_;
   policy::RuleRegistry rules_;
   std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
+  std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;

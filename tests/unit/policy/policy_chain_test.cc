@@ -1,5 +1,7 @@
 #include "policy/policy_chain.h"
 
+#include "policy/bans/local_store.h"
+
 #include <gtest/gtest.h>
 
 #include "tests/support/fake_network.h"
@@ -15,8 +17,13 @@ AuthState& sharedAuth() {
   return *state;
 }
 
+bans::LocalStateStore& sharedStore() {
+  static auto* store = new bans::LocalStateStore();
+  return *store;
+}
+
 std::shared_ptr<const PolicySnapshot> compiled(const config::Config& config, RuleRegistry& registry) {
-  auto result = compileSnapshot(config, registry, sharedAuth());
+  auto result = compileSnapshot(config, registry, sharedAuth(), sharedStore());
   EXPECT_TRUE(result.ok());
   return result.ok() ? result.value() : nullptr;
 }

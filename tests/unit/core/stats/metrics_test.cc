@@ -156,10 +156,11 @@ TEST(MetricsTest, EverySampleFollowsItsTypeLine) {
     EXPECT_EQ(name, current) << line;
     ++samples;
   }
-  // Four message series share one family, five policy decisions another; workers and
+  // Four message series share one family, five policy decisions another, three drop reasons
+  // and five authentication failure reasons two more; workers and
   // build_info come on top of the Gauge enum.
   EXPECT_EQ(samples, static_cast<int>(kCounters + kGauges + 2));
-  EXPECT_EQ(typed.size(), kCounters - 3 - 4 + kGauges + 2);
+  EXPECT_EQ(typed.size(), kCounters - 3 - 4 - 2 - 4 + kGauges + 2);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
 #include "core/event/worker.h"
+#include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
 #include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
@@ -93,7 +94,7 @@ class Bench {
   Bench()
       : config_(config::defaultConfig().value()),
         metrics_(1),
-        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_).value(), clock_),
+        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_).value(), clock_),
         worker_(0, 64),
         engine_(0, network_, clock_, metrics_.shard(0), config_, shared_),
         dispatcher_(0, metrics_.shard(0), sip::Limits{}) {
@@ -184,6 +185,7 @@ class Bench {
   policy::RuleRegistry rules_;
   std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
+  routing::LocalLocationStore location_;
   ManualClock clock_;
   policy::PolicyChain chain_;
   policy::SharedCounters shared_;

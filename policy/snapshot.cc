@@ -49,12 +49,20 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
 
 }  // namespace
 
+bool PolicySnapshot::allowsBinding(const routing::Binding& binding) const {
+  const UserEntry* entry = user(binding.user);
+  return entry != nullptr &&
+         (entry->anywhere || entry->sources.lookup(binding.flow.remote.address).has_value());
+}
+
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
                                                                     RuleRegistry& registry, AuthState& auth,
-                                                                    bans::StateStore& store) {
+                                                                    bans::StateStore& store,
+                                                                    const routing::LocationStore& location) {
   auto snapshot = std::make_shared<PolicySnapshot>();
   snapshot->auth = &auth;
   snapshot->store = &store;
+  snapshot->location = &location;
   snapshot->ban.threshold = config.ban.threshold;
   snapshot->ban.window_ms = static_cast<base::Millis>(config.ban.window_s) * 1000;
   snapshot->ban.duration_ms = static_cast<base::Millis>(config.ban.duration_s) * 1000;

@@ -12,6 +12,7 @@
 #include "core/base/result.h"
 #include "core/config/config.h"
 #include "core/net/endpoint.h"
+#include "core/routing/location_store.h"
 #include "policy/acl/address_trie.h"
 #include "policy/api/request_context.h"
 #include "policy/auth/digest.h"
@@ -65,6 +66,9 @@ struct PolicySnapshot {
   // Digest users (sorted by name) and how they are challenged.
   std::vector<UserEntry> users;
   const UserEntry* user(std::string_view name) const;
+  // Whether a registration may stand under this snapshot: its user exists and may come from
+  // where it registered (a reload ends the others).
+  bool allowsBinding(const routing::Binding& binding) const;
   bool users_anywhere = false;  // some user may come from any address
   AddressTrie user_sources;     // every address some user may come from (when none is "anywhere")
   std::string realm;
@@ -75,10 +79,13 @@ struct PolicySnapshot {
   // Brute-force defence: where failures are counted and bans kept (survives reloads).
   bans::BanSettings ban;
   bans::StateStore* store = nullptr;
+  // The registrar's bindings: keep-alives from a registered flow are answered.
+  const routing::LocationStore* location = nullptr;
 };
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
                                                                     RuleRegistry& registry, AuthState& auth,
-                                                                    bans::StateStore& store);
+                                                                    bans::StateStore& store,
+                                                                    const routing::LocationStore& location);
 
 }  // namespace palisade::policy

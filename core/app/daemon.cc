@@ -21,6 +21,23 @@ std::uint32_t workerCountFor(const config::Config& config) {
   return cores == 0 ? 1 : std::min(cores, 256u);
 }
 
+// Text from the network inside a JSON string: quotes, backslashes and control characters.
+std::string jsonEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 void applyLogLevel(const config::Config& config) {
   base::LogLevel level = base::LogLevel::Info;
   if (base::parseLogLevel(config.log_level, level)) base::setLogLevel(level);
@@ -50,7 +67,7 @@ int Daemon::run() {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_);
+  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_, *location_);
   if (!compiled) {
     LOG_ERROR("cannot start: policy: {}", compiled.error().message);
     return 1;
@@ -70,6 +87,7 @@ int Daemon::run() {
     parts.engine =
         std::make_unique<dialog::Engine>(i, *parts.network, parts.worker->clock(), shard, config_, shared_);
     parts.engine->setFilter(parts.chain.get());
+    parts.engine->setLocation(location_.get());
     dialog::Engine* engine = parts.engine.get();
     parts.worker->setTick([engine] { engine->runTimers(); });
     auto opened = parts.network->open(config_->startup);
@@ -95,6 +113,9 @@ int Daemon::run() {
                                      [this] { return metrics_.renderPrometheus(); });
   management.addRoute(
       "/bans", [this](std::string_view method, std::string_view path) { return bansRoute(method, path); });
+  management.addRoute("/registrations", [this](std::string_view method, std::string_view path) {
+    return registrationsRoute(method, path);
+  });
   auto started = management.start();
   if (!started) {
     LOG_ERROR("cannot start the management endpoint: {}", started.error().message);
@@ -114,15 +135,15 @@ int Daemon::run() {
       s.public_side.tcp_port, s.pbx_side.address, s.pbx_side.udp_port, s.management_address,
       s.management_port, fds.value(), config_->source_name);
 
-  boost::asio::steady_timer sweep(control_);
+  boost::asio::steady_timer sweeper(control_);
   std::function<void(const boost::system::error_code&)> on_sweep = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    sweepBans();
-    sweep.expires_after(std::chrono::seconds(1));
-    sweep.async_wait(on_sweep);
+    sweep();
+    sweeper.expires_after(std::chrono::seconds(1));
+    sweeper.async_wait(on_sweep);
   };
-  sweep.expires_after(std::chrono::seconds(1));
-  sweep.async_wait(on_sweep);
+  sweeper.expires_after(std::chrono::seconds(1));
+  sweeper.async_wait(on_sweep);
 
   boost::asio::signal_set signals(control_, SIGHUP, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -134,7 +155,7 @@ int Daemon::run() {
           return;
         }
         LOG_INFO("signal {}: shutting down", signal);
-        sweep.cancel();
+        sweeper.cancel();
         management.stop();
         control_.stop();
       };
@@ -160,7 +181,7 @@ void Daemon::reload() {
   // Start-up settings (listen addresses, workers, inbox depth) never change under a running
   // daemon: what it advertises in Via and Contact stays what it is bound to.
   std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
-  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_);
+  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_, *location_);
   if (!compiled) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,
@@ -178,6 +199,13 @@ void Daemon::reload() {
   std::shared_ptr<const policy::PolicySnapshot> snapshot = compiled.value();
   policy_ = snapshot;
   config_ = next;
+  // Registrations outlive the reload, except those of users it removed or whose sources no
+  // longer allow where they registered from.
+  auto ended = location_->retain(
+      [&snapshot](const routing::Binding& binding) { return snapshot->allowsBinding(binding); });
+  for (const auto& binding : ended) {
+    LOG_INFO("register: {} from {} ended by the reload", binding.user, binding.flow.remote.toString());
+  }
   applyLogLevel(*next);
   sip::Limits limits = transport::limitsOf(*next);
   for (auto& parts : workers_) {
@@ -223,7 +251,7 @@ stats::ManagementServer::Reply Daemon::bansRoute(std::string_view method, std::s
               R"({"error":"not banned"})"
               "\n"};
     LOG_WARN("unban: {} (management)", net::canonicalAddress(address).to_string());
-    sweepBans();
+    sweep();
     return {200, "OK", "application/json",
             R"({"unbanned":")" + net::canonicalAddress(address).to_string() + "\"}\n"};
   }
@@ -232,7 +260,24 @@ stats::ManagementServer::Reply Daemon::bansRoute(std::string_view method, std::s
           "\n"};
 }
 
-void Daemon::sweepBans() {
+stats::ManagementServer::Reply Daemon::registrationsRoute(std::string_view method, std::string_view path) {
+  if (method != "GET" || path != "/registrations")
+    return {404, "Not Found", "application/json", "{\"error\":\"not found\"}\n"};
+  base::Millis now = base::SteadyClock().now();
+  std::string body = "[";
+  for (const auto& binding : location_->all(now)) {
+    if (body.size() > 1) body += ",";
+    // The user and contact are the peer's text: escaped for JSON.
+    body += fmt::format(R"({{"user":"{}","contact":"{}","source":"{}","transport":"{}","seconds_left":{}}})",
+                        jsonEscape(binding.user), jsonEscape(binding.contact), binding.flow.remote.toString(),
+                        net::transportName(binding.flow.transport), (binding.expires - now + 999) / 1000);
+  }
+  stats::ManagementServer::Reply reply;
+  reply.body = body + "]\n";
+  return reply;
+}
+
+void Daemon::sweep() {
   base::Millis now = base::SteadyClock().now();
   for (const auto& ended : store_->expired(now)) {
     LOG_WARN("unban: {} (expired after strike {})", ended.address.to_string(), ended.strikes);
@@ -240,6 +285,12 @@ void Daemon::sweepBans() {
   auto active = static_cast<std::int64_t>(store_->bans(now).size());
   metrics_.controlShard().adjust(stats::Gauge::BansActive, active - bans_reported_);
   bans_reported_ = active;
+  for (const auto& ended : location_->expire(now)) {
+    LOG_INFO("register: {} from {} expired", ended.user, ended.flow.remote.toString());
+  }
+  auto bound = static_cast<std::int64_t>(location_->size());
+  metrics_.controlShard().adjust(stats::Gauge::RegistrationsActive, bound - registrations_reported_);
+  registrations_reported_ = bound;
 }
 
 void Daemon::shutdown() {

@@ -13,6 +13,7 @@
 #include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
 #include "core/event/worker.h"
+#include "core/routing/local_location_store.h"
 #include "core/stats/http_server.h"
 #include "core/stats/metrics.h"
 #include "policy/api/shared_counters.h"
@@ -44,9 +45,13 @@ class Daemon {
   void shutdown();
   // GET /bans (JSON) and DELETE /bans/ADDRESS; control thread.
   stats::ManagementServer::Reply bansRoute(std::string_view method, std::string_view path);
-  // Once a second on the control thread: logs bans that ended, updates the bans gauge.
-  void sweepBans();
+  // GET /registrations (JSON); control thread.
+  stats::ManagementServer::Reply registrationsRoute(std::string_view method, std::string_view path);
+  // Once a second on the control thread: logs bans and registrations that ended, updates the
+  // bans and registrations gauges.
+  void sweep();
   std::int64_t bans_reported_ = 0;
+  std::int64_t registrations_reported_ = 0;
 
   std::shared_ptr<const config::Config> config_;
   std::string config_path_;
@@ -57,6 +62,8 @@ class Daemon {
       std::make_unique<policy::AuthState>();  // nonce key, replay table
   // Failure counts and bans, shared by every worker; survives reloads.
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
+  // The users' registrations, shared by every worker; survives reloads.
+  std::unique_ptr<routing::LocalLocationStore> location_ = std::make_unique<routing::LocalLocationStore>();
   policy::SharedCounters shared_;
   std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;

@@ -33,9 +33,9 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public", "pbx_side",  "pbx", "trunks",
-                                        "auth",    "users",  "ban",       "sip", "headers",
-                                        "tcp",     "limits", "management"};
+constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx",       "trunks",
+                                        "auth",    "users",  "ban",      "registrar", "sip",
+                                        "headers", "tcp",    "limits",   "management"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -683,6 +683,28 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
                   max != nullptr ? "ban.max_duration_s" : "ban.duration_s",
                   fmt::format("ban.max_duration_s ({}) must be at least ban.duration_s ({})",
                               c.ban.max_duration_s, c.ban.duration_s));
+    }
+    s.finish();
+  }
+  {
+    Section s(loader, root, "registrar");
+    s.integer("min_expires_s", 1, 86400, c.registrar.min_expires_s);
+    const toml::node* max = s.integer("max_expires_s", 1, 604800, c.registrar.max_expires_s);
+    const toml::node* fallback = s.integer("default_expires_s", 1, 604800, c.registrar.default_expires_s);
+    s.integer("max_contacts", 1, 32, c.registrar.max_contacts);
+    const RegistrarConfig& r = c.registrar;
+    if (r.max_expires_s < r.min_expires_s) {
+      loader.fail(max != nullptr ? lineOf(max->source()) : loader.lineFor("registrar.min_expires_s"),
+                  "registrar.max_expires_s",
+                  fmt::format("registrar.max_expires_s ({}) must be at least registrar.min_expires_s ({})",
+                              r.max_expires_s, r.min_expires_s));
+    } else if (r.default_expires_s < r.min_expires_s || r.default_expires_s > r.max_expires_s) {
+      loader.fail(
+          fallback != nullptr ? lineOf(fallback->source()) : loader.lineFor("registrar.min_expires_s"),
+          "registrar.default_expires_s",
+          fmt::format("registrar.default_expires_s ({}) must lie between min_expires_s ({}) and "
+                      "max_expires_s ({})",
+                      r.default_expires_s, r.min_expires_s, r.max_expires_s));
     }
     s.finish();
   }

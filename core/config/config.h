@@ -71,6 +71,14 @@ struct BanConfig {
   std::uint32_t max_duration_s = 86400;
 };
 
+// [registrar]: Palisade keeps its users' registrations (RFC 3261 §10.3).
+struct RegistrarConfig {
+  std::uint32_t min_expires_s = 60;       // shorter gets 423 Interval Too Brief
+  std::uint32_t max_expires_s = 3600;     // longer is shortened to this
+  std::uint32_t default_expires_s = 600;  // a Contact with no expiry of its own
+  std::uint32_t max_contacts = 4;         // bindings per user
+};
+
 struct SipTiming {
   std::uint32_t t1_ms = 500;
   std::uint32_t t2_ms = 4000;
@@ -185,6 +193,9 @@ struct Config {
 
   // [ban]
   BanConfig ban;
+
+  // [registrar]
+  RegistrarConfig registrar;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;

@@ -159,9 +159,16 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
     from_display.clear();
   }
   b.local_uri = fmt::format("{}<sip:{}{}>", from_display, from_prefix, formatHost(local.host));
-  b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
-  b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
-                                next_hop.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+  if (target.request_uri.empty()) {
+    b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
+    b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
+                                  next_hop.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+  } else {
+    // A registered user: its own Contact, reached through the flow it registered from; To
+    // names its address-of-record here.
+    b.remote_uri = fmt::format("{}<sip:{}{}>", to_display, user_prefix, formatHost(target.to_host));
+    b.remote_target = target.request_uri;
+  }
   engine_.registerLeg(a.side, a.call_id, this);
   engine_.registerLeg(b.side, b.call_id, this);
 

@@ -30,6 +30,9 @@ Dispatcher::Dispatcher(std::uint32_t index, stats::Shard& stats, const sip::Limi
 
 void Dispatcher::onPacket(const net::Flow& flow, std::string&& bytes, bool datagram) {
   owner_thread_.check("Dispatcher");
+  // A datagram of bare line ends is a NAT keep-alive (what phones send between REGISTERs):
+  // it has done its work by arriving, and is no parse error.
+  if (datagram && bytes.find_first_not_of("\r\n") == std::string::npos) return;
   auto message = sip::Message::parse(std::move(bytes), limits_, datagram);
   if (!message) {
     stats_.add(Counter::ParseErrors);  // not even a start line: nothing to answer

@@ -4,6 +4,7 @@
 
 #include "core/base/log.h"
 #include "core/dialog/call.h"
+#include "core/dialog/registrar.h"
 #include "core/sip/builder.h"
 
 namespace palisade::dialog {
@@ -159,6 +160,58 @@ void Engine::compileTargets() {
   // trunk that names a prefix keeps it.
   std::stable_sort(trunk_prefixes_.begin(), trunk_prefixes_.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
+  users_by_name_.clear();
+  for (const config::User& user : config_->users) users_by_name_.push_back(&user);
+  std::sort(users_by_name_.begin(), users_by_name_.end(),
+            [](const config::User* a, const config::User* b) { return a->name < b->name; });
+}
+
+const config::User* Engine::calledUser(const sip::Message& request) const {
+  if (location_ == nullptr || users_by_name_.empty()) return nullptr;
+  sip::Uri uri;
+  if (!sip::parseUri(request.requestUri(), uri) || uri.user.empty()) return nullptr;
+  auto it =
+      std::lower_bound(users_by_name_.begin(), users_by_name_.end(), uri.user,
+                       [](const config::User* user, std::string_view name) { return user->name < name; });
+  return it != users_by_name_.end() && (*it)->name == uri.user ? *it : nullptr;
+}
+
+bool Engine::userTarget(const config::User& user, Target& out) const {
+  std::vector<routing::Binding> bindings = location_->lookup(user.name, now());
+  if (bindings.empty()) return false;
+  const routing::Binding& newest = bindings.front();
+  out.flow = newest.flow;
+  // The user proved it receives there: its REGISTER answered a nonce sent to that address.
+  out.flow.verified = true;
+  out.trust_identity = false;
+  out.valid = true;
+  out.request_uri = newest.contact;
+  out.to_host = local_[static_cast<int>(net::Side::Public)].host;
+  return true;
+}
+
+void Engine::onRegister(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
+                        const net::Flow& flow, const policy::RequestContext& context) {
+  // A server transaction absorbs retransmissions: a repeated REGISTER is answered again, not
+  // applied again (its CSeq would no longer be above the binding's).
+  txn::ServerTransaction* server =
+      parked != nullptr ? parked : layer_.startServer(std::move(request), flow, nullptr);
+  if (server == nullptr) return;
+  RegistrarAnswer reply =
+      registerBindings(server->request(), flow, context.identity, config_->registrar, *location_, now());
+  if (reply.status == 200) {
+    stats_.add(Counter::Registrations);
+    if (reply.result.added != 0 || reply.result.removed != 0) {
+      LOG_INFO("register: {} from {} {}: {} added, {} removed, {} bound", context.identity,
+               net::transportName(flow.transport), flow.remote.toString(), reply.result.added,
+               reply.result.removed, reply.result.bindings.size());
+    }
+  } else {
+    stats_.add(Counter::RegistrationsRefused);
+    LOG_INFO("register: {} from {} refused: {} {}", context.identity, flow.remote.toString(), reply.status,
+             reply.reason);
+  }
+  answer(server->request(), server, flow, reply.status, reply.reason, reply.headers);
 }
 
 const Target* Engine::targetFor(const sip::Message& request, net::Side from) const {
@@ -401,7 +454,20 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
         answer(req, parked, flow, 482, "Loop Detected");  // a second INVITE for a live Call-ID
         return;
       }
-      const Target* routed = targetFor(req, flow.side);
+      Target user_target;
+      const Target* routed = nullptr;
+      if (const config::User* callee = flow.side == net::Side::Pbx ? calledUser(req) : nullptr) {
+        // A call to one of the users goes to where it registered from, or nowhere.
+        if (!userTarget(*callee, user_target)) {
+          releaseRules(context);
+          stats_.add(Counter::CallsToUnregistered);
+          answer(req, parked, flow, 480, "Temporarily Unavailable");
+          return;
+        }
+        routed = &user_target;
+      } else {
+        routed = targetFor(req, flow.side);
+      }
       if (routed == nullptr || !routed->valid) {
         releaseRules(context);
         answer(req, parked, flow, 500, "Server Internal Error");
@@ -428,6 +494,13 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
       raw->start(*server, *routed);
       return;
     }
+    case Method::Register:
+      if (location_ != nullptr && context.peer_kind == policy::PeerKind::User && !context.identity.empty()) {
+        onRegister(std::move(request), parked, flow, context);
+        return;
+      }
+      answer(req, parked, flow, 405, "Method Not Allowed", fmt::format("Allow: {}\r\n", kAllow));
+      return;
     case Method::Bye:
     case Method::Update:
     case Method::Info:

@@ -17,6 +17,7 @@
 #include "core/dialog/media_hook.h"
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
+#include "core/routing/location_store.h"
 #include "core/sip/header_policy.h"
 #include "core/sip/message.h"
 #include "core/stats/metrics.h"
@@ -42,6 +43,8 @@ struct Target {
   std::shared_ptr<const txn::PeerAddresses> addresses;  // where that peer may answer from
   bool trust_identity = false;                          // its identity headers may cross
   bool valid = false;
+  std::string request_uri;  // a registered user's Contact; empty: the dialled user at the peer
+  std::string to_host;      // the host part of To; empty: the peer's address and port
 };
 
 // Counts what is sent to UDP sources that have not shown they receive at their address
@@ -75,6 +78,9 @@ class Engine final : public policy::PendingSink {
   void applyConfig(std::shared_ptr<const config::Config> config);
   // Before the first message: the policy chain that decides about new requests.
   void setFilter(policy::RequestFilter* filter);
+  // Before the first message: where the users' registrations are kept (none: REGISTER gets
+  // 405 and calls from the PBX go to the trunks).
+  void setLocation(routing::LocationStore* location) { location_ = location; }
   // Before the first message: where calls get their media handling (none: bodies cross as is).
   void setMediaFactory(MediaFactory* factory) { media_ = factory; }
 
@@ -135,6 +141,14 @@ class Engine final : public policy::PendingSink {
   // Where a new call from `from` goes: the PBX, or (from the PBX) the trunk whose prefix
   // matches the dialled number best, else the first trunk.
   const Target* targetFor(const sip::Message& request, net::Side from) const;
+  // A call from the PBX to one of the users: the configured user its Request-URI names, or
+  // nullptr when it names none.
+  const config::User* calledUser(const sip::Message& request) const;
+  // Its newest live binding as a target; false when it has none.
+  bool userTarget(const config::User& user, Target& out) const;
+  // An authenticated REGISTER (either `parked` is its transaction, or `request` is set).
+  void onRegister(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
+                  const net::Flow& flow, const policy::RequestContext& context);
 
   base::OwnerThread owner_;
   const base::Clock& clock_;
@@ -152,6 +166,8 @@ class Engine final : public policy::PendingSink {
   IdGenerator ids_;
   policy::RequestFilter* filter_ = nullptr;
   MediaFactory* media_ = nullptr;
+  routing::LocationStore* location_ = nullptr;
+  std::vector<const config::User*> users_by_name_;  // into config_, sorted by name
   std::unique_ptr<ParkedUser> parked_user_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Parked>> parked_;
   std::unordered_map<std::string, Call*> legs_;  // key: side digit + Call-ID

@@ -22,8 +22,9 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total,
 //     drops_total{reason="banned"|"default_deny"|"pbx_acl"},
 //     auth_failures_total{reason="unknown_user"|"wrong_password"|"disallowed_source"|"bad_nonce"|"malformed"},
-//     bans_total
-//   gauges: active_calls, tcp_connections, bans_active, workers, build_info{version="..."} (always 1)
+//     bans_total, registrations_total, registrations_refused_total, calls_to_unregistered_total
+//   gauges: active_calls, tcp_connections, bans_active, registrations_active, workers,
+//     build_info{version="..."} (always 1)
 // Rows are in enum order; the static_assert below rejects a Counter added without a row.
 constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
 constexpr std::string_view kPolicyHelp = "New requests the policy chain did not let through, by decision.";
@@ -72,6 +73,11 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::AuthFailedNonce, "auth_failures", R"(reason="bad_nonce")", kAuthHelp},
     {Counter::AuthFailedMalformed, "auth_failures", R"(reason="malformed")", kAuthHelp},
     {Counter::Bans, "bans", "", "Sources banned for failed authentications."},
+    {Counter::Registrations, "registrations", "", "REGISTERs the registrar accepted."},
+    {Counter::RegistrationsRefused, "registrations_refused", "",
+     "Authenticated REGISTERs the registrar refused."},
+    {Counter::CallsToUnregistered, "calls_to_unregistered", "",
+     "Calls from the PBX to a user with no registration (480)."},
     {Counter::TcpConnectionsAccepted, "tcp_connections_accepted", "", "TCP connections accepted."},
     {Counter::TcpConnectionsRefused, "tcp_connections_refused", "", "TCP connections refused by limits."},
     {Counter::TcpConnectionsClosed, "tcp_connections_closed", "", "TCP connections closed."},
@@ -89,6 +95,7 @@ constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{
     {Gauge::ActiveCalls, "active_calls", "Calls being set up or established."},
     {Gauge::TcpConnections, "tcp_connections", "Open TCP connections."},
     {Gauge::BansActive, "bans_active", "Sources banned right now."},
+    {Gauge::RegistrationsActive, "registrations_active", "Live registrar bindings."},
 }};
 
 // A zero-initialised trailing row carries the first enum value, so a missing row fails here.

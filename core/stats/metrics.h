@@ -46,6 +46,9 @@ enum class Counter : std::uint16_t {
   AuthFailedNonce,          // a nonce that is not ours, or a replayed nonce count
   AuthFailedMalformed,      // credentials that are not usable (no qop, other URI, ...)
   Bans,                     // sources banned
+  Registrations,            // REGISTERs the registrar accepted (200)
+  RegistrationsRefused,     // authenticated REGISTERs it refused (400, 403, 423)
+  CallsToUnregistered,      // calls from the PBX to a user with no binding (480)
   TcpConnectionsAccepted,
   TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
   TcpConnectionsClosed,
@@ -57,7 +60,7 @@ enum class Counter : std::uint16_t {
   kCount
 };
 
-enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, BansActive, kCount };
+enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, BansActive, RegistrationsActive, kCount };
 
 // Kept in step with project(VERSION) in CMakeLists.txt; exported as palisade_build_info.
 inline constexpr std::string_view kVersion = "0.1.0";

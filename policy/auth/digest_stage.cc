@@ -73,7 +73,15 @@ Decision DigestStage::evaluate(RequestContext& context, const PolicySnapshot& sn
   }
   const sip::Message& request = *context.request;
   sip::Method method = request.method();
-  if (method != sip::Method::Invite && method != sip::Method::Register) return Decision::drop();
+  if (method != sip::Method::Invite && method != sip::Method::Register) {
+    // A registered phone's keep-alive (OPTIONS) and its other requests (SUBSCRIBE, MESSAGE)
+    // are answered by Palisade itself and go no further; from anywhere else, silence.
+    if (snapshot.location != nullptr && snapshot.location->registeredFlow(context.flow, services.now())) {
+      context.peer_kind = PeerKind::User;
+      return Decision::proceed();
+    }
+    return Decision::drop();
+  }
   if (snapshot.users.empty() || snapshot.algorithms.empty()) return Decision::drop();
 
   DigestCredentials credentials;

@@ -2,13 +2,10 @@
 
 #include <algorithm>
 
-#include "core/base/random.h"
 #include "core/net/endpoint.h"
 
 namespace palisade::policy::bans {
 namespace {
-
-constexpr int kProbes = 8;
 
 std::uint32_t seconds(base::Millis ms) {
   return static_cast<std::uint32_t>(std::max<base::Millis>(ms, 0) / 1000);
@@ -16,31 +13,18 @@ std::uint32_t seconds(base::Millis ms) {
 
 }  // namespace
 
-LocalStateStore::LocalStateStore() { base::secureRandom(&key_, sizeof key_); }
-
-std::uint64_t LocalStateStore::hashOf(std::string_view bytes) const {
-  std::uint64_t hash = 1469598103934665603ull ^ key_;
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  hash ^= hash >> 31;
-  hash *= 0x9E3779B97F4A7C15ull;
-  return hash ^ (hash >> 29);
-}
-
 std::uint64_t LocalStateStore::addressHash(const boost::asio::ip::address& address) const {
   auto canonical = net::canonicalAddress(address);
   if (canonical.is_v4()) {
     auto bytes = canonical.to_v4().to_bytes();
-    return hashOf(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    return hash_(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
   auto bytes = canonical.to_v6().to_bytes();
-  return hashOf(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return hash_(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 std::uint32_t LocalStateStore::countFailure(std::string_view key, base::Millis now, base::Millis window) {
-  std::uint64_t hash = hashOf(key);
+  std::uint64_t hash = hash_(key);
   std::size_t slot = hash % kCountSlots;
   auto fingerprint = static_cast<std::uint32_t>(hash >> 32) | 1u;
   std::uint32_t now_s = seconds(now);
@@ -59,50 +43,8 @@ std::uint32_t LocalStateStore::countFailure(std::string_view key, base::Millis n
   return counts_[slot].fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
-void LocalStateStore::publish(std::uint64_t hash, base::Millis until) {
-  auto fingerprint = static_cast<std::uint32_t>(hash >> 32) | 1u;
-  std::uint64_t word = (static_cast<std::uint64_t>(fingerprint) << 32) | seconds(until + 999);
-  std::size_t start = hash % kBanSlots;
-  for (int probe = 0; probe < kProbes; ++probe) {
-    auto& slot = ban_slots_[(start + static_cast<std::size_t>(probe)) % kBanSlots];
-    std::uint64_t current = slot.load(std::memory_order_acquire);
-    if (current == 0 || static_cast<std::uint32_t>(current >> 32) == fingerprint) {
-      if (slot.compare_exchange_strong(current, word, std::memory_order_acq_rel)) return;
-    }
-  }
-  // Every probe slot is taken: take the one whose ban ends first.
-  std::size_t victim = start;
-  std::uint32_t earliest = UINT32_MAX;
-  for (int probe = 0; probe < kProbes; ++probe) {
-    std::size_t index = (start + static_cast<std::size_t>(probe)) % kBanSlots;
-    auto end = static_cast<std::uint32_t>(ban_slots_[index].load(std::memory_order_acquire));
-    if (end < earliest) earliest = end, victim = index;
-  }
-  ban_slots_[victim].store(word, std::memory_order_release);
-}
-
-void LocalStateStore::withdraw(std::uint64_t hash) {
-  auto fingerprint = static_cast<std::uint32_t>(hash >> 32) | 1u;
-  std::size_t start = hash % kBanSlots;
-  for (int probe = 0; probe < kProbes; ++probe) {
-    auto& slot = ban_slots_[(start + static_cast<std::size_t>(probe)) % kBanSlots];
-    std::uint64_t current = slot.load(std::memory_order_acquire);
-    if (static_cast<std::uint32_t>(current >> 32) == fingerprint) slot.compare_exchange_strong(current, 0);
-  }
-}
-
 bool LocalStateStore::banned(const boost::asio::ip::address& address, base::Millis now) const {
-  std::uint64_t hash = addressHash(address);
-  auto fingerprint = static_cast<std::uint32_t>(hash >> 32) | 1u;
-  std::uint32_t now_s = seconds(now);
-  std::size_t start = hash % kBanSlots;
-  for (int probe = 0; probe < kProbes; ++probe) {
-    std::uint64_t word =
-        ban_slots_[(start + static_cast<std::size_t>(probe)) % kBanSlots].load(std::memory_order_acquire);
-    if (static_cast<std::uint32_t>(word >> 32) == fingerprint)
-      return static_cast<std::uint32_t>(word) > now_s;
-  }
-  return false;
+  return banned_.contains(addressHash(address), now);
 }
 
 std::optional<BanRecord> LocalStateStore::ban(const boost::asio::ip::address& address, base::Millis now,
@@ -122,7 +64,7 @@ std::optional<BanRecord> LocalStateStore::ban(const boost::asio::ip::address& ad
     active_[canonical] = entry.until;
     record = entry;
   }
-  publish(addressHash(canonical), record.until);
+  banned_.insert(addressHash(canonical), record.until);
   return record;
 }
 
@@ -147,7 +89,7 @@ bool LocalStateStore::unban(const boost::asio::ip::address& address) {
     }
     active_.erase(canonical);
   }
-  withdraw(addressHash(canonical));
+  banned_.erase(addressHash(canonical));
   return was;
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/base/expiring_set.h"
 #include "policy/bans/state_store.h"
 
 namespace palisade::policy::bans {
@@ -18,7 +19,6 @@ class LocalStateStore final : public StateStore {
   static constexpr std::size_t kBanSlots = 16384;
   static constexpr std::size_t kCountSlots = 65536;
 
-  LocalStateStore();
   std::uint32_t countFailure(std::string_view key, base::Millis now, base::Millis window) override;
   std::optional<BanRecord> ban(const boost::asio::ip::address& address, base::Millis now,
                                const BanSettings& settings, std::string_view reason) override;
@@ -28,14 +28,10 @@ class LocalStateStore final : public StateStore {
   std::vector<BanRecord> expired(base::Millis now) override;
 
  private:
-  std::uint64_t hashOf(std::string_view bytes) const;
   std::uint64_t addressHash(const boost::asio::ip::address& address) const;
-  void publish(std::uint64_t hash, base::Millis until);
-  void withdraw(std::uint64_t hash);
 
-  std::uint64_t key_ = 0;  // keys the hashes: nobody can aim at a slot
-  // fingerprint (32 bits) << 32 | the ban's end in seconds since `epoch_` (32 bits)
-  std::array<std::atomic<std::uint64_t>, kBanSlots> ban_slots_{};
+  base::KeyedHash hash_;
+  base::ExpiringSet<kBanSlots> banned_;
   // fingerprint << 32 | window start in seconds; and the count
   std::array<std::atomic<std::uint64_t>, kCountSlots> count_keys_{};
   std::array<std::atomic<std::uint32_t>, kCountSlots> counts_{};

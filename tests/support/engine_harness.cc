@@ -11,10 +11,21 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
   if (with_policy) {
     chain_ = std::make_unique<policy::PolicyChain>(
-        policy::compileSnapshot(*config, rules_, *auth_, *store_).value(), clock_, &metrics_.shard(0));
+        policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_).value(), clock_,
+        &metrics_.shard(0));
     policy::installDefaultStages(*chain_);
     engine_->setFilter(chain_.get());
   }
+  engine_->setLocation(location_.get());
+}
+
+void EngineHarness::reload(std::shared_ptr<const config::Config> config) {
+  engine_->applyConfig(config);
+  if (!chain_) return;
+  auto snapshot = policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_).value();
+  chain_->apply(snapshot);
+  location_->retain(
+      [&snapshot](const routing::Binding& binding) { return snapshot->allowsBinding(binding); });
 }
 
 void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/dialog/engine.h"
+#include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
 #include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
@@ -54,6 +55,10 @@ class EngineHarness {
   policy::PolicyChain& chain() { return *chain_; }
   ManualClock& clock() { return clock_; }
   policy::bans::LocalStateStore& store() { return *store_; }
+  routing::LocalLocationStore& location() { return *location_; }
+  // What the daemon does on SIGHUP: a new config and policy snapshot, and the registrations
+  // the new snapshot no longer allows end.
+  void reload(std::shared_ptr<const config::Config> config);
 
  private:
   ManualClock clock_;
@@ -64,6 +69,7 @@ class EngineHarness {
   policy::RuleRegistry rules_;
   std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
+  std::unique_ptr<routing::LocalLocationStore> location_ = std::make_unique<routing::LocalLocationStore>();
   std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;

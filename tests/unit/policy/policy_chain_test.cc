@@ -1,5 +1,6 @@
 #include "policy/policy_chain.h"
 
+#include "core/routing/local_location_store.h"
 #include "policy/bans/local_store.h"
 
 #include <gtest/gtest.h>
@@ -22,8 +23,13 @@ bans::LocalStateStore& sharedStore() {
   return *store;
 }
 
+routing::LocalLocationStore& sharedLocation() {
+  static auto* location = new routing::LocalLocationStore();
+  return *location;
+}
+
 std::shared_ptr<const PolicySnapshot> compiled(const config::Config& config, RuleRegistry& registry) {
-  auto result = compileSnapshot(config, registry, sharedAuth(), sharedStore());
+  auto result = compileSnapshot(config, registry, sharedAuth(), sharedStore(), sharedLocation());
   EXPECT_TRUE(result.ok());
   return result.ok() ? result.value() : nullptr;
 }

@@ -760,3 +760,37 @@ TEST(ConfigRestart, ReloadKeepsRunningStartupSettings) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ConfigBansAndRegistrar, DefaultsValuesAndRelations) {
+  auto defaults = parseOk("");
+  EXPECT_EQ(defaults->ban.threshold, 5u);
+  EXPECT_EQ(defaults->ban.window_s, 60u);
+  EXPECT_EQ(defaults->ban.duration_s, 600u);
+  EXPECT_EQ(defaults->registrar.min_expires_s, 60u);
+  EXPECT_EQ(defaults->registrar.max_expires_s, 3600u);
+  EXPECT_EQ(defaults->registrar.default_expires_s, 600u);
+  EXPECT_EQ(defaults->registrar.max_contacts, 4u);
+  auto set = parseOk(
+      "[ban]\nthreshold = 3\nduration_s = 60\nmax_duration_s = 120\n[registrar]\n"
+      "min_expires_s = 30\nmax_expires_s = 300\ndefault_expires_s = 120\nmax_contacts = 1\n");
+  ASSERT_NE(set, nullptr);
+  EXPECT_EQ(set->ban.threshold, 3u);
+  EXPECT_EQ(set->ban.max_duration_s, 120u);
+  EXPECT_EQ(set->registrar.default_expires_s, 120u);
+  EXPECT_EQ(set->registrar.max_contacts, 1u);
+
+  expectError("[ban]\nthreshold = 0\n", 2, "ban.threshold", "must be between 1 and 1000, got 0");
+  expectError("[ban]\nduration_s = 600\nmax_duration_s = 60\n", 3, "ban.max_duration_s",
+              "ban.max_duration_s (60) must be at least ban.duration_s (600)");
+  expectError("[registrar]\nmin_expires_s = 600\nmax_expires_s = 60\n", 3, "registrar.max_expires_s",
+              "registrar.max_expires_s (60) must be at least registrar.min_expires_s (600)");
+  expectError(
+      "[registrar]\ndefault_expires_s = 30\n", 2, "registrar.default_expires_s",
+      "registrar.default_expires_s (30) must lie between min_expires_s (60) and max_expires_s (3600)");
+  expectError("[registrar]\nmax_contacts = 33\n", 2, "registrar.max_contacts",
+              "must be between 1 and 32, got 33");
+}
+
+}  // namespace

@@ -642,6 +642,39 @@ class TestRun:
         return self.check(ok, f"{what}: exit 0, 0 failed{expected}", result.details())
 
 
+NETNS_MARKER = "PALISADE_SYSTEST_NETNS"
+
+
+def enter_namespace(script, what):
+    """Re-executes `script` under `unshare -n` unless already there; then brings lo up.
+
+    For tests whose traffic must not leave the machine (hostile corpora, attack tools): inside,
+    only loopback exists. `what` names that traffic in the failure message.
+    """
+    if os.environ.get(NETNS_MARKER) == "1":
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
+        names = [line.split(":")[1].strip() for line in links.splitlines() if line.strip()]
+        if names != ["lo"]:
+            print(f"FAIL: expected a namespace with only lo, found {names}; refusing to go on")
+            sys.exit(1)
+        return
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, timeout=10)
+    if probe.returncode != 0:
+        print("FAIL: cannot create a private network namespace (`unshare -n` exited "
+              f"{probe.returncode}: {probe.stderr.strip()}). {what} must only be sent from "
+              "inside one; run this test as root or with CAP_SYS_ADMIN.", flush=True)
+        sys.exit(1)
+    env = dict(os.environ, **{NETNS_MARKER: "1"})
+    argv = ["unshare", "-n", "--", sys.executable, os.path.abspath(script)] + sys.argv[1:]
+    try:
+        rc = subprocess.run(argv, env=env, timeout=540).returncode
+    except subprocess.TimeoutExpired:
+        print("FAIL: the test did not finish inside its namespace within 540 s")
+        rc = 1
+    sys.exit(rc)
+
+
 def _on_alarm(signum, frame):
     raise TestFailure("the test exceeded its time budget")
 

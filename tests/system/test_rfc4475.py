@@ -19,13 +19,10 @@ import glob
 import os
 import selectors
 import socket
-import subprocess
-import sys
 import time
 
 import harness
 
-NETNS_MARKER = "PALISADE_SYSTEST_NETNS"
 NONE = None  # no answer at all
 WINDOW_S = 1.5  # how long answers are collected after the last datagram was sent
 CALLS = 200
@@ -73,34 +70,6 @@ def expected_answer(row):
     if row["syntax"] in ("invalid", "valid-semantic-error"):
         return {400}
     raise KeyError(f"no expectation for valid request {name}")
-
-
-# --------------------------------------------------------------------------- namespace
-
-def enter_namespace():
-    """Re-executes this script under `unshare -n` unless already there; then brings lo up."""
-    if os.environ.get(NETNS_MARKER) == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
-        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
-        names = [line.split(":")[1].strip() for line in links.splitlines() if line.strip()]
-        if names != ["lo"]:
-            print(f"FAIL: expected a namespace with only lo, found {names}; refusing to send the corpus")
-            sys.exit(1)
-        return
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, timeout=10)
-    if probe.returncode != 0:
-        print("FAIL: cannot create a private network namespace (`unshare -n` exited "
-              f"{probe.returncode}: {probe.stderr.strip()}). The torture corpus must only be sent from "
-              "inside one; run this test as root or with CAP_SYS_ADMIN.", flush=True)
-        sys.exit(1)
-    env = dict(os.environ, **{NETNS_MARKER: "1"})
-    argv = ["unshare", "-n", "--", sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
-    try:
-        rc = subprocess.run(argv, env=env, timeout=540).returncode
-    except subprocess.TimeoutExpired:
-        print("FAIL: the test did not finish inside its namespace within 540 s")
-        rc = 1
-    sys.exit(rc)
 
 
 # --------------------------------------------------------------------------- sending
@@ -236,5 +205,5 @@ def body(run):
 
 
 if __name__ == "__main__":
-    enter_namespace()
+    harness.enter_namespace(__file__, "The torture corpus")
     harness.main_wrapper("test_rfc4475", __doc__, body)

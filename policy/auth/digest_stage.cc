@@ -8,7 +8,6 @@
 #include "core/sip/headers.h"
 
 namespace palisade::policy::auth {
-namespace {}  // namespace
 
 // The challenge for `context`'s request: 401/WWW-Authenticate for REGISTER, else
 // 407/Proxy-Authenticate, one header per algorithm, strongest first (RFC 8760 §2.4).

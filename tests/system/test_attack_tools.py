@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Real attack tools (Debian's sipvicious) against the daemon, inside a private network
+namespace with only loopback, while the carrier trunk (127.0.0.1) keeps placing calls:
+
+- svmap (OPTIONS, its default) from a non-trunk address finds nothing: Palisade does not answer;
+  with -m INVITE it sees a challenge but no product name to fingerprint;
+- svwar --force (REGISTER and INVITE) over a range holding three configured users finds none:
+  every extension gets the same challenge;
+- svcrack against a real user with a dictionary that holds the right password after five wrong
+  ones is banned at the fifth failure and never finds it; the same dictionary with the right
+  password first does find it (so the tool works here and the ban is what stops it);
+- every carrier call succeeds throughout.
+
+The challenge offers MD5 only: sipvicious answers nothing else, and the weakest setting is the
+one to defend.
+"""
+import os
+import re
+import subprocess
+import time
+
+import harness
+
+CARRIER_LO = "127.0.0.1"
+MAPPER_IP, WARDIALER_IP, CRACKER_IP, CONTROL_IP = "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"
+USERS = [dict(harness.TEST_USER, sources=[f"{CONTROL_IP}/32"]),
+         {"name": "2002", "password": "Quiet-Lantern-7-Orbit#"},
+         {"name": "2003", "password": "Velvet_Anchor-42-Thistle"}]
+
+
+def send_from(address):
+    """Makes `address` the source of unbound sockets sending to Palisade's public address.
+
+    svwar and svcrack ignore -b (only svmap binds to it), so without this their packets would
+    leave from 127.0.0.1, the carrier trunk's address. Only possible, and only done, inside the
+    test's own network namespace."""
+    subprocess.run(["ip", "route", "replace", "local", f"{harness.PUBLIC_IP}/32", "dev", "lo", "table", "local",
+                    "src", address], check=True, timeout=10)
+
+
+def tool(run, program, source, args, name=None, timeout_s=60):
+    """Runs one sipvicious program from `source`, with its session files in the test's directory."""
+    name = name or program
+    send_from(source)
+    argv = [program, "-b", source, "-P", str(harness.free_ports(source, 1)[0])] + args
+    env = dict(os.environ, HOME=run.dir)
+    run.log(f"{name}: {' '.join(argv)}")
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, cwd=run.dir)
+        out = done.stdout + done.stderr
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+        out += f"\n[{name} killed after {timeout_s} s]"
+    with open(run.path(f"{name}.out"), "w") as f:
+        f.write(out)
+    send_from(CARRIER_LO)
+    return out
+
+
+def body(run):
+    pbx_port = harness.free_ports(harness.PBX_IP, 1)[0]
+    carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
+    cfg = run.config(1, pbx_port, carrier_port, users=USERS, auth={"algorithms": ["MD5"]},
+                     ban={"threshold": 5, "window_s": 60})
+    cfg["trunks"].append({"name": "carrier-lo", "host": CARRIER_LO, "port": 5060, "transport": "udp",
+                          "addresses": [CARRIER_LO]})
+    palisade = run.start_palisade(cfg)
+    host, port = harness.PUBLIC_IP, cfg["public"]["udp_port"]
+    public = (host, port)
+
+    calls = harness.start_calls(run, public, "uas", "uac", 700, 20, harness.PBX_IP, pbx_port, CARRIER_LO,
+                                timeout_s=120)
+    time.sleep(1)
+
+    # svmap
+    out = tool(run, "svmap", MAPPER_IP, ["-p", str(port), host])
+    run.check(host not in out and "found nothing" in out.lower(), "svmap (OPTIONS) from a non-trunk address finds nothing",
+              out[-1500:])
+    out = tool(run, "svmap", MAPPER_IP, ["-m", "INVITE", "-p", str(port), host], name="svmap-invite")
+    row = next((line for line in out.splitlines() if f"{host}:{port}" in line), "")
+    run.check(row != "" and re.search(r"(?i)palisade|sipp|\d+\.\d+\.\d+", row.replace(host, "").replace(str(port), ""))
+              is None, "svmap -m INVITE sees a challenge and no product or version", out[-1500:])
+
+    # svwar, REGISTER and INVITE, over 1990-2010 (2001-2003 are configured)
+    for method in ("REGISTER", "INVITE"):
+        out = tool(run, "svwar", WARDIALER_IP, ["--force", "-m", method, "-e", "1990-2010", "-p", str(port), host],
+                   name=f"svwar-{method}")
+        found = [u["name"] for u in USERS if re.search(rf"\b{u['name']}\b", out)]
+        run.check(found == [] and "Traceback" not in out, f"svwar --force -m {method} finds none of the three users",
+                  out[-1500:])
+    run.check(palisade.metric("palisade_bans_total") == 0, "challenges alone ban nobody")
+
+    # svcrack: the right password sixth, after five wrong ones
+    wrong = [f"Wrong-Guess-{i}-Password!" for i in range(5)]
+    dictionary = run.path("passwords.txt")
+    with open(dictionary, "w") as f:
+        f.write("\n".join(wrong + [USERS[0]["password"]] + ["Later-Guess-Password-1!"]) + "\n")
+    out = tool(run, "svcrack", CRACKER_IP, ["-u", "2001", "-d", dictionary, "--maximumtime", "5", "-p", str(port), host],
+               timeout_s=45)
+    run.check(USERS[0]["password"] not in out and "Traceback" not in out, "svcrack never finds the password",
+              out[-1500:])
+    log = palisade.log_tail(20000)
+    run.check(re.search(rf"ban: {re.escape(CRACKER_IP)} for \d+ s \(strike 1\): 5 ", log) is not None,
+              "svcrack's address is banned at the fifth failure", log[-2000:])
+    run.check(palisade.metric("palisade_bans_total") == 1, "one ban")
+    run.check(palisade.metric('palisade_auth_failures_total{reason="wrong_password"}') == 5,
+              "five wrong passwords counted, no more reached the digest check")
+    run.check(calls.uac.popen.poll() is None, "the carrier calls were running throughout the attacks")
+
+    # The control: the same tool with the right password first, from 2001's own source, finds it.
+    with open(dictionary, "w") as f:
+        f.write(USERS[0]["password"] + "\n")
+    out = tool(run, "svcrack", CONTROL_IP, ["-u", "2001", "-d", dictionary, "--maximumtime", "5", "-p", str(port), host],
+               name="svcrack-control", timeout_s=45)
+    run.check(USERS[0]["password"] in out, "control: svcrack with the right password first finds it here",
+              out[-1500:])
+
+    uac, uas = calls.wait()
+    run.check_sipp(uac, 700, "carrier calls from 127.0.0.1 during the attacks")
+    run.check_sipp(uas, 700, "the PBX answered every carrier call")
+    harness.wait_idle(run, palisade, "attack tools")
+    run.check_clean_stop(palisade)
+
+
+if __name__ == "__main__":
+    harness.enter_namespace(__file__, "Attack tool traffic")
+    harness.main_wrapper("test_attack_tools", __doc__, body, budget_s=200)

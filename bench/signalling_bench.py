@@ -60,6 +60,9 @@ PBX_SIDE_IP, PBX_SIDE_PORT = "127.0.0.1", 5070  # Palisade's PBX-facing listener
 PBX_IP, PBX_PORT = "127.0.0.2", 5080            # SIPp UAS = the PBX
 UAC_IP, UAC_PORT = "127.0.0.3", 5060            # SIPp UAC = the callers
 UAC_MEDIA_PORT, UAS_MEDIA_PORT = 26000, 26100   # SIPp binds a media socket; keep it on its own IP
+# --auth: the caller is a digest user (MD5, the one algorithm SIPp 3.6.1 answers).
+AUTH_USER, AUTH_PASSWORD = "3001", "Bench-Caller-7-Quartz!"
+AUTH_UAC_SCENARIO = REPO / "tests" / "system" / "scenarios" / "uac_auth.xml"
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PALISADE_T1_MS = 500  # default.toml; the drain period covers 64*T1
@@ -350,7 +353,7 @@ def start_uas(work: Path, tag: str, scenario: Path, calls: int, timeout_s: int, 
 
 
 def start_uac(work: Path, tag: str, scenario: Path, rate: int, calls: int, timeout_s: int,
-              recv_timeout_ms: int, limit: Optional[int] = None) -> Proc:
+              recv_timeout_ms: int, limit: Optional[int] = None, extra: tuple = ()) -> Proc:
     argv = [sipp_binary(), f"{PUBLIC_IP}:{PUBLIC_PORT}", "-sf", str(scenario), "-i", UAC_IP, "-p", str(UAC_PORT),
             "-mi", UAC_IP, "-mp", str(UAC_MEDIA_PORT), "-r", str(rate), "-rp", "1000", "-m", str(calls),
             "-nostdin", "-timeout", f"{timeout_s}s", "-recv_timeout", str(recv_timeout_ms),
@@ -358,6 +361,7 @@ def start_uac(work: Path, tag: str, scenario: Path, rate: int, calls: int, timeo
             "-trace_counts", "-trace_err", "-error_file", str(work / f"{tag}-uac.err"), "-max_log_size", "2000000"]
     if limit:
         argv += ["-l", str(limit)]
+    argv += list(extra)
     return Proc("sipp-uac", argv, work / f"{tag}-uac.log", work)
 
 
@@ -410,8 +414,9 @@ class Palisade(System):
     name = "Palisade"
     memory_metric = "rss"
 
-    def __init__(self, work: Path, binary: Path, workers: int):
+    def __init__(self, work: Path, binary: Path, workers: int, auth: bool = False):
         super().__init__(work)
+        self.auth = auth
         # A private copy: a rebuild in the tree during the run must not change what is measured.
         self.binary = work / "palisade"
         shutil.copy2(binary, self.binary)
@@ -442,18 +447,37 @@ port = {PBX_PORT}
 transport = "udp"
 addresses = ["{PBX_IP}"]
 
-# The SIPp caller is a trunk (the carrier path): anything else is the internet.
-[[trunks]]
-name = "callers"
-addresses = ["{UAC_IP}"]
-host = "{UAC_IP}"
-port = {UAC_PORT}
-
+{self._callers()}
 [management]
 address = "127.0.0.1"
 port = {self.mgmt_port}
 """)
         return path
+
+    def _callers(self) -> str:
+        if not self.auth:
+            return f"""# The SIPp caller is a trunk (the carrier path): anything else is the internet.
+[[trunks]]
+name = "callers"
+addresses = ["{UAC_IP}"]
+host = "{UAC_IP}"
+port = {UAC_PORT}
+"""
+        return f"""# --auth: the SIPp caller is a digest user; the one trunk is an address nobody uses.
+[[trunks]]
+name = "carrier"
+addresses = ["127.0.0.4"]
+host = "127.0.0.4"
+port = 5060
+
+[auth]
+algorithms = ["MD5"]
+
+[[users]]
+name = "{AUTH_USER}"
+password = "{AUTH_PASSWORD}"
+sources = ["{UAC_IP}/32"]
+"""
 
     def start(self, tag: str) -> None:
         config = self.write_config()
@@ -496,7 +520,7 @@ class Kamailio(System):
     name = "Kamailio"
     memory_metric = "pss"
 
-    def __init__(self, work: Path, reference: Path):
+    def __init__(self, work: Path, reference: Path, auth: bool = False):
         super().__init__(work)
         self.binary = shutil.which("kamailio") or (
             "/usr/sbin/kamailio" if os.access("/usr/sbin/kamailio", os.X_OK) else None)
@@ -506,12 +530,29 @@ class Kamailio(System):
         self.kamcmd = shutil.which("kamcmd") or ("/usr/sbin/kamcmd" if os.access("/usr/sbin/kamcmd", os.X_OK) else None)
         self.cfg = work / "kamailio.cfg"
         shutil.copy2(reference / "kamailio.cfg", self.cfg)
+        if auth:
+            self.cfg.write_text(self.with_digest_auth(self.cfg.read_text()))
         self.dbtext = work / "dbtext"
         if (reference / "dbtext").is_dir():
             shutil.copytree(reference / "dbtext", self.dbtext, dirs_exist_ok=True)
         else:
             self.dbtext.mkdir(exist_ok=True)
         self.ctl = work / "kamailio.ctl"
+
+    @staticmethod
+    def with_digest_auth(cfg: str) -> str:
+        """The reference config with the auth module challenging every initial INVITE (qop=auth,
+        the password of AUTH_USER, realm = From host), as a Kamailio admin would write it."""
+        load = 'loadmodule "pv.so"\n'
+        initial = "\t# initial requests: only INVITE dialogs go to the PBX\n"
+        if load not in cfg or initial not in cfg:
+            raise RuntimeError("kamailio.cfg does not have the shape --auth edits (pv.so, initial requests)")
+        cfg = cfg.replace(load, load + 'loadmodule "auth.so"\nmodparam("auth", "secret", "bench-secret-0123456789")\n', 1)
+        check = (f'\tif (is_method("INVITE")) {{\n'
+                 f'\t\tif (!pv_proxy_authenticate("$fd", "{AUTH_PASSWORD}", "0")) {{\n'
+                 f'\t\t\tproxy_challenge("$fd", "1");\n\t\t\texit;\n\t\t}}\n'
+                 f'\t\tconsume_credentials();\n\t}}\n\n')
+        return cfg.replace(initial, check + initial, 1)
 
     def version(self) -> str:
         out = subprocess.run([self.binary, "-v"], capture_output=True, text=True, timeout=10).stdout
@@ -635,7 +676,8 @@ class Runner:
         self.args = args
         self.work = work
         self.log = log
-        self.uac_scenario = args.reference / "uac_rr.xml"
+        self.uac_scenario = AUTH_UAC_SCENARIO if args.auth else args.reference / "uac_rr.xml"
+        self.uac_extra = ("-au", AUTH_USER, "-ap", AUTH_PASSWORD) if args.auth else ()
         self.uas_scenario = args.reference / "uas_rr.xml"
         self.counter = 0
 
@@ -668,7 +710,8 @@ class Runner:
                             int((uac_timeout + 30) * 1000))
             cpu0 = system.cpu()
             busy0, t0 = machine_busy_seconds()
-            uac = start_uac(self.work, tag, self.uac_scenario, rate, calls, uac_timeout, 32000)
+            uac = start_uac(self.work, tag, self.uac_scenario, rate, calls, uac_timeout, 32000,
+                            extra=self.uac_extra)
             samples = []  # (time, daemon cpu)
             peak = step.idle_mem_kib
             deadline = t0 + uac_timeout + 15
@@ -942,6 +985,9 @@ def parse_args() -> argparse.Namespace:
                    help="folder with kamailio.cfg, uac_rr.xml, uas_rr.xml, dbtext/")
     p.add_argument("--json", type=Path, help="also write every step's result as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp statistics)")
+    p.add_argument("--auth", action="store_true",
+                   help="the caller is a digest user: INVITE, 407, ACK, INVITE with credentials (MD5, qop=auth); "
+                        "Kamailio challenges with its auth module; implies --no-hold")
     a = p.parse_args()
     q = a.quick
     a.steps = [int(s) for s in (a.steps or ("500,1000" if q else ",".join(str(r) for r in range(500, 8001, 500)))).split(",")]
@@ -952,6 +998,7 @@ def parse_args() -> argparse.Namespace:
     a.hold_calls = a.hold_calls or (1000 if q else 5000)
     a.hold_plateau = a.hold_plateau if a.hold_plateau is not None else (6.0 if q else 45.0)
     a.quiet_wait = a.quiet_wait if a.quiet_wait is not None else (0.0 if q else 120.0)
+    a.no_hold = a.no_hold or a.auth
     a.systems = [s.strip().lower() for s in a.systems.split(",") if s.strip()]
     for s in a.systems:
         if s not in ("palisade", "kamailio"):
@@ -1002,12 +1049,14 @@ def main() -> int:
     try:
         systems: list[System] = []
         for name in args.systems:
-            systems.append(Palisade(work, args.palisade, args.workers) if name == "palisade"
-                           else Kamailio(work, args.reference))
+            systems.append(Palisade(work, args.palisade, args.workers, args.auth) if name == "palisade"
+                           else Kamailio(work, args.reference, args.auth))
         started = datetime.datetime.now()
         revision = git_revision()  # the tree the copied binary was taken from
         log(f"signalling benchmark {started:%Y-%m-%d %H:%M}  host {platform.node()}  cores {os.cpu_count()}  "
             f"Palisade {revision} ({args.workers} workers)  steps {args.steps}  {args.duration:g} s per step")
+        if args.auth:
+            log(f"calls: digest-authenticated ({AUTH_UAC_SCENARIO.name}, MD5, qop=auth)")
         log(f"work folder {work}")
         runner = Runner(args, work, log)
         for system in systems:

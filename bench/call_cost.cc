@@ -89,10 +89,19 @@ constexpr std::string_view kSdp =
     "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n"
     "m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
+// The scripted caller (127.0.0.2) is a trunk: the carrier path that the SIPp benchmark measures.
+// Everything else is the shipped default.
+constexpr const char* kConfig = R"([[trunks]]
+name = "carrier"
+addresses = ["127.0.0.2"]
+host = "127.0.0.2"
+port = 5061
+)";
+
 class Bench {
  public:
   Bench()
-      : config_(config::defaultConfig().value()),
+      : config_(config::parseConfig(kConfig, "call_cost").value()),
         metrics_(1),
         chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_).value(), clock_),
         worker_(0, 64),

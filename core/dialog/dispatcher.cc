@@ -61,6 +61,11 @@ void Dispatcher::onStreamFault(const net::Flow& flow, std::string&& bytes, int s
   }
 }
 
+void Dispatcher::onStreamClosed(const net::Flow& flow) {
+  owner_thread_.check("Dispatcher");
+  owners_[index_].engine->onFlowClosed(flow);
+}
+
 void Dispatcher::deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow) {
   std::uint32_t owner = ownerOf(message->callId(), static_cast<std::uint32_t>(owners_.size()));
   if (owner == index_) {

@@ -36,6 +36,7 @@ class Dispatcher final : public net::Receiver {
   void onPacket(const net::Flow& flow, std::string&& bytes, bool datagram) override;
   void onStreamFault(const net::Flow& flow, std::string&& bytes, int status,
                      std::string_view reason) override;
+  void onStreamClosed(const net::Flow& flow) override;
 
   // Hands a scanned message to its owner (or handles it here when this worker owns it).
   void deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow);

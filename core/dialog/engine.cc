@@ -190,6 +190,17 @@ bool Engine::userTarget(const config::User& user, Target& out) const {
   return true;
 }
 
+void Engine::onFlowClosed(const net::Flow& flow) {
+  owner_.check("Engine");
+  // The lock-free check first: most connections that close never registered anyone.
+  if (location_ == nullptr || !location_->registeredFlow(flow, now())) return;
+  for (const routing::Binding& ended :
+       location_->retain([&flow](const routing::Binding& binding) { return !binding.flow.samePath(flow); })) {
+    LOG_INFO("register: {} from {} {} ended: its connection closed", ended.user,
+             net::transportName(flow.transport), flow.remote.toString());
+  }
+}
+
 void Engine::onRegister(std::unique_ptr<sip::Message> request, txn::ServerTransaction* parked,
                         const net::Flow& flow, const policy::RequestContext& context) {
   // A server transaction absorbs retransmissions: a repeated REGISTER is answered again, not

@@ -108,6 +108,9 @@ class Engine final : public policy::PendingSink {
   void unregisterLeg(net::Side side, const std::string& call_id);
   // Frees the call after the current event has been handled.
   void retire(Call* call);
+  // A stream connection of this worker ended: bindings registered over it end too (calls to
+  // those users would have no way to reach them; RFC 5626 §5.4 treats such a flow as failed).
+  void onFlowClosed(const net::Flow& flow);
   // Sends a stateless response to `request` (no transaction), e.g. 400 or 503.
   void replyStateless(const sip::Message& request, const net::Flow& flow, int status, std::string_view reason,
                       std::string_view extra_headers = {});

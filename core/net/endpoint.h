@@ -73,6 +73,9 @@ class Receiver {
   // message size limit), `status` the answer a request deserves (400, 513). The transport
   // closes the connection once whatever was sent in reply has been written.
   virtual void onStreamFault(const Flow& flow, std::string&& bytes, int status, std::string_view reason) = 0;
+  // A stream connection ended (either end closed it, or a limit did): nothing can be sent on
+  // `flow` any more.
+  virtual void onStreamClosed(const Flow& flow) { (void)flow; }
 };
 
 }  // namespace palisade::net

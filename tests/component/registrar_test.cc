@@ -156,6 +156,29 @@ TEST_F(RegistrarTest, ARegisteredUserIsCalledWhereItRegisteredFrom) {
   EXPECT_EQ(outbound->method(), sip::Method::Invite);
 }
 
+TEST_F(RegistrarTest, ABindingOverAConnectionEndsWithIt) {
+  net::Flow over_tcp = phoneFlow();
+  over_tcp.transport = net::Transport::Tcp;
+  over_tcp.conn_id = 7;
+  auto ok = registerAs("2001", "Contact: <sip:2001@10.0.0.7:5062;transport=tcp>\r\n", over_tcp);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->statusCode(), 200);
+
+  // Another connection from the same address closing changes nothing.
+  net::Flow other = over_tcp;
+  other.conn_id = 8;
+  h_.engine().onFlowClosed(other);
+  EXPECT_EQ(h_.location().size(), 1u);
+
+  // Its own connection closing ends the binding: the PBX's call gets 480 at once instead of
+  // waiting for a transaction timeout toward a connection that is gone.
+  h_.engine().onFlowClosed(over_tcp);
+  EXPECT_EQ(h_.location().size(), 0u);
+  auto unavailable = callFromPbx("2001", kPhonePort);
+  ASSERT_TRUE(unavailable);
+  EXPECT_EQ(unavailable->statusCode(), 480);
+}
+
 TEST_F(RegistrarTest, ExpiryRulesOfRfc3261) {
   // Too brief: 423 with Min-Expires, and nothing bound.
   auto brief = registerAs("2001", "Contact: <sip:2001@10.0.0.7>\r\nExpires: 30\r\n");

@@ -164,6 +164,7 @@ void TcpTransport::forget(StreamConnectionBase& conn) {
   }
   stats_.add(Counter::TcpConnectionsClosed);
   stats_.adjust(Gauge::TcpConnections, -1);
+  if (context_.receiver != nullptr) context_.receiver->onStreamClosed(conn.flow());
   // Handlers still pending hold their own reference; the map lets go now.
   connections_.erase(conn.id());
 }

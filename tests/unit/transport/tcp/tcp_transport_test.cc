@@ -39,8 +39,10 @@ class RecordingReceiver final : public net::Receiver {
     statuses.push_back(status);
     if (answer) answer(flow);
   }
+  void onStreamClosed(const net::Flow& flow) override { closed.push_back(flow); }
   std::vector<Packet> packets;
   std::vector<Packet> faults;
+  std::vector<net::Flow> closed;
   std::vector<int> statuses;
   std::function<void(const net::Flow&)> answer;  // the engine's stateless reply, in the daemon
 };
@@ -165,6 +167,20 @@ TEST_F(TcpTransportTest, FramesMessagesWhateverTheReadsLookLike) {
     return !reply.empty();
   }));
   EXPECT_EQ(reply, "SIP/2.0 200 OK\r\n\r\n");
+}
+
+// The receiver hears when a connection ends, with the flow its messages came on (the
+// registrar ends bindings made over it).
+TEST_F(TcpTransportTest, TheReceiverHearsWhenAConnectionEnds) {
+  start();
+  tcp::socket client = connectClient();
+  boost::asio::write(client, boost::asio::buffer(message()));
+  ASSERT_TRUE(runUntil([&] { return receiver_.packets.size() == 1; }));
+  EXPECT_TRUE(receiver_.closed.empty());
+  client.close();
+  ASSERT_TRUE(runUntil([&] { return receiver_.closed.size() == 1; }));
+  EXPECT_TRUE(receiver_.closed[0].samePath(receiver_.packets[0].flow));
+  EXPECT_EQ(counter(stats::Counter::TcpConnectionsClosed), 1u);
 }
 
 TEST_F(TcpTransportTest, AKeepAlivePingGetsAPong) {

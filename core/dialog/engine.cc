@@ -192,8 +192,10 @@ bool Engine::userTarget(const config::User& user, Target& out) const {
 
 void Engine::onFlowClosed(const net::Flow& flow) {
   owner_.check("Engine");
-  // The lock-free check first: most connections that close never registered anyone.
-  if (location_ == nullptr || !location_->registeredFlow(flow, now())) return;
+  // Users register on the public side only; then the lock-free check: most connections that
+  // close never registered anyone.
+  if (location_ == nullptr || flow.side != net::Side::Public || !location_->registeredFlow(flow, now()))
+    return;
   for (const routing::Binding& ended :
        location_->retain([&flow](const routing::Binding& binding) { return !binding.flow.samePath(flow); })) {
     LOG_INFO("register: {} from {} {} ended: its connection closed", ended.user,

@@ -1,8 +1,8 @@
 #include "core/routing/local_location_store.h"
 
 #include <algorithm>
-
-#include <fmt/format.h>
+#include <array>
+#include <cstring>
 
 namespace palisade::routing {
 namespace {
@@ -15,12 +15,33 @@ void newestFirst(std::vector<Binding>& bindings) {
 }  // namespace
 
 std::uint64_t LocalLocationStore::flowHash(const net::Flow& flow) const {
-  // A stream is its connection; a datagram flow is the address and port it came from.
-  std::string key =
-      fmt::format("{}|{}|{}|{}|{}|{}", static_cast<int>(flow.side), static_cast<int>(flow.transport),
-                  net::canonicalAddress(flow.remote.address).to_string(), flow.remote.port, flow.conn_worker,
-                  flow.conn_id);
-  return hash_(key);
+  // A stream is its connection; a datagram flow is the address and port it came from. Packed
+  // into a stack buffer: this runs for every keep-alive and every request a stranger sends.
+  std::array<char, 27> key{};
+  std::size_t at = 0;
+  auto put = [&key, &at](const void* data, std::size_t size) {
+    std::memcpy(key.data() + at, data, size);
+    at += size;
+  };
+  auto side = static_cast<std::uint8_t>(flow.side);
+  auto transport = static_cast<std::uint8_t>(flow.transport);
+  auto address = net::canonicalAddress(flow.remote.address);
+  std::array<unsigned char, 16> bytes{};
+  if (address.is_v4()) {
+    auto v4 = address.to_v4().to_bytes();
+    std::memcpy(bytes.data(), v4.data(), v4.size());
+  } else {
+    bytes = address.to_v6().to_bytes();
+  }
+  std::uint8_t family = address.is_v4() ? 4 : 6;
+  put(&side, 1);
+  put(&transport, 1);
+  put(&family, 1);
+  put(bytes.data(), bytes.size());
+  put(&flow.remote.port, sizeof flow.remote.port);
+  put(&flow.conn_worker, sizeof flow.conn_worker);
+  put(&flow.conn_id, sizeof flow.conn_id);
+  return hash_(std::string_view(key.data(), at));
 }
 
 void LocalLocationStore::addFlow(const Binding& binding) {

@@ -1,14 +1,21 @@
 #include "policy/policy_chain.h"
 
+#include <fmt/format.h>
+
 #include "policy/auth/digest_stage.h"
+#include "policy/bans/ban_source.h"
+#include "policy/flood/admission_stage.h"
 
 namespace palisade::policy {
 
 PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
-                         stats::Shard* stats)
-    : clock_(clock), stats_(stats), snapshot_(std::move(snapshot)) {}
+                         stats::Shard* stats, std::uint32_t worker)
+    : clock_(clock), stats_(stats), worker_(worker), snapshot_(std::move(snapshot)) {}
 
-void installDefaultStages(PolicyChain& chain) { chain.addStage(std::make_unique<auth::DigestStage>()); }
+void installDefaultStages(PolicyChain& chain) {
+  chain.addStage(std::make_unique<auth::DigestStage>());
+  chain.addStage(std::make_unique<flood::AdmissionStage>());
+}
 
 void PolicyChain::apply(std::shared_ptr<const PolicySnapshot> snapshot) {
   owner_.check("PolicyChain");
@@ -47,6 +54,83 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
     return true;
   count(stats::Counter::DroppedDefaultDeny);
   return false;
+}
+
+PeerKind PolicyChain::kindOf(const net::Flow& flow) const {
+  if (flow.side == net::Side::Pbx) return PeerKind::Pbx;
+  const PeerInfo* peer = snapshot_->peer(flow.peer);
+  return peer != nullptr ? peer->kind : PeerKind::Unknown;
+}
+
+void PolicyChain::ban(const net::Flow& flow, std::string_view reason) {
+  const PolicySnapshot& s = *snapshot_;
+  if (s.store == nullptr) return;
+  if (bans::banSource(*s.store, flow.remote.address, clock_.now(), s.ban, reason))
+    count(stats::Counter::Bans);
+}
+
+Screen PolicyChain::screen(const net::Flow& flow, const sip::Message& message) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  PeerKind kind = kindOf(flow);
+  // Overload: new work goes first, calls in progress keep everything they need.
+  if (s.shared != nullptr && s.shared->overloaded() && message.isRequest()) {
+    flood::RequestClass request_class = flood::classify(message);
+    if (request_class != flood::RequestClass::InDialog) {
+      bool trusted = kind == PeerKind::Trunk || kind == PeerKind::Pbx;
+      if (request_class == flood::RequestClass::Invite && trusted) {
+        count(stats::Counter::RejectedOverload);
+        return Screen::Reply503;  // a carrier retries elsewhere at once
+      }
+      count(stats::Counter::DroppedOverload);
+      return Screen::Drop;
+    }
+  }
+  flood::ScreenResult result = flood_.screen(flow, kind, message, s.flood, clock_.now());
+  switch (result.reason) {
+    case flood::ScreenReason::None:
+      break;
+    case flood::ScreenReason::RateLimited:
+      count(result.verdict == Screen::Reply503 ? stats::Counter::RejectedRateLimited
+                                               : stats::Counter::DroppedRateLimited);
+      break;
+    case flood::ScreenReason::ScannerAgent:
+      count(stats::Counter::DroppedScannerAgent);
+      break;
+    case flood::ScreenReason::ExtensionScan:
+      count(stats::Counter::DroppedExtensionScan);
+      break;
+  }
+  if (result.ban) ban(flow, result.ban_reason);
+  return result.verdict;
+}
+
+void PolicyChain::report(const net::Flow& flow, Offence offence) {
+  owner_.check("PolicyChain");
+  PeerKind kind = kindOf(flow);
+  if (kind == PeerKind::Trunk || kind == PeerKind::Pbx) return;  // limited, never banned
+  count(stats::Counter::ScannerErrors);
+  const PolicySnapshot& s = *snapshot_;
+  if (s.store == nullptr || s.max_errors == 0) return;
+  base::Millis now = clock_.now();
+  std::uint32_t errors =
+      s.store->countFailure("err:" + flow.remote.address.to_string(), now, s.errors_window_ms);
+  if (errors <= s.max_errors) return;
+  static constexpr const char* kWhat[] = {"malformed messages", "error answers", "refused connections",
+                                          "timed-out connections"};
+  ban(flow, fmt::format("{} malformed messages, error answers and refused connections in {} s (last: {})",
+                        errors, s.errors_window_ms / 1000, kWhat[static_cast<int>(offence)]));
+}
+
+void PolicyChain::noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  if (s.shared == nullptr) return;
+  bool overloaded = lag_ms >= s.flood.overload_lag_ms || inbox_fill_percent >= s.flood.overload_queue_percent;
+  if (overloaded == overloaded_) return;
+  overloaded_ = overloaded;
+  s.shared->setOverloaded(worker_, overloaded);
+  if (stats_ != nullptr) stats_->adjust(stats::Gauge::OverloadedWorkers, overloaded ? 1 : -1);
 }
 
 Decision PolicyChain::check(RequestContext& context) {

@@ -45,8 +45,9 @@ class Stage {
 class PolicyChain final : public PacketFilter, public RequestFilter, private StageServices {
  public:
   // `stats`: the worker's shard, for the drop and failure reasons (null: not counted).
+  // `worker`: the index overload control reports this worker's load under.
   PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
-              stats::Shard* stats = nullptr);
+              stats::Shard* stats = nullptr, std::uint32_t worker = 0);
   // Reload, on the worker.
   void apply(std::shared_ptr<const PolicySnapshot> snapshot);
   // Set-up, before the worker runs.
@@ -54,6 +55,11 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
 
   // PacketFilter
   bool admit(net::Flow& flow, std::string_view bytes) override;
+  Screen screen(const net::Flow& flow, const sip::Message& message) override;
+  void report(const net::Flow& flow, Offence offence) override;
+  // On every tick of the worker: its event-loop lag and inbox fill decide whether it is
+  // overloaded (the snapshot's thresholds); the answer takes effect at once, both ways.
+  void noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent);
   // RequestFilter
   Decision check(RequestContext& context) override;
   void bindPendingSink(PendingSink* sink) override { sink_ = sink; }
@@ -67,9 +73,16 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
     if (stats_ != nullptr) stats_->add(counter);
   }
 
+  // The peer class of a source as the packet filter classified it.
+  PeerKind kindOf(const net::Flow& flow) const;
+  void ban(const net::Flow& flow, std::string_view reason);
+
   base::OwnerThread owner_;
   const base::Clock& clock_;
   stats::Shard* stats_;
+  std::uint32_t worker_;
+  bool overloaded_ = false;
+  flood::FloodGuard flood_;
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;
   PendingSink* sink_ = nullptr;

@@ -33,12 +33,25 @@ const PeerInfo* PolicySnapshot::peer(std::uint16_t id) const {
 
 namespace {
 
+// A calls-per-second limit lets one second's worth through at once.
+Rate callRate(std::uint32_t per_second) { return Rate{per_second, std::max<std::uint32_t>(per_second, 1)}; }
+
+flood::ClassRates classRates(const config::FloodRates& r) {
+  auto rate = [&r](std::uint32_t per_second) { return Rate{per_second, per_second * r.burst_s}; };
+  return {rate(r.invite_per_s), rate(r.register_per_s), rate(r.other_per_s), rate(r.in_dialog_per_s)};
+}
+
+std::string lowerCase(std::string text) {
+  for (char& c : text) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return text;
+}
+
 base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, AddressTrie& trie,
                            const std::string& name, PeerKind kind, const std::vector<std::string>& addresses,
-                           bool trust_identity) {
+                           bool trust_identity, std::uint32_t max_calls = 0, std::uint32_t max_cps = 0) {
   auto id = registry.idOf(fmt::format("peer:{}:{}", peerKindName(kind), name));
   if (!id) return base::Error{"too many rules"};
-  snapshot.peers.push_back(PeerInfo{*id, kind, name, trust_identity});
+  snapshot.peers.push_back(PeerInfo{*id, kind, name, trust_identity, max_calls, callRate(max_cps)});
   for (const auto& text : addresses) {
     auto prefix = parsePrefix(text);
     if (!prefix) return base::Error{fmt::format("{}: bad address {}", name, text)};
@@ -58,8 +71,25 @@ bool PolicySnapshot::allowsBinding(const routing::Binding& binding) const {
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
                                                                     RuleRegistry& registry, AuthState& auth,
                                                                     bans::StateStore& store,
-                                                                    const routing::LocationStore& location) {
+                                                                    const routing::LocationStore& location,
+                                                                    SharedCounters* shared) {
   auto snapshot = std::make_shared<PolicySnapshot>();
+  snapshot->shared = shared;
+  snapshot->max_cps = callRate(config.max_cps);
+  flood::FloodSettings& flood = snapshot->flood;
+  flood.reply_503 = config.flood.reply_503;
+  flood.internet = classRates(config.flood.internet);
+  flood.trunk = classRates(config.flood.trunk);
+  flood.pbx = classRates(config.flood.pbx);
+  flood.ban_excess = config.flood.ban_excess;
+  flood.ban_window_ms = static_cast<base::Millis>(config.flood.ban_window_s) * 1000;
+  for (const auto& agent : config.scanners.user_agents) flood.scanner_agents.push_back(lowerCase(agent));
+  flood.max_unanswered = config.scanners.max_unanswered;
+  flood.names_window_ms = static_cast<base::Millis>(config.scanners.window_s) * 1000;
+  flood.overload_lag_ms = config.flood.overload_lag_ms;
+  flood.overload_queue_percent = config.flood.overload_queue_percent;
+  snapshot->max_errors = config.scanners.max_errors;
+  snapshot->errors_window_ms = flood.names_window_ms;
   snapshot->auth = &auth;
   snapshot->store = &store;
   snapshot->location = &location;
@@ -91,6 +121,8 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
                                                       : user.ha1_sha512_256;
       }
     }
+    entry.max_calls = user.max_calls;
+    entry.max_cps = callRate(user.max_cps);
     entry.anywhere = user.sources.empty();
     snapshot->users_anywhere = snapshot->users_anywhere || entry.anywhere;
     for (const auto& text : user.sources) {
@@ -109,7 +141,7 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
   // Trunks in config order: where address ranges overlap, the longest prefix decides.
   for (const config::Trunk& trunk : config.trunks) {
     auto added = addPeer(*snapshot, registry, snapshot->public_sources, trunk.name, PeerKind::Trunk,
-                         trunk.addresses, trunk.trust_identity);
+                         trunk.addresses, trunk.trust_identity, trunk.max_calls, trunk.max_cps);
     if (!added) return added.error();
   }
   return std::shared_ptr<const PolicySnapshot>(std::move(snapshot));

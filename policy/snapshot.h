@@ -15,9 +15,11 @@
 #include "core/routing/location_store.h"
 #include "policy/acl/address_trie.h"
 #include "policy/api/request_context.h"
+#include "policy/api/shared_counters.h"
 #include "policy/auth/digest.h"
 #include "policy/auth/nonce_counts.h"
 #include "policy/bans/state_store.h"
+#include "policy/flood/flood_guard.h"
 
 namespace palisade::policy {
 
@@ -38,6 +40,8 @@ struct PeerInfo {
   PeerKind kind = PeerKind::Unknown;
   std::string name;
   bool trust_identity = false;
+  std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
+  Rate max_cps;                 // its new calls per second
 };
 
 // A user that authenticates with digest credentials.
@@ -48,6 +52,8 @@ struct UserEntry {
   std::array<std::string, 3> ha1;  // by auth::Algorithm; empty where it has none
   bool anywhere = true;            // no `sources`: from any address
   AddressTrie sources;
+  std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
+  Rate max_cps;                 // its new calls per second
 };
 
 // State that outlives snapshots (nonces issued before a reload stay valid after it), shared by
@@ -81,11 +87,21 @@ struct PolicySnapshot {
   bans::StateStore* store = nullptr;
   // The registrar's bindings: keep-alives from a registered flow are answered.
   const routing::LocationStore* location = nullptr;
+
+  // Flood defence on the receiving worker, and scanner detection.
+  flood::FloodSettings flood;
+  std::uint32_t max_errors = 20;  // malformed messages, 4xx answers, refused connections per window
+  base::Millis errors_window_ms = 60'000;
+  // Admission: new calls per second across all workers, and the shared counters behind it and
+  // the per-peer limits (null: no admission limits, as in tests that do not need them).
+  Rate max_cps;
+  SharedCounters* shared = nullptr;
 };
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
                                                                     RuleRegistry& registry, AuthState& auth,
                                                                     bans::StateStore& store,
-                                                                    const routing::LocationStore& location);
+                                                                    const routing::LocationStore& location,
+                                                                    SharedCounters* shared = nullptr);
 
 }  // namespace palisade::policy

@@ -34,6 +34,8 @@ class WorkerNetwork final : public net::Network {
   base::Result<bool> open(const config::StartupSettings& startup);
   void start();
   void close();
+  // On the worker (draining for shutdown): TCP listeners close; UDP and open connections stay.
+  void stopAccepting() { tcp_.stopAccepting(); }
   // Reload, on the worker: new limits for framing and TCP (listen addresses need a restart).
   void applyConfig(const config::Config& config);
 

@@ -67,7 +67,7 @@ int Daemon::run() {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_, *location_);
+  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_, *location_, &shared_);
   if (!compiled) {
     LOG_ERROR("cannot start: policy: {}", compiled.error().message);
     return 1;
@@ -80,7 +80,8 @@ int Daemon::run() {
     stats::Shard& shard = metrics_.shard(i);
     parts.worker = std::make_unique<event::Worker>(i, config_->startup.inbox_depth);
     parts.dispatcher = std::make_unique<dialog::Dispatcher>(i, shard, limits);
-    parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock(), &shard);
+    parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock(), &shard, i);
+    parts.dispatcher->setFilter(parts.chain.get());
     policy::installDefaultStages(*parts.chain);
     parts.network = std::make_unique<transport::WorkerNetwork>(*parts.worker, *parts.dispatcher,
                                                                parts.chain.get(), shard, limiter_, *config_);
@@ -89,7 +90,12 @@ int Daemon::run() {
     parts.engine->setFilter(parts.chain.get());
     parts.engine->setLocation(location_.get());
     dialog::Engine* engine = parts.engine.get();
-    parts.worker->setTick([engine] { engine->runTimers(); });
+    policy::PolicyChain* chain = parts.chain.get();
+    event::Worker* worker = parts.worker.get();
+    parts.worker->setTick([engine, chain, worker] {
+      engine->runTimers();
+      chain->noteLoad(worker->lagMs(), worker->inboxFillPercent());
+    });
     auto opened = parts.network->open(config_->startup);
     workers_.push_back(std::move(parts));
     if (!opened) {
@@ -145,6 +151,32 @@ int Daemon::run() {
   sweeper.expires_after(std::chrono::seconds(1));
   sweeper.async_wait(on_sweep);
 
+  auto stop = [&] {
+    sweeper.cancel();
+    management.stop();
+    control_.stop();
+  };
+  // Graceful drain: the first SIGTERM refuses new calls and closes the TCP listeners while
+  // calls in progress end (up to general.drain_timeout_s); a second one, or SIGINT, stops at once.
+  boost::asio::steady_timer drain_timer(control_);
+  base::Millis drain_deadline = 0;
+  std::function<void(const boost::system::error_code&)> on_drain_tick =
+      [&](const boost::system::error_code& ec) {
+        if (ec) return;
+        std::int64_t active = metrics_.total(stats::Gauge::ActiveCalls);
+        base::Millis now = base::SteadyClock().now();
+        if (active <= 0 || now >= drain_deadline) {
+          if (active > 0)
+            LOG_WARN("drain: {} call(s) still in progress after {} s; stopping", active,
+                     config_->drain_timeout_s);
+          else
+            LOG_INFO("drain: no call in progress; stopping");
+          stop();
+          return;
+        }
+        drain_timer.expires_after(std::chrono::milliseconds(100));
+        drain_timer.async_wait(on_drain_tick);
+      };
   boost::asio::signal_set signals(control_, SIGHUP, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
@@ -154,10 +186,27 @@ int Daemon::run() {
           signals.async_wait(on_signal);
           return;
         }
+        if (signal == SIGTERM && !shared_.draining() && config_->drain_timeout_s > 0) {
+          LOG_INFO(
+              "signal {}: draining: new calls refused, TCP listeners closed; {} call(s) in progress may take "
+              "up to {} s",
+              signal, metrics_.total(stats::Gauge::ActiveCalls), config_->drain_timeout_s);
+          shared_.startDraining();
+          metrics_.controlShard().adjust(stats::Gauge::Draining, 1);
+          for (auto& parts : workers_) {
+            transport::WorkerNetwork* network = parts.network.get();
+            parts.worker->control([network] { network->stopAccepting(); });
+          }
+          drain_deadline =
+              base::SteadyClock().now() + static_cast<base::Millis>(config_->drain_timeout_s) * 1000;
+          drain_timer.expires_after(std::chrono::milliseconds(100));
+          drain_timer.async_wait(on_drain_tick);
+          signals.async_wait(on_signal);
+          return;
+        }
         LOG_INFO("signal {}: shutting down", signal);
-        sweeper.cancel();
-        management.stop();
-        control_.stop();
+        drain_timer.cancel();
+        stop();
       };
   signals.async_wait(on_signal);
   control_.run();
@@ -181,7 +230,7 @@ void Daemon::reload() {
   // Start-up settings (listen addresses, workers, inbox depth) never change under a running
   // daemon: what it advertises in Via and Contact stays what it is bound to.
   std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
-  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_, *location_);
+  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_, *location_, &shared_);
   if (!compiled) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,

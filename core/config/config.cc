@@ -33,9 +33,9 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public", "pbx_side", "pbx",       "trunks",
-                                        "auth",    "users",  "ban",      "registrar", "sip",
-                                        "headers", "tcp",    "limits",   "management"};
+constexpr std::string_view kTables[] = {"general", "public",     "pbx_side",  "pbx",     "trunks",  "auth",
+                                        "users",   "ban",        "registrar", "sip",     "headers", "tcp",
+                                        "limits",  "management", "flood",     "scanners"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -266,6 +266,12 @@ class Section {
       values.push_back(value);
     }
     if (ok) out = std::move(values);
+  }
+
+  // A table inside this one ([flood.internet]); null when absent or not a table (reported).
+  const toml::table* table(std::string_view key) {
+    const toml::node* node = take(key, toml::node_type::table);
+    return node != nullptr ? node->as_table() : nullptr;
   }
 
   void boolean(std::string_view key, bool& out) {
@@ -525,6 +531,8 @@ void readUsers(Loader& loader, const toml::table& root, Config& c) {
     s.stringList("sources", user.sources, checkSourcePrefix);
     s.string("number", user.number, checkNumber);
     s.boolean("allow_weak_password", user.allow_weak_password);
+    s.integer("max_calls", 0, 10000000, user.max_calls);
+    s.integer("max_cps", 0, 100000, user.max_cps);
     s.finish();
     if (!loader.written(path + ".name"))
       loader.fail(user.line, path + ".name", "is required in every [[users]] entry");
@@ -611,6 +619,8 @@ void readTrunks(Loader& loader, const toml::table& root, Config& c) {
     if (!transport.empty()) trunk.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
     s.stringList("prefixes", trunk.prefixes, checkDialPrefix, true);
     s.boolean("trust_identity", trunk.trust_identity);
+    s.integer("max_calls", 0, 10000000, trunk.max_calls);
+    s.integer("max_cps", 0, 100000, trunk.max_cps);
     s.finish();
     for (const char* key : {"name", "addresses", "host"}) {
       if (!loader.written(path + "." + key))
@@ -646,6 +656,56 @@ void readListener(Loader& loader, const toml::table& root, std::string_view name
   s.finish();
 }
 
+std::optional<std::string> checkFloodAction(std::string_view text) {
+  if (text == "drop" || text == "503") return std::nullopt;
+  return fmt::format("must be \"drop\" or \"503\", got {}", quoted(text));
+}
+
+std::optional<std::string> checkAgent(std::string_view text) {
+  if (text.empty() || text.size() > 64) return fmt::format("{} must be 1..64 characters", quoted(text));
+  for (char c : text) {
+    if (c < 0x20 || c > 0x7e) return fmt::format("{} must be printable ASCII", quoted(text));
+  }
+  return std::nullopt;
+}
+
+void readFloodRates(Loader& loader, const toml::table* table, const std::string& path, FloodRates& rates) {
+  Section s(loader, table, path);
+  s.integer("invite_per_s", 1, 1000000, rates.invite_per_s);
+  s.integer("register_per_s", 1, 1000000, rates.register_per_s);
+  s.integer("other_per_s", 1, 1000000, rates.other_per_s);
+  s.integer("in_dialog_per_s", 1, 1000000, rates.in_dialog_per_s);
+  s.integer("burst_s", 1, 60, rates.burst_s);
+  s.finish();
+}
+
+void readFlood(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "flood");
+  std::string action;
+  s.string("action", action, checkFloodAction);
+  if (!action.empty()) c.flood.reply_503 = action == "503";
+  s.integer("ban_excess", 0, 1000000, c.flood.ban_excess);
+  s.integer("ban_window_s", 1, 3600, c.flood.ban_window_s);
+  s.integer("overload_lag_ms", 20, 10000, c.flood.overload_lag_ms);
+  s.integer("overload_queue_percent", 5, 100, c.flood.overload_queue_percent);
+  std::pair<const char*, FloodRates*> classes[] = {
+      {"internet", &c.flood.internet}, {"trunk", &c.flood.trunk}, {"pbx", &c.flood.pbx}};
+  for (auto& [name, rates] : classes) {
+    if (const toml::table* table = s.table(name))
+      readFloodRates(loader, table, std::string("flood.") + name, *rates);
+  }
+  s.finish();
+}
+
+void readScanners(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "scanners");
+  s.stringList("user_agents", c.scanners.user_agents, checkAgent, true);
+  s.integer("max_unanswered", 0, 128, c.scanners.max_unanswered);
+  s.integer("max_errors", 0, 100000, c.scanners.max_errors);
+  s.integer("window_s", 1, 86400, c.scanners.window_s);
+  s.finish();
+}
+
 void readAll(Loader& loader, const toml::table& root, Config& c) {
   for (const auto& [key, node] : root) {
     if (std::find(std::begin(kTables), std::end(kTables), key.str()) != std::end(kTables)) continue;
@@ -664,6 +724,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
     Section s(loader, root, "general");
     s.integer("workers", 0, 256, c.startup.workers);
     s.string("log_level", c.log_level, checkLogLevel);
+    s.integer("drain_timeout_s", 0, 86400, c.drain_timeout_s);
     s.finish();
   }
   readListener(loader, root, "public", c.startup.public_side);
@@ -750,8 +811,11 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
       }
     }
     s.integer("max_calls", 1, 10000000, c.max_calls);
+    s.integer("max_cps", 0, 1000000, c.max_cps);
     s.finish();
   }
+  readFlood(loader, root, c);
+  readScanners(loader, root, c);
   {
     Section s(loader, root, "management");
     s.string("address", c.startup.management_address, checkListenAddress);

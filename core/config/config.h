@@ -39,7 +39,9 @@ struct Trunk {
   TransportKind transport = TransportKind::Udp;
   std::vector<std::string> prefixes;  // dialled numbers it takes (longest match wins); none: only as default
   bool trust_identity = true;
-  std::uint32_t line = 0;  // where the file wrote it (0 for the built-in default)
+  std::uint32_t line = 0;       // where the file wrote it (0 for the built-in default)
+  std::uint32_t max_calls = 0;  // its calls in progress, both directions (0: only limits.max_calls)
+  std::uint32_t max_cps = 0;    // its new calls per second, both directions (0: only limits.max_cps)
 };
 
 // [auth]: how Palisade challenges its users (RFC 3261 §22, RFC 7616, RFC 8760).
@@ -58,7 +60,9 @@ struct User {
   std::vector<std::string> sources;  // where it may register and call from; empty: anywhere
   std::string number;                // the caller ID its calls carry toward the PBX; empty: its name
   bool allow_weak_password = false;
-  std::uint32_t line = 0;  // where the file wrote it
+  std::uint32_t line = 0;       // where the file wrote it
+  std::uint32_t max_calls = 4;  // its calls in progress (0: no limit of its own)
+  std::uint32_t max_cps = 2;    // its new calls per second (0: no limit of its own)
 };
 
 // [ban]: brute-force defence. Failed authentications (and requests for unknown users or from
@@ -77,6 +81,38 @@ struct RegistrarConfig {
   std::uint32_t max_expires_s = 3600;     // longer is shortened to this
   std::uint32_t default_expires_s = 600;  // a Contact with no expiry of its own
   std::uint32_t max_contacts = 4;         // bindings per user
+};
+
+// Per-source rate limits of one peer class, per request class (messages per second; a
+// source may send `burst_s` seconds' worth at once).
+struct FloodRates {
+  std::uint32_t invite_per_s = 0;     // new INVITEs
+  std::uint32_t register_per_s = 0;   // REGISTERs
+  std::uint32_t other_per_s = 0;      // other new requests (OPTIONS, SUBSCRIBE, ...)
+  std::uint32_t in_dialog_per_s = 0;  // requests within dialogs, ACK, CANCEL and responses
+  std::uint32_t burst_s = 2;
+};
+
+// [flood]: per-source limits, sustained excess bans, and overload shedding.
+struct FloodConfig {
+  bool reply_503 = false;          // action = "503": over the limit gets a 503 (one per source per second)
+  std::uint32_t ban_excess = 100;  // messages over the limit in ban_window_s that ban an internet source
+  std::uint32_t ban_window_s = 10;
+  FloodRates internet{5, 5, 10, 50, 4};
+  FloodRates trunk{10000, 100, 2000, 50000, 2};
+  FloodRates pbx{10000, 2000, 10000, 50000, 2};
+  std::uint32_t overload_lag_ms = 200;        // event-loop lag that means overload
+  std::uint32_t overload_queue_percent = 50;  // inbox fill that means overload
+};
+
+// [scanners]: sources that behave like scanners are banned.
+struct ScannerConfig {
+  std::vector<std::string> user_agents = {"friendly-scanner", "sipvicious", "sipcli",    "VaxSIPUserAgent",
+                                          "pplsip",           "iWar",       "sundayddr", "sip-scan",
+                                          "SIPScan",          "smap"};
+  std::uint32_t max_unanswered = 10;  // names challenged and never answered, per source and window
+  std::uint32_t max_errors = 20;      // malformed messages and 4xx answers (not challenges) per window
+  std::uint32_t window_s = 60;
 };
 
 struct SipTiming {
@@ -171,6 +207,7 @@ struct Config {
 
   // [general]
   std::string log_level = "info";
+  std::uint32_t drain_timeout_s = 30;  // SIGTERM: how long calls in progress may take to end
 
   Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true};
   // [[trunks]]: at least one; a file that names none gets this one (the loopback carrier).
@@ -197,6 +234,10 @@ struct Config {
   // [registrar]
   RegistrarConfig registrar;
 
+  // [flood], [scanners]
+  FloodConfig flood;
+  ScannerConfig scanners;
+
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;
   std::uint32_t tcp_head_timeout_s = 10;
@@ -206,6 +247,7 @@ struct Config {
 
   // [limits]
   std::uint32_t max_calls = 100000;  // across all workers
+  std::uint32_t max_cps = 10000;     // new calls per second across all workers (0: no limit)
 };
 
 // Where and why a file was rejected: printed as "FILE:LINE: KEY: MESSAGE".

@@ -36,7 +36,25 @@ void Dispatcher::onPacket(const net::Flow& flow, std::string&& bytes, bool datag
   auto message = sip::Message::parse(std::move(bytes), limits_, datagram);
   if (!message) {
     stats_.add(Counter::ParseErrors);  // not even a start line: nothing to answer
+    if (filter_ != nullptr) filter_->report(flow, policy::Offence::Malformed);
     return;
+  }
+  if (filter_ != nullptr) {
+    if (!message->ok()) {
+      filter_->report(flow, policy::Offence::Malformed);  // the owner still answers it (400)
+    } else {
+      switch (filter_->screen(flow, *message)) {
+        case policy::Screen::Pass:
+          break;
+        case policy::Screen::Drop:
+          return;
+        case policy::Screen::Reply503:
+          // Answered here, on the receiving worker: shed work never reaches its owner.
+          owners_[index_].engine->replyStateless(*message, flow, 503, "Service Unavailable",
+                                                 "Retry-After: 5\r\n");
+          return;
+      }
+    }
   }
   if (!datagram && flow.reconnect_port != 0 && message->isRequest() && message->topVia().port != 0) {
     // A response whose connection is gone reconnects to the Via sent-by port (RFC 3261 §18.2.2).
@@ -52,6 +70,7 @@ void Dispatcher::onStreamFault(const net::Flow& flow, std::string&& bytes, int s
                                std::string_view reason) {
   owner_thread_.check("Dispatcher");
   stats_.add(Counter::ParseErrors);
+  if (filter_ != nullptr) filter_->report(flow, policy::Offence::Malformed);
   // Answer what can be answered from the bytes we have (never an ACK), on this worker: the
   // connection is ours and is closed once the answer is written.
   auto message = sip::Message::parse(std::move(bytes), limits_, false);

@@ -14,6 +14,7 @@
 #include "core/net/endpoint.h"
 #include "core/sip/message.h"
 #include "core/stats/metrics.h"
+#include "policy/api/filters.h"
 
 namespace palisade::dialog {
 
@@ -29,6 +30,8 @@ class Dispatcher final : public net::Receiver {
   Dispatcher(std::uint32_t index, stats::Shard& stats, const sip::Limits& limits);
   // Before the workers start: every worker's engine, by index (immutable afterwards).
   void setOwners(std::vector<Owner> owners) { owners_ = std::move(owners); }
+  // Before the workers start: the packet filter that screens scanned messages (null: none).
+  void setFilter(policy::PacketFilter* filter) { filter_ = filter; }
   // Reload, on this worker: new scanner limits.
   void setLimits(const sip::Limits& limits) { limits_ = limits; }
 
@@ -47,6 +50,7 @@ class Dispatcher final : public net::Receiver {
   stats::Shard& stats_;
   sip::Limits limits_;
   std::vector<Owner> owners_;
+  policy::PacketFilter* filter_ = nullptr;
 };
 
 }  // namespace palisade::dialog

@@ -392,7 +392,11 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
     return;
   }
   policy::Decision decision = filter_->check(context);
-  decide(decision, std::move(request), nullptr, flow, std::move(context));
+  // A source the chain recognised (a configured peer, an authenticated or registered user)
+  // has shown it receives at its address: its answers need no amplification guard.
+  net::Flow known = flow;
+  if (context.peer_kind != policy::PeerKind::Unknown) known.verified = true;
+  decide(decision, std::move(request), nullptr, known, std::move(context));
 }
 
 void Engine::decide(const policy::Decision& decision, std::unique_ptr<sip::Message> request,
@@ -612,13 +616,38 @@ void Engine::resume(std::uint64_t token, policy::Decision decision) {
 void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, int status,
                             std::string_view reason, std::string_view extra_headers) {
   owner_.check("Engine");
-  std::string out = sip::MessageBuilder(512)
-                        .responseTo(request, flow.remote, status, reason,
-                                    request.toTag().empty() ? ids_.tag() : std::string())
-                        .lines(extra_headers)
-                        .product("Server", config_->user_agent)
-                        .finish();
-  layer_.sendRaw(flow, std::move(out));
+  // An error answer (not a challenge) to the internet counts against the source: scanners
+  // collect them by the hundred, phones hardly ever.
+  if (filter_ != nullptr && flow.side == net::Side::Public && flow.peer == 0 && status >= 400 &&
+      status < 500 && status != 401 && status != 407) {
+    filter_->report(flow, policy::Offence::ErrorAnswer);
+  }
+  // No amplification: a UDP source that has not shown it receives at its address (it may be
+  // a forged one, aimed at a victim) never gets more bytes than it sent. Challenges offer
+  // fewer algorithms until they fit, the most widely supported (the last) kept longest:
+  // a phone that only knows MD5 must still be able to register. Anything else that does
+  // not fit is not sent.
+  bool guarded = flow.transport == net::Transport::Udp && !flow.verified;
+  std::string_view extra = extra_headers;
+  for (;;) {
+    std::string tag = request.toTag().empty() ? ids_.tag() : std::string();
+    std::string out = sip::MessageBuilder(512)
+                          .responseTo(request, flow.remote, status, reason, tag)
+                          .lines(extra)
+                          .product("Server", config_->user_agent)
+                          .finish();
+    if (!guarded || out.size() <= request.raw().size()) {
+      layer_.sendRaw(flow, std::move(out));
+      return;
+    }
+    std::size_t first_end = extra.find("\r\n");
+    if ((status != 401 && status != 407) || first_end == std::string_view::npos ||
+        first_end + 2 >= extra.size()) {
+      stats_.add(Counter::DroppedAmplification);
+      return;
+    }
+    extra.remove_prefix(first_end + 2);
+  }
 }
 
 void Engine::ackAndBye(const sip::Message& response, const net::Flow& flow) {

@@ -44,6 +44,10 @@ class Inbox {
     }
   }
 
+  // Consumer thread only: how many items wait (exact for the consumer, which alone pops).
+  std::size_t size() const { return tail_.load(std::memory_order_acquire) - head_; }
+  std::size_t capacity() const { return slots_.size(); }
+
   // Consumer thread only. nullptr when empty.
   std::unique_ptr<T> pop() {
     Slot& slot = slots_[head_ & mask_];

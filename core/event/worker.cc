@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <boost/asio/read.hpp>
 
 namespace palisade::event {
@@ -84,8 +86,10 @@ void Worker::drainInbox() {
 void Worker::armTick() {
   // Transaction timers have 500 ms granularity at best (T1): a 10 ms tick is precise enough.
   tick_.expires_after(std::chrono::milliseconds(10));
+  tick_due_ = clock_.now() + 10;
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
+    lag_ms_ = std::max<base::Millis>(0, clock_.now() - tick_due_);
     if (tick_fn_) tick_fn_();
     armTick();
   });

@@ -41,6 +41,10 @@ class Worker {
   void join();
 
   std::uint32_t index() const { return index_; }
+  // On the worker: how late its last tick ran (the event loop's lag), and how full its inbox
+  // is, in percent. Overload control reads both on every tick.
+  base::Millis lagMs() const { return lag_ms_; }
+  unsigned inboxFillPercent() const { return static_cast<unsigned>(inbox_.size() * 100 / inbox_.capacity()); }
   boost::asio::io_context& io() { return io_; }
   const base::Clock& clock() const { return clock_; }
 
@@ -73,6 +77,8 @@ class Worker {
   std::atomic<bool> wake_pending_{false};
   std::atomic<int> overflow_in_flight_{0};
   boost::asio::steady_timer tick_;
+  base::Millis tick_due_ = 0;
+  base::Millis lag_ms_ = 0;
   std::function<void()> tick_fn_;
   std::thread thread_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;

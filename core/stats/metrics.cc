@@ -20,15 +20,21 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     tcp_connections_accepted_total, tcp_connections_refused_total,
 //     tcp_connections_closed_total, tcp_head_timeouts_total, tcp_send_queue_overflows_total,
 //     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total,
-//     drops_total{reason="banned"|"default_deny"|"pbx_acl"},
+//     drops_total{reason="banned"|"default_deny"|"pbx_acl"|"rate_limit"|"scanner_user_agent"|
+//       "extension_scan"|"overload"|"amplification"},
+//     rejections_total{reason="rate_limit"|"overload"|"call_rate"|"call_limit"|"draining"},
+//     scanner_errors_total,
 //     auth_failures_total{reason="unknown_user"|"wrong_password"|"disallowed_source"|"bad_nonce"|"malformed"},
 //     bans_total, registrations_total, registrations_refused_total, calls_to_unregistered_total
-//   gauges: active_calls, tcp_connections, bans_active, registrations_active, workers,
+//   gauges: active_calls, tcp_connections, bans_active, registrations_active, overloaded_workers,
+//     draining, workers,
 //     build_info{version="..."} (always 1)
 // Rows are in enum order; the static_assert below rejects a Counter added without a row.
 constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
 constexpr std::string_view kPolicyHelp = "New requests the policy chain did not let through, by decision.";
-constexpr std::string_view kDropsHelp = "Packets and connections dropped by the packet filter, by reason.";
+constexpr std::string_view kDropsHelp = "Packets, messages and connections dropped unanswered, by reason.";
+constexpr std::string_view kRejectionsHelp =
+    "New requests answered 503 by flood, overload or admission control.";
 constexpr std::string_view kAuthHelp =
     "Failed digest authentications, by reason (each drew the same challenge).";
 
@@ -67,6 +73,18 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::DroppedBanned, "drops", R"(reason="banned")", kDropsHelp},
     {Counter::DroppedDefaultDeny, "drops", R"(reason="default_deny")", kDropsHelp},
     {Counter::DroppedPbxAcl, "drops", R"(reason="pbx_acl")", kDropsHelp},
+    {Counter::DroppedRateLimited, "drops", R"(reason="rate_limit")", kDropsHelp},
+    {Counter::DroppedScannerAgent, "drops", R"(reason="scanner_user_agent")", kDropsHelp},
+    {Counter::DroppedExtensionScan, "drops", R"(reason="extension_scan")", kDropsHelp},
+    {Counter::DroppedOverload, "drops", R"(reason="overload")", kDropsHelp},
+    {Counter::DroppedAmplification, "drops", R"(reason="amplification")", kDropsHelp},
+    {Counter::RejectedRateLimited, "rejections", R"(reason="rate_limit")", kRejectionsHelp},
+    {Counter::RejectedOverload, "rejections", R"(reason="overload")", kRejectionsHelp},
+    {Counter::RejectedCallRate, "rejections", R"(reason="call_rate")", kRejectionsHelp},
+    {Counter::RejectedCallLimit, "rejections", R"(reason="call_limit")", kRejectionsHelp},
+    {Counter::RejectedDraining, "rejections", R"(reason="draining")", kRejectionsHelp},
+    {Counter::ScannerErrors, "scanner_errors", "",
+     "Malformed messages, 4xx answers and refused TCP connections counted against internet sources."},
     {Counter::AuthFailedUnknownUser, "auth_failures", R"(reason="unknown_user")", kAuthHelp},
     {Counter::AuthFailedPassword, "auth_failures", R"(reason="wrong_password")", kAuthHelp},
     {Counter::AuthFailedSource, "auth_failures", R"(reason="disallowed_source")", kAuthHelp},
@@ -96,6 +114,8 @@ constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{
     {Gauge::TcpConnections, "tcp_connections", "Open TCP connections."},
     {Gauge::BansActive, "bans_active", "Sources banned right now."},
     {Gauge::RegistrationsActive, "registrations_active", "Live registrar bindings."},
+    {Gauge::OverloadedWorkers, "overloaded_workers", "Workers shedding new work right now."},
+    {Gauge::Draining, "draining", "1 while shutting down gracefully (new calls refused)."},
 }};
 
 // A zero-initialised trailing row carries the first enum value, so a missing row fails here.

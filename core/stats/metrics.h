@@ -40,6 +40,17 @@ enum class Counter : std::uint16_t {
   DroppedBanned,            // packets and connections from banned sources (before parsing)
   DroppedDefaultDeny,       // from the internet when no user may come from there
   DroppedPbxAcl,            // on the PBX listener from anything but the PBX
+  DroppedRateLimited,       // over the source's per-class rate ([flood]), dropped
+  DroppedScannerAgent,      // requests with a scanner's User-Agent
+  DroppedExtensionScan,     // the request that showed a source to be scanning extensions
+  DroppedOverload,          // new work shed while a worker was overloaded
+  DroppedAmplification,     // answers not sent to an unverified UDP source: larger than its request
+  RejectedRateLimited,      // over the source's rate, answered 503 (flood.action = "503")
+  RejectedOverload,         // new INVITEs from trunks or the PBX answered 503 while overloaded
+  RejectedCallRate,         // new INVITEs over limits.max_cps or a trunk's or user's max_cps
+  RejectedCallLimit,        // new INVITEs over a trunk's or user's max_calls
+  RejectedDraining,         // new INVITEs while draining for shutdown
+  ScannerErrors,            // malformed messages, 4xx answers and refused connections of internet sources
   AuthFailedUnknownUser,    // credentials for a user that does not exist
   AuthFailedPassword,       // a wrong response
   AuthFailedSource,         // a user from an address it may not use
@@ -60,7 +71,15 @@ enum class Counter : std::uint16_t {
   kCount
 };
 
-enum class Gauge : std::uint16_t { ActiveCalls, TcpConnections, BansActive, RegistrationsActive, kCount };
+enum class Gauge : std::uint16_t {
+  ActiveCalls,
+  TcpConnections,
+  BansActive,
+  RegistrationsActive,
+  OverloadedWorkers,
+  Draining,
+  kCount
+};
 
 // Kept in step with project(VERSION) in CMakeLists.txt; exported as palisade_build_info.
 inline constexpr std::string_view kVersion = "0.1.0";

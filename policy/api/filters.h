@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/net/endpoint.h"
+#include "core/sip/message.h"
 #include "policy/api/decision.h"
 #include "policy/api/request_context.h"
 
@@ -13,10 +14,27 @@ namespace palisade::policy {
 // empty) and every framed stream message, before any SIP parsing: the cheap checks (ban list,
 // source ACLs). Classifies the source (sets flow.peer, and flow.verified for configured
 // peers) and returns false to drop it silently; the caller counts the drop. Must not block.
+// What a source did that counts against it (scanner detection): the caller reports it, the
+// filter counts it and bans an internet source that collects too many.
+enum class Offence : std::uint8_t {
+  Malformed,          // bytes that were not a valid SIP message
+  ErrorAnswer,        // a 4xx answer other than a challenge (404, 403, 481, ...)
+  ConnectionRefused,  // a TCP connection over the per-address limit
+  HeadTimeout,        // a TCP message that did not complete in time
+};
+
+// What the receiving worker does with a scanned message before handing it to its owner.
+enum class Screen : std::uint8_t { Pass, Drop, Reply503 };
+
 class PacketFilter {
  public:
   virtual ~PacketFilter() = default;
   virtual bool admit(net::Flow& flow, std::string_view bytes) = 0;
+  // After the scan, on the receiving worker, for every message the packet filter admitted:
+  // per-source rate limits, scanner signs, overload shedding. Must not block.
+  virtual Screen screen(const net::Flow& /*flow*/, const sip::Message& /*message*/) { return Screen::Pass; }
+  // Any worker (for the sources of its own flows).
+  virtual void report(const net::Flow& /*flow*/, Offence /*offence*/) {}
 };
 
 // Where a stage that answered Pending delivers its decision, later, on the same worker (never
@@ -40,6 +58,8 @@ class RequestFilter {
   virtual void bindPendingSink(PendingSink* sink) = 0;
   // The engine gave up on a pending request (timeout, shutdown): the stage forgets the token.
   virtual void cancelPending(std::uint64_t token) = 0;
+  // As PacketFilter::report, for what the engine sees (the answers it sends).
+  virtual void report(const net::Flow& /*flow*/, Offence /*offence*/) {}
 };
 
 }  // namespace palisade::policy

@@ -4,8 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "core/base/log.h"
 #include "core/sip/headers.h"
+#include "policy/bans/ban_source.h"
 
 namespace palisade::policy::auth {
 
@@ -174,12 +174,8 @@ void DigestStage::recordFailure(const RequestContext& context, const PolicySnaps
       by_source >= snapshot.ban.threshold
           ? fmt::format("{} {} in {} s from this address", by_source, why, snapshot.ban.window_ms / 1000)
           : fmt::format("{} {} in {} s for one user name", by_user, why, snapshot.ban.window_ms / 1000);
-  auto banned = snapshot.store->ban(source, now, snapshot.ban, reason);
-  if (!banned) return;
-  services.count(stats::Counter::Bans);
-  // One line per ban in a fixed form (policy/bans/fail2ban/palisade.conf matches it).
-  LOG_WARN("ban: {} for {} s (strike {}): {}", net::canonicalAddress(source).to_string(),
-           (banned->until - now) / 1000, banned->strikes, reason);
+  if (bans::banSource(*snapshot.store, source, now, snapshot.ban, reason))
+    services.count(stats::Counter::Bans);
 }
 
 }  // namespace palisade::policy::auth

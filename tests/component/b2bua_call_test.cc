@@ -496,6 +496,9 @@ TEST_F(CallFlowTest, PbxCallsGoToTheCarrier) {
 
 TEST_F(CallFlowTest, LocalAnswers) {
   PeerDialog peer = callerPeer("local-1");
+  // A monitor that has shown it receives at its address: an unverified source's probe this
+  // small would draw no answer at all (no amplification; see AmplificationTest).
+  peer.flow.verified = true;
   std::string probe =
       "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5061;branch=z9hG4bK-opt\r\n"
       "From: <sip:mon@127.0.0.2>;tag=m1\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt-1\r\nCSeq: 7 OPTIONS\r\n"

@@ -85,9 +85,9 @@ class RegistrarTest : public ::testing::Test {
       return fmt::format(
           "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch=z9hG4bK-reg{}-{};rport\r\n"
           "From: <sip:{}@127.0.0.1>;tag=phone-tag\r\nTo: <sip:{}@127.0.0.1>\r\nCall-ID: {}\r\n"
-          "CSeq: {} REGISTER\r\n{}{}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+          "CSeq: {} REGISTER\r\n{}{}{}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
           flow.remote.address.to_string(), flow.remote.port, ++branches_, cseq, user, to_user, call_id, cseq,
-          lines, authorization);
+          lines, kPhoneHeaders, authorization);
     };
     h_.inject(build(""), flow);
     auto challenge = h_.next(flow.remote.port);

@@ -11,10 +11,15 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
   if (with_policy) {
     chain_ = std::make_unique<policy::PolicyChain>(
-        policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_).value(), clock_,
+        policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_).value(), clock_,
         &metrics_.shard(0));
     policy::installDefaultStages(*chain_);
     engine_->setFilter(chain_.get());
+    // Scanned messages reach the engine as in the daemon: through a dispatcher that screens
+    // them (flood limits, scanners, overload) on the receiving worker.
+    dispatcher_ = std::make_unique<dialog::Dispatcher>(0, metrics_.shard(0), sip::Limits{});
+    dispatcher_->setOwners({dialog::Dispatcher::Owner{nullptr, engine_.get()}});
+    dispatcher_->setFilter(chain_.get());
   }
   engine_->setLocation(location_.get());
 }
@@ -22,7 +27,7 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
 void EngineHarness::reload(std::shared_ptr<const config::Config> config) {
   engine_->applyConfig(config);
   if (!chain_) return;
-  auto snapshot = policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_).value();
+  auto snapshot = policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_).value();
   chain_->apply(snapshot);
   location_->retain(
       [&snapshot](const routing::Binding& binding) { return snapshot->allowsBinding(binding); });
@@ -32,6 +37,10 @@ void EngineHarness::inject(const std::string& bytes, const net::Flow& flow) {
   net::Flow classified = flow;
   if (chain_ && !chain_->admit(classified, bytes)) {
     metrics_.shard(0).add(stats::Counter::DroppedUntrusted);
+    return;
+  }
+  if (dispatcher_) {
+    dispatcher_->onPacket(classified, std::string(bytes), flow.transport == net::Transport::Udp);
     return;
   }
   auto message = sip::Message::parse(bytes, sip::Limits{}, flow.transport == net::Transport::Udp);
@@ -103,9 +112,10 @@ std::string makeInvite(PeerDialog& p, const std::string& branch, const std::stri
   return fmt::format(
       "INVITE {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: \"Peer\" <{}>;tag={}\r\nTo: "
       "<{}>\r\n"
-      "Call-ID: {}\r\nCSeq: {} INVITE\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}Content-Length: {}\r\n\r\n{}",
+      "Call-ID: {}\r\nCSeq: {} INVITE\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}{}Content-Length: "
+      "{}\r\n\r\n{}",
       p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.call_id, p.cseq,
-      p.local_uri, sdp.empty() ? "" : "Content-Type: application/sdp\r\n", sdp.size(), sdp);
+      p.local_uri, kPhoneHeaders, sdp.empty() ? "" : "Content-Type: application/sdp\r\n", sdp.size(), sdp);
 }
 
 std::string makeRequest(PeerDialog& p, const std::string& method, const std::string& branch,
@@ -113,10 +123,10 @@ std::string makeRequest(PeerDialog& p, const std::string& method, const std::str
   std::uint32_t cseq = ++p.cseq;
   return fmt::format(
       "{} {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={};rport\r\nFrom: <{}>;tag={}\r\nTo: <{}>;tag={}\r\n"
-      "Call-ID: {}\r\nCSeq: {} {}\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}Content-Length: {}\r\n\r\n{}",
+      "Call-ID: {}\r\nCSeq: {} {}\r\nContact: <{}>\r\nMax-Forwards: 70\r\n{}{}Content-Length: {}\r\n\r\n{}",
       method, p.request_uri, p.host, p.port, branch, p.local_uri, p.local_tag, p.remote_uri, p.remote_tag,
-      p.call_id, cseq, method, p.local_uri, body.empty() ? "" : "Content-Type: application/sdp\r\n",
-      body.size(), body);
+      p.call_id, cseq, method, p.local_uri, kPhoneHeaders,
+      body.empty() ? "" : "Content-Type: application/sdp\r\n", body.size(), body);
 }
 
 std::string makeAck(PeerDialog& p, std::uint32_t cseq, const std::string& branch) {

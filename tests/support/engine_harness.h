@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
 #include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
@@ -71,9 +72,18 @@ class EngineHarness {
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   std::unique_ptr<routing::LocalLocationStore> location_ = std::make_unique<routing::LocalLocationStore>();
   std::unique_ptr<policy::PolicyChain> chain_;
+  std::unique_ptr<dialog::Dispatcher> dispatcher_;
   std::unique_ptr<dialog::Engine> engine_;
   std::string last_bytes_;
 };
+
+// What a desk phone adds to its requests. A request without such headers is smaller than a
+// 401/407 with two challenges, which an unverified UDP source never draws (no amplification).
+inline const std::string kPhoneHeaders =
+    "User-Agent: Desk phone 8.4.1 (firmware 2024-05-17, hardware rev B)\r\n"
+    "Allow-Events: talk, hold, conference, refer, check-sync, message-summary\r\n"
+    "Supported: replaces, timer, 100rel, path, gruu, outbound\r\n"
+    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE, SUBSCRIBE\r\n";
 
 inline const std::string kDefaultSdp =
     "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";

@@ -259,6 +259,8 @@ class StreamConnection final : public StreamConnectionBase,
     const StreamSettings& s = *context_.settings;
     if (partial_since_ && now >= *partial_since_ + std::chrono::seconds(s.head_timeout_s)) {
       context_.stats->add(stats::Counter::TcpHeadTimeouts);
+      // Slow-loris from many addresses: each one's stalled connections count against it.
+      if (context_.filter != nullptr) context_.filter->report(flow_, policy::Offence::HeadTimeout);
       LOG_DEBUG("{} connection from {}: message not complete after {} s, closing",
                 net::transportName(flow_.transport), flow_.remote.toString(), s.head_timeout_s);
       close();

@@ -70,12 +70,16 @@ void TcpTransport::start() {
   for (auto& acceptor : acceptors_) accept(*acceptor);
 }
 
-void TcpTransport::close() {
+void TcpTransport::stopAccepting() {
   for (auto& acceptor : acceptors_) {
     boost::system::error_code ec;
     acceptor->acceptor.close(ec);
     acceptor->backoff.cancel();
   }
+}
+
+void TcpTransport::close() {
+  stopAccepting();
   std::vector<std::shared_ptr<Connection>> open;
   for (auto& [id, conn] : connections_) open.push_back(conn);
   for (auto& conn : open) conn->close();
@@ -133,6 +137,8 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   if (counted &&
       !limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
+    // A connection flood from one address counts toward its ban (scanner detection).
+    if (context_.filter != nullptr) context_.filter->report(flow, policy::Offence::ConnectionRefused);
     return;
   }
   std::shared_ptr<Connection> conn = adopt(std::move(socket), flow, false);

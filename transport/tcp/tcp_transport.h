@@ -42,6 +42,8 @@ class TcpTransport {
   void start();
   // On the worker, or once it has stopped.
   void close();
+  // On the worker (draining for shutdown): no new connections; open ones go on.
+  void stopAccepting();
   // On the worker: new limits and timeouts (existing connections pick them up).
   void setSettings(const StreamSettings& settings);
   // On the worker: writes on the flow's connection, or on a connection to flow.remote

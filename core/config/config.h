@@ -40,8 +40,8 @@ struct Trunk {
   std::vector<std::string> prefixes;  // dialled numbers it takes (longest match wins); none: only as default
   bool trust_identity = true;
   std::uint32_t line = 0;       // where the file wrote it (0 for the built-in default)
-  std::uint32_t max_calls = 0;  // its calls in progress, both directions (0: only limits.max_calls)
-  std::uint32_t max_cps = 0;    // its new calls per second, both directions (0: only limits.max_cps)
+  std::uint32_t max_calls = 0;  // calls from it in progress (0: only limits.max_calls)
+  std::uint32_t max_cps = 0;    // new calls from it per second (0: only limits.max_cps)
 };
 
 // [auth]: how Palisade challenges its users (RFC 3261 §22, RFC 7616, RFC 8760).

@@ -1,9 +1,12 @@
-// Several messages through one worker's Engine (default config, fake network, manual clock),
-// with time passing between them, so that transactions, calls and timers see hostile input.
+// Several messages through one worker as the daemon wires it: the packet filter, the
+// dispatcher's screen (flood limits, scanners, overload), the policy stages (digest, admission)
+// and the Engine (default config with a "callers" trunk and one user, fake network, manual
+// clock), with time passing between them, so that policy, transactions, calls and timers see
+// hostile input.
 //
 // Input: records separated by two NUL bytes. A record is a datagram from the caller
-// (127.0.0.2:5061, public side), unless it starts with ESC (0x1b): then the next byte holds
-// flags and the rest is the payload:
+// (127.0.0.2:5061, public side, a trunk), unless it starts with ESC (0x1b): then the next byte
+// holds flags and the rest is the payload:
 //   0x01  from the PBX (127.0.0.1:5080) instead of the caller
 //   0x02  over TCP instead of UDP
 //   0x04  then let 4 s pass (otherwise 20 ms)
@@ -11,6 +14,8 @@
 //         with it; the payload is the method, then extra header lines
 //   0x10  synthesized response from that peer to the last request the engine sent it; the
 //         payload is a three-digit status, then extra header lines
+//   0x20  from a stranger on the internet (127.0.0.66:5062) instead of the caller: challenged,
+//         rate limited as the internet, banned when it misbehaves
 // Without 0x08/0x10 the rest of the record is sent as it is. The synthesized messages let the
 // fuzzer reach answered calls, re-INVITEs and BYEs without guessing Palisade's identifiers.
 #include <cctype>
@@ -24,8 +29,12 @@
 #include <fmt/format.h>
 
 #include "core/base/log.h"
+#include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
+#include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
+#include "policy/bans/local_store.h"
+#include "policy/policy_chain.h"
 #include "tests/fuzz/sip_checks.h"
 #include "tests/support/fake_network.h"
 
@@ -37,13 +46,27 @@ using fuzz::require;
 constexpr std::string_view kSeparator{"\0\0", 2};
 
 std::shared_ptr<const config::Config> sharedConfig() {
-  static const std::shared_ptr<const config::Config> config = config::defaultConfig().value();
+  static const std::shared_ptr<const config::Config> config = [] {
+    auto c = std::make_shared<config::Config>(*config::defaultConfig().value());
+    config::Trunk callers = c->trunks.front();
+    callers.name = "callers";
+    callers.addresses = {"127.0.0.2"};
+    callers.host = "127.0.0.2";
+    callers.port = 5061;
+    c->trunks.push_back(callers);
+    config::User user;
+    user.name = "2001";
+    user.password = "Tr0ub4dor&3-Horse!Staple";
+    c->users = {user};
+    return std::shared_ptr<const config::Config>(std::move(c));
+  }();
   return config;
 }
 
-net::Flow peerFlow(net::Side side, bool tcp) {
-  net::Flow flow = side == net::Side::Public ? testing::udpFlow(net::Side::Public, "127.0.0.2", 5061)
-                                             : testing::udpFlow(net::Side::Pbx, "127.0.0.1", 5080);
+net::Flow peerFlow(net::Side side, bool tcp, bool stranger) {
+  net::Flow flow = side == net::Side::Pbx ? testing::udpFlow(net::Side::Pbx, "127.0.0.1", 5080)
+                   : stranger             ? testing::udpFlow(net::Side::Public, "127.0.0.66", 5062)
+                                          : testing::udpFlow(net::Side::Public, "127.0.0.2", 5061);
   if (tcp) {
     flow.transport = net::Transport::Tcp;
     flow.conn_id = 1;
@@ -70,6 +93,15 @@ class Harness {
   Harness() : metrics_(1) {
     engine_ =
         std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), sharedConfig(), shared_);
+    chain_ = std::make_unique<policy::PolicyChain>(
+        policy::compileSnapshot(*sharedConfig(), rules_, auth_, store_, location_, &shared_).value(), clock_,
+        &metrics_.shard(0));
+    policy::installDefaultStages(*chain_);
+    engine_->setFilter(chain_.get());
+    engine_->setLocation(&location_);
+    dispatcher_ = std::make_unique<dialog::Dispatcher>(0, metrics_.shard(0), sip::Limits{});
+    dispatcher_->setOwners({dialog::Dispatcher::Owner{nullptr, engine_.get()}});
+    dispatcher_->setFilter(chain_.get());
   }
 
   void record(std::string_view rec) {
@@ -79,7 +111,7 @@ class Harness {
       rec.remove_prefix(2);
     }
     net::Side side = (flags & 0x01) ? net::Side::Pbx : net::Side::Public;
-    net::Flow flow = peerFlow(side, flags & 0x02);
+    net::Flow flow = peerFlow(side, flags & 0x02, side == net::Side::Public && (flags & 0x20));
     std::string bytes;
     if (flags & 0x10) {
       bytes = responseFrom(side, rec);
@@ -88,9 +120,9 @@ class Harness {
     } else {
       bytes.assign(rec);
     }
-    if (!bytes.empty()) {
-      auto message = sip::Message::parse(bytes, sip::Limits{}, flow.transport == net::Transport::Udp);
-      if (message) engine_->onMessage(std::move(message), flow);
+    // As the transports deliver: the packet filter first (bans, ACLs, classification).
+    if (!bytes.empty() && chain_->admit(flow, bytes)) {
+      dispatcher_->onPacket(flow, std::move(bytes), flow.transport == net::Transport::Udp);
     }
     collect();
     advance((flags & 0x04) ? 4000 : 20);
@@ -105,6 +137,7 @@ class Harness {
   void advance(base::Millis ms) {
     clock_.advance(ms);
     engine_->runTimers();
+    chain_->noteLoad(0, 0);
     collect();
   }
 
@@ -202,7 +235,14 @@ class Harness {
   testing::FakeNetwork network_;
   stats::Metrics metrics_;
   policy::SharedCounters shared_;
+  policy::RuleRegistry rules_;
+  policy::AuthState auth_;
+  policy::bans::LocalStateStore store_;
+  routing::LocalLocationStore location_;
+  // The chain outlives the engine, which gives its pending requests back to it when it goes.
+  std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Engine> engine_;
+  std::unique_ptr<dialog::Dispatcher> dispatcher_;
   std::string last_request_[2];  // per side: the last request (not ACK) the engine sent there
   std::string last_invite_[2];
   std::string last_final_[2];  // per side: the last final response with a To tag sent there

@@ -4,7 +4,7 @@
 #   cmake --preset fuzz && cmake --build build-fuzz
 #   tests/fuzz/run_fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine.
+# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest.
 # Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
 # variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
 # are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
@@ -20,7 +20,7 @@ out="${PALISADE_FUZZ_OUT:-$build/fuzz-out}"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest)
 
 for t in "${targets[@]}"; do
   if [ ! -x "$build/fuzz/$t" ]; then
@@ -65,7 +65,7 @@ def records(*parts):
     return b"\x00\x00".join(parts)
 def ctl(flags, payload=b""):  # ESC, flags, payload (see fuzz_engine.cc)
     return b"\x1b" + bytes([flags]) + payload
-PBX, LONG, REQ, RESP = 0x01, 0x04, 0x08, 0x10
+PBX, LONG, REQ, RESP, STRANGER = 0x01, 0x04, 0x08, 0x10, 0x20
 invites = [n for n, b in data.items() if b.startswith(b"INVITE ") and n.startswith(("wireshark", "rfc4475-esc01", "rfc4475-sdp01"))]
 for n in invites[:4]:
     b = data[n]
@@ -80,8 +80,30 @@ for n in invites[:4]:
                             ctl(PBX | REQ, b"ACK"), ctl(REQ, b"BYE"), ctl(PBX | RESP, b"200")),
         "timeout": records(b, *[ctl(LONG) for _ in range(10)]),
     }
+    # From a stranger on the internet: challenged, rate limited, scanner checks.
+    scanner = b.replace(b"\r\n", b"\r\nUser-Agent: friendly-scanner\r\n", 1)
+    flows["stranger-flood"] = records(*[ctl(STRANGER, b) for _ in range(30)])
+    flows["stranger-scanner"] = records(ctl(STRANGER, scanner), ctl(STRANGER, b))
+    flows["stranger-then-caller"] = records(ctl(STRANGER, b), b, ctl(PBX | RESP, b"200"), ctl(REQ, b"ACK"))
     for flow, content in flows.items():
         open(os.path.join(engine, f"flow-{flow}-{n}"), "wb").write(content)
+
+# fuzz_digest: credentials values, from the corpora and as phones write them.
+digest = os.path.join(seeds, "fuzz_digest"); os.makedirs(digest)
+count = 0
+for name, body in data.items():
+    for line in body.split(b"\r\n"):
+        head, _, value = line.partition(b":")
+        if head.strip().lower() in (b"authorization", b"proxy-authorization") and value.strip():
+            count += 1
+            open(os.path.join(digest, f"{name}-{count}"), "wb").write(value.strip())
+for i, value in enumerate([
+    b'Digest username="2001", realm="palisade", nonce="0000018c0a1b2c3d0000000000000001' + b"a" * 32 +
+    b'", uri="sip:127.0.0.1", response="' + b"0" * 64 + b'", algorithm=SHA-256, cnonce="c0ffee", qop=auth, nc=00000001',
+    b'Digest username="2001",realm="palisade",nonce="abc",uri="sip:x",response="' + b"f" * 32 + b'",algorithm=MD5',
+    b'Digest username*=UTF-8\'\'%32%30, userhash=true, realm="r", nonce="n", uri="u", response="r", opaque="o"',
+]):
+    open(os.path.join(digest, f"phone-{i}"), "wb").write(value)
 
 PY
 mkdir -p "$seeds/fuzz_datagram"

@@ -67,6 +67,19 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.tcp_max_send_queue_bytes, 1048576u);
   EXPECT_EQ(c.startup.inbox_depth, 8192u);
   EXPECT_EQ(c.max_calls, 100000u);
+  EXPECT_EQ(c.max_cps, 10000u);
+  EXPECT_EQ(c.drain_timeout_s, 30u);
+  EXPECT_FALSE(c.flood.reply_503);
+  EXPECT_EQ(c.flood.ban_excess, 100u);
+  EXPECT_EQ(c.flood.internet.invite_per_s, 5u);
+  EXPECT_EQ(c.flood.internet.burst_s, 4u);
+  EXPECT_EQ(c.flood.trunk.invite_per_s, 10000u);  // a carrier at 3,000 calls/s is never limited
+  EXPECT_EQ(c.flood.pbx.in_dialog_per_s, 50000u);
+  EXPECT_EQ(c.flood.overload_lag_ms, 200u);
+  EXPECT_EQ(c.scanners.user_agents.size(), 10u);
+  EXPECT_EQ(c.scanners.user_agents.front(), "friendly-scanner");
+  EXPECT_EQ(c.scanners.max_unanswered, 10u);
+  EXPECT_EQ(c.scanners.max_errors, 20u);
   EXPECT_EQ(c.startup.management_address, "127.0.0.1");
   EXPECT_EQ(c.startup.management_port, 9180);
 }
@@ -757,6 +770,39 @@ TEST(ConfigRestart, ReloadKeepsRunningStartupSettings) {
   EXPECT_EQ(merged->startup, running.startup);
   EXPECT_EQ(merged->timing.t1_ms, 250u);
   EXPECT_EQ(merged->max_calls, 3u);
+}
+
+TEST(ConfigFlood, ValuesAndErrors) {
+  auto set = parseOk(
+      "[flood]\naction = \"503\"\nban_excess = 0\n[flood.internet]\ninvite_per_s = 1\nburst_s = 10\n"
+      "[flood.trunk]\nregister_per_s = 7\n[scanners]\nuser_agents = []\nmax_unanswered = 0\n"
+      "[limits]\nmax_cps = 0\n[general]\ndrain_timeout_s = 0\n[[trunks]]\nname = \"t\"\n"
+      "addresses = [\"192.0.2.0/24\"]\nhost = \"192.0.2.1\"\nmax_calls = 30\nmax_cps = 3\n");
+  ASSERT_NE(set, nullptr);
+  EXPECT_TRUE(set->flood.reply_503);
+  EXPECT_EQ(set->flood.ban_excess, 0u);
+  EXPECT_EQ(set->flood.internet.invite_per_s, 1u);
+  EXPECT_EQ(set->flood.internet.register_per_s, 5u);  // the rest of the table keeps its defaults
+  EXPECT_EQ(set->flood.internet.burst_s, 10u);
+  EXPECT_EQ(set->flood.trunk.register_per_s, 7u);
+  EXPECT_EQ(set->flood.trunk.invite_per_s, 10000u);
+  EXPECT_TRUE(set->scanners.user_agents.empty());
+  EXPECT_EQ(set->max_cps, 0u);
+  EXPECT_EQ(set->drain_timeout_s, 0u);
+  EXPECT_EQ(set->trunks.front().max_calls, 30u);
+  EXPECT_EQ(set->trunks.front().max_cps, 3u);
+
+  expectError("[flood]\naction = \"reject\"\n", 2, "flood.action",
+              "must be \"drop\" or \"503\", got \"reject\"");
+  expectError("[flood.internet]\ninvite_per_s = 0\n", 2, "flood.internet.invite_per_s",
+              "must be between 1 and 1000000, got 0");
+  expectError("[flood.pbx]\ninvites = 3\n", 2, "flood.pbx.invites", "unknown key");
+  expectError("[flood]\noverload_lag_ms = 5\n", 2, "flood.overload_lag_ms",
+              "must be between 20 and 10000, got 5");
+  expectError("[scanners]\nuser_agents = [\"\"]\n", 2, "scanners.user_agents",
+              "entry 1: \"\" must be 1..64 characters");
+  expectError("[general]\ndrain_timeout_s = 90000\n", 2, "general.drain_timeout_s",
+              "must be between 0 and 86400, got 90000");
 }
 
 }  // namespace

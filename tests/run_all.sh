@@ -3,6 +3,7 @@
 #   release     unit + component + system tests (the real binary against SIPp on loopback)
 #   asan-ubsan  unit + component tests under AddressSanitizer and UndefinedBehaviorSanitizer
 #   tsan        component tests (including the multi-worker ones) under ThreadSanitizer
+#   fuzz        each libFuzzer target for 15 s (ASan + UBSan), seeded from the corpora
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install_deps.sh || exit 1
@@ -49,6 +50,21 @@ if build tsan component_tests; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build-tsan -L component
 else
   echo "tsan build failed"; total_failed=$((total_failed + 1))
+fi
+
+if build fuzz fuzz_datagram fuzz_stream fuzz_engine fuzz_digest; then
+  fuzz_log="$(mktemp)"
+  fuzz_out="$(mktemp -d)"
+  PALISADE_FUZZ_OUT="$fuzz_out" bash tests/fuzz/run_fuzz.sh 15 2>&1 | tee "$fuzz_log"
+  fuzz_passed="$(grep -c '^== .*: no findings' "$fuzz_log")"
+  fuzz_failed="$(grep -c '^== .*: FAILED' "$fuzz_log")"
+  [ $((fuzz_passed + fuzz_failed)) -gt 0 ] || fuzz_failed=1
+  echo "fuzz: $fuzz_passed target(s) without findings, $fuzz_failed with"
+  total_passed=$((total_passed + fuzz_passed))
+  total_failed=$((total_failed + fuzz_failed))
+  rm -rf "$fuzz_log" "$fuzz_out"
+else
+  echo "fuzz build failed"; total_failed=$((total_failed + 1))
 fi
 
 [ "$total_failed" -eq 0 ] || status=1

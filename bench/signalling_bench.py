@@ -477,6 +477,16 @@ algorithms = ["MD5"]
 name = "{AUTH_USER}"
 password = "{AUTH_PASSWORD}"
 sources = ["{UAC_IP}/32"]
+# One SIPp stands for thousands of phones: no per-user call limits, and internet flood limits
+# far above the load (the flood defence itself is measured by bench/flood_bench.py).
+max_calls = 0
+max_cps = 0
+
+[flood.internet]
+invite_per_s = 1000000
+register_per_s = 1000000
+other_per_s = 1000000
+in_dialog_per_s = 1000000
 """
 
     def start(self, tag: str) -> None:

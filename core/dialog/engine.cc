@@ -643,6 +643,8 @@ void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, 
     std::size_t first_end = extra.find("\r\n");
     if ((status != 401 && status != 407) || first_end == std::string_view::npos ||
         first_end + 2 >= extra.size()) {
+      LOG_DEBUG("not answering {} from {} with {}: {} bytes for a {}-byte request", request.methodText(),
+                flow.remote.toString(), status, out.size(), request.raw().size());
       stats_.add(Counter::DroppedAmplification);
       return;
     }

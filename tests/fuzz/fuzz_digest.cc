@@ -31,9 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DigestCredentials credentials;
   bool parsed = palisade::policy::auth::parseDigestCredentials(value, credentials);
   std::string_view whole(value);
-  for (std::string_view part : {credentials.username, credentials.realm, credentials.nonce, credentials.uri,
-                                credentials.response, credentials.algorithm, credentials.cnonce, credentials.qop,
-                                credentials.nc, credentials.opaque}) {
+  for (std::string_view part :
+       {credentials.username, credentials.realm, credentials.nonce, credentials.uri, credentials.response,
+        credentials.algorithm, credentials.cnonce, credentials.qop, credentials.nc, credentials.opaque}) {
     require(within(part, whole), "every parameter is a view into the value");
   }
   if (!parsed) return 0;
@@ -46,13 +46,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)NonceIssuer::tagOf(credentials.nonce);
   // What the stage computes from them, for each algorithm: hex of the right length.
   for (Algorithm algorithm : {Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256}) {
-    std::string ha1 = palisade::policy::auth::ha1(algorithm, credentials.username, credentials.realm, "secret");
-    std::string digest =
-        palisade::policy::auth::requestDigest(algorithm, ha1, credentials.nonce, credentials.nc, credentials.cnonce,
-                                              credentials.qop, "REGISTER", credentials.uri);
+    std::string ha1 =
+        palisade::policy::auth::ha1(algorithm, credentials.username, credentials.realm, "secret");
+    std::string digest = palisade::policy::auth::requestDigest(algorithm, ha1, credentials.nonce,
+                                                               credentials.nc, credentials.cnonce,
+                                                               credentials.qop, "REGISTER", credentials.uri);
     require(digest.size() == palisade::policy::auth::hexLength(algorithm), "digests are full length");
-    require(!palisade::policy::auth::sameSecret(digest, credentials.response) || credentials.response == digest,
-            "the comparison agrees with equality");
+    require(
+        !palisade::policy::auth::sameSecret(digest, credentials.response) || credentials.response == digest,
+        "the comparison agrees with equality");
   }
   return 0;
 }

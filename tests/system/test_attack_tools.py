@@ -3,16 +3,21 @@
 namespace with only loopback, while the carrier trunk (127.0.0.1) keeps placing calls:
 
 - svmap (OPTIONS, its default) from a non-trunk address finds nothing: Palisade does not answer;
-  with -m INVITE it sees a challenge but no product name to fingerprint;
+  with -m INVITE neither: its probe is smaller than a challenge, and an unverified UDP source
+  never gets an answer larger than its request (no amplification);
 - svwar --force (REGISTER and INVITE) probing each of the three configured users and one name
-  that is no user's finds nothing: every name gets the same challenge;
-- svcrack against a real user with a dictionary that holds the right password after five wrong
-  ones is banned at the fifth failure and never finds it; the same dictionary with the right
-  password first does find it (so the tool works here and the ban is what stops it);
+  that is no user's finds nothing: every probe reaches Palisade, which challenges it, and the
+  answer is withheld for the same reason, whatever the name;
+- svcrack against a real user with a dictionary that holds the right password never finds it,
+  from anywhere, because it never gets a challenge to answer (brute-force banning itself is
+  test_bans.py, with SIPp clients whose requests are phone-sized);
 - every carrier call succeeds throughout.
 
 The challenge offers MD5 only: sipvicious answers nothing else, and the weakest setting is the
-one to defend.
+one to defend. Scanner detection is off here ([scanners] with no User-Agents and no
+extension-scan limit): these are the properties that hold for an attacker who hides its
+User-Agent and probes slowly. With the shipped settings sipvicious is banned at its first
+packet (test_scanners.py).
 """
 import os
 import re
@@ -61,7 +66,8 @@ def body(run):
     pbx_port = harness.free_ports(harness.PBX_IP, 1)[0]
     carrier_port = harness.free_ports(harness.CARRIER_IP, 1)[0]
     cfg = run.config(1, pbx_port, carrier_port, users=USERS, auth={"algorithms": ["MD5"]},
-                     ban={"threshold": 5, "window_s": 60})
+                     ban={"threshold": 5, "window_s": 60},
+                     scanners={"user_agents": [], "max_unanswered": 0})
     cfg["trunks"].append({"name": "carrier-lo", "host": CARRIER_LO, "port": 5060, "transport": "udp",
                           "addresses": [CARRIER_LO]})
     palisade = run.start_palisade(cfg)
@@ -76,10 +82,12 @@ def body(run):
     out = tool(run, "svmap", MAPPER_IP, ["-p", str(port), host])
     run.check(host not in out and "found nothing" in out.lower(), "svmap (OPTIONS) from a non-trunk address finds nothing",
               out[-1500:])
+    withheld = 'palisade_drops_total{reason="amplification"}'
+    before = palisade.metric(withheld)
     out = tool(run, "svmap", MAPPER_IP, ["-m", "INVITE", "-p", str(port), host], name="svmap-invite")
-    row = next((line for line in out.splitlines() if f"{host}:{port}" in line), "")
-    run.check(row != "" and re.search(r"(?i)palisade|sipp|\d+\.\d+\.\d+", row.replace(host, "").replace(str(port), ""))
-              is None, "svmap -m INVITE sees a challenge and no product or version", out[-1500:])
+    run.check(host not in out and "found nothing" in out.lower() and palisade.metric(withheld) > before,
+              "svmap -m INVITE reaches Palisade and finds nothing (the challenge is larger than its probe)",
+              out[-1500:])
 
     # svwar. It takes the answer to a random name as "no such user" and stops at the first answer
     # that differs in no way it knows, so a range run ends after its first probe; each user (and
@@ -92,10 +100,10 @@ def body(run):
             out = tool(run, "svwar", WARDIALER_IP, ["--force", "-m", method, "-e", extension, "-p", str(port), host],
                        name=f"svwar-{method}-{extension}")
             probed = palisade.metric(challenged) - before
-            run.check(probed >= 2 and re.search(rf"\|\s*{extension}\s*\|", out) is None
+            run.check(probed >= 1 and re.search(rf"\|\s*{extension}\s*\|", out) is None
                       and "found nothing" in out and "Traceback" not in out,
-                      f"svwar --force -m {method} -e {extension}: probed ({probed:g} challenges) and nothing found",
-                      out[-1500:])
+                      f"svwar --force -m {method} -e {extension}: probed ({probed:g} challenged, none sent) "
+                      "and nothing found", out[-1500:])
     run.check(palisade.metric("palisade_bans_total") == 0, "challenges alone ban nobody")
 
     # svcrack: the right password sixth, after five wrong ones
@@ -107,20 +115,19 @@ def body(run):
                timeout_s=45)
     run.check(USERS[0]["password"] not in out and "Traceback" not in out, "svcrack never finds the password",
               out[-1500:])
-    log = palisade.log_tail(20000)
-    run.check(re.search(rf"ban: {re.escape(CRACKER_IP)} for \d+ s \(strike 1\): 5 ", log) is not None,
-              "svcrack's address is banned at the fifth failure", log[-2000:])
-    run.check(palisade.metric("palisade_bans_total") == 1, "one ban")
-    run.check(palisade.metric('palisade_auth_failures_total{reason="wrong_password"}') == 5,
-              "five wrong passwords counted, no more reached the digest check")
+    run.check(palisade.metric('palisade_auth_failures_total{reason="wrong_password"}') == 0,
+              "no guess reached the digest check: svcrack never got a challenge to answer")
     run.check(calls.uac.popen.poll() is None, "the carrier calls were running throughout the attacks")
 
-    # The control: the same tool with the right password first, from 2001's own source, finds it.
+    # Not even from 2001's own source with the right password first: the answer is withheld
+    # because of the request's size, not because of who sends it.
     with open(dictionary, "w") as f:
         f.write(USERS[0]["password"] + "\n")
+    before = palisade.metric(withheld)
     out = tool(run, "svcrack", CONTROL_IP, ["-u", "2001", "-d", dictionary, "--maximumtime", "5", "-p", str(port), host],
                name="svcrack-control", timeout_s=45)
-    run.check(USERS[0]["password"] in out, "control: svcrack with the right password first finds it here",
+    run.check(USERS[0]["password"] not in out and palisade.metric(withheld) > before,
+              "svcrack with the right password, from the user's own source, reaches Palisade and gets nothing",
               out[-1500:])
 
     uac, uas = calls.wait()

@@ -26,7 +26,8 @@ from sip_peer import UdpPeer
 USER_IP = "127.0.0.6"       # 2001's phone (no trunk lists it)
 ELSEWHERE_IP = "127.0.0.7"  # not one of 2001's sources
 STRANGER_IP = "127.0.0.8"   # no trunk, no credentials
-USER = dict(harness.TEST_USER, sources=[f"{USER_IP}/32"], number="+12125550101")
+# SIPp places the user's calls at 10/s, above a phone's default of 2 new calls per second.
+USER = dict(harness.TEST_USER, sources=[f"{USER_IP}/32"], number="+12125550101", max_cps=20)
 OTHER_USER = {"name": "2002", "password": "Quiet-Lantern-7-Orbit#"}
 
 

@@ -1,7 +1,8 @@
 // CPU cost of one call on the per-message path, without sockets: every message of a call
 // (the SIPp benchmark's INVITE, 180, 200, ACK, BYE, 200: 6 in, 7 out) goes through the packet
-// filter, the dispatcher's scan and the engine of one worker, and what the engine sends is
-// serialized as for the wire. Finished transactions are freed as time passes (part of the cost).
+// filter, the dispatcher's scan and flood screen, the policy stages and the engine of one
+// worker, and what the engine sends is serialized as for the wire. Finished transactions are
+// freed as time passes (part of the cost).
 //
 //   build/bench/call_cost [CALLS]                       wall time per call
 //   valgrind --tool=callgrind --collect-atstart=no build/bench/call_cost 2000
@@ -103,13 +104,15 @@ class Bench {
   Bench()
       : config_(config::parseConfig(kConfig, "call_cost").value()),
         metrics_(1),
-        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_).value(), clock_),
+        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_, &shared_).value(),
+               clock_),
         worker_(0, 64),
         engine_(0, network_, clock_, metrics_.shard(0), config_, shared_),
         dispatcher_(0, metrics_.shard(0), sip::Limits{}) {
     policy::installDefaultStages(chain_);
     engine_.setFilter(&chain_);
     dispatcher_.setOwners({{&worker_, &engine_}});
+    dispatcher_.setFilter(&chain_);  // the flood screen after the scan, as in the daemon
   }
 
   // One message in, as a transport hands it up.

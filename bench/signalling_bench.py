@@ -483,10 +483,10 @@ max_calls = 0
 max_cps = 0
 
 [flood.internet]
-invite_per_s = 1000000
-register_per_s = 1000000
-other_per_s = 1000000
-in_dialog_per_s = 1000000
+invite_per_s = 100000
+register_per_s = 100000
+other_per_s = 100000
+in_dialog_per_s = 100000
 """
 
     def start(self, tag: str) -> None:

@@ -73,19 +73,7 @@ Screen PolicyChain::screen(const net::Flow& flow, const sip::Message& message) {
   owner_.check("PolicyChain");
   const PolicySnapshot& s = *snapshot_;
   PeerKind kind = kindOf(flow);
-  // Overload: new work goes first, calls in progress keep everything they need.
-  if (s.shared != nullptr && s.shared->overloaded() && message.isRequest()) {
-    flood::RequestClass request_class = flood::classify(message);
-    if (request_class != flood::RequestClass::InDialog) {
-      bool trusted = kind == PeerKind::Trunk || kind == PeerKind::Pbx;
-      if (request_class == flood::RequestClass::Invite && trusted) {
-        count(stats::Counter::RejectedOverload);
-        return Screen::Reply503;  // a carrier retries elsewhere at once
-      }
-      count(stats::Counter::DroppedOverload);
-      return Screen::Drop;
-    }
-  }
+  // The flood screen first, overload or not: what floods us is still counted and banned.
   flood::ScreenResult result = flood_.screen(flow, kind, message, s.flood, clock_.now());
   switch (result.reason) {
     case flood::ScreenReason::None:
@@ -102,7 +90,21 @@ Screen PolicyChain::screen(const net::Flow& flow, const sip::Message& message) {
       break;
   }
   if (result.ban) ban(flow, result.ban_reason);
-  return result.verdict;
+  if (result.verdict != Screen::Pass) return result.verdict;
+  // Overload of this worker: new work goes first, calls in progress keep everything they need.
+  if (overloaded_ && message.isRequest()) {
+    flood::RequestClass request_class = flood::classify(message);
+    if (request_class != flood::RequestClass::InDialog) {
+      bool trusted = kind == PeerKind::Trunk || kind == PeerKind::Pbx;
+      if (request_class == flood::RequestClass::Invite && trusted) {
+        count(stats::Counter::RejectedOverload);
+        return Screen::Reply503;  // a carrier retries elsewhere at once
+      }
+      count(stats::Counter::DroppedOverload);
+      return Screen::Drop;
+    }
+  }
+  return Screen::Pass;
 }
 
 void PolicyChain::report(const net::Flow& flow, Offence offence) {
@@ -114,7 +116,7 @@ void PolicyChain::report(const net::Flow& flow, Offence offence) {
   if (s.store == nullptr || s.max_errors == 0) return;
   base::Millis now = clock_.now();
   std::uint32_t errors =
-      s.store->countFailure("err:" + flow.remote.address.to_string(), now, s.errors_window_ms);
+      s.store->countFailure("err:" + flood::sourceKey(flow.remote.address), now, s.errors_window_ms);
   if (errors <= s.max_errors) return;
   static constexpr const char* kWhat[] = {"malformed messages", "error answers", "refused connections",
                                           "timed-out connections"};
@@ -126,8 +128,13 @@ void PolicyChain::noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent) {
   owner_.check("PolicyChain");
   const PolicySnapshot& s = *snapshot_;
   if (s.shared == nullptr) return;
-  bool overloaded = lag_ms >= s.flood.overload_lag_ms || inbox_fill_percent >= s.flood.overload_queue_percent;
-  if (overloaded == overloaded_) return;
+  bool over = lag_ms >= s.flood.overload_lag_ms || inbox_fill_percent >= s.flood.overload_queue_percent;
+  // The state changes after kLoadTicks ticks in a row (30 ms) on the other side of the
+  // thresholds: one slow tick does not shed calls, and recovery is as quick.
+  load_ticks_ = over == overloaded_ ? 0 : load_ticks_ + 1;
+  if (load_ticks_ < kLoadTicks) return;
+  load_ticks_ = 0;
+  bool overloaded = over;
   overloaded_ = overloaded;
   s.shared->setOverloaded(worker_, overloaded);
   if (stats_ != nullptr) stats_->adjust(stats::Gauge::OverloadedWorkers, overloaded ? 1 : -1);

@@ -81,7 +81,9 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   const base::Clock& clock_;
   stats::Shard* stats_;
   std::uint32_t worker_;
-  bool overloaded_ = false;
+  bool overloaded_ = false;  // this worker sheds new work
+  static constexpr int kLoadTicks = 3;
+  int load_ticks_ = 0;
   flood::FloodGuard flood_;
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;

@@ -87,6 +87,7 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
   flood.max_unanswered = config.scanners.max_unanswered;
   flood.names_window_ms = static_cast<base::Millis>(config.scanners.window_s) * 1000;
   flood.overload_lag_ms = config.flood.overload_lag_ms;
+  flood.realm = config.auth.realm;
   flood.overload_queue_percent = config.flood.overload_queue_percent;
   snapshot->max_errors = config.scanners.max_errors;
   snapshot->errors_window_ms = flood.names_window_ms;

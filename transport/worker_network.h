@@ -34,8 +34,9 @@ class WorkerNetwork final : public net::Network {
   base::Result<bool> open(const config::StartupSettings& startup);
   void start();
   void close();
-  // On the worker (draining for shutdown): TCP listeners close; UDP and open connections stay.
-  void stopAccepting() { tcp_.stopAccepting(); }
+  // On the worker (draining for shutdown): the public TCP listener closes; UDP, the PBX-facing
+  // listener (the PBX may need a new connection to end a call) and open connections stay.
+  void stopAccepting() { tcp_.stopAccepting(net::Side::Public); }
   // Reload, on the worker: new limits for framing and TCP (listen addresses need a restart).
   void applyConfig(const config::Config& config);
 

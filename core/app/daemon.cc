@@ -188,7 +188,8 @@ int Daemon::run() {
         }
         if (signal == SIGTERM && !shared_.draining() && config_->drain_timeout_s > 0) {
           LOG_INFO(
-              "signal {}: draining: new calls refused, TCP listeners closed; {} call(s) in progress may take "
+              "signal {}: draining: new calls refused, public TCP listener closed; {} call(s) in progress "
+              "may take "
               "up to {} s",
               signal, metrics_.total(stats::Gauge::ActiveCalls), config_->drain_timeout_s);
           shared_.startDraining();

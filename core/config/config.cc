@@ -671,10 +671,11 @@ std::optional<std::string> checkAgent(std::string_view text) {
 
 void readFloodRates(Loader& loader, const toml::table* table, const std::string& path, FloodRates& rates) {
   Section s(loader, table, path);
-  s.integer("invite_per_s", 1, 1000000, rates.invite_per_s);
-  s.integer("register_per_s", 1, 1000000, rates.register_per_s);
-  s.integer("other_per_s", 1, 1000000, rates.other_per_s);
-  s.integer("in_dialog_per_s", 1, 1000000, rates.in_dialog_per_s);
+  // Up to 100,000/s: the limits keep microsecond spacing, so higher rates would round up.
+  s.integer("invite_per_s", 1, 100000, rates.invite_per_s);
+  s.integer("register_per_s", 1, 100000, rates.register_per_s);
+  s.integer("other_per_s", 1, 100000, rates.other_per_s);
+  s.integer("in_dialog_per_s", 1, 100000, rates.in_dialog_per_s);
   s.integer("burst_s", 1, 60, rates.burst_s);
   s.finish();
 }
@@ -686,7 +687,7 @@ void readFlood(Loader& loader, const toml::table& root, Config& c) {
   if (!action.empty()) c.flood.reply_503 = action == "503";
   s.integer("ban_excess", 0, 1000000, c.flood.ban_excess);
   s.integer("ban_window_s", 1, 3600, c.flood.ban_window_s);
-  s.integer("overload_lag_ms", 20, 10000, c.flood.overload_lag_ms);
+  s.integer("overload_lag_ms", 50, 10000, c.flood.overload_lag_ms);
   s.integer("overload_queue_percent", 5, 100, c.flood.overload_queue_percent);
   std::pair<const char*, FloodRates*> classes[] = {
       {"internet", &c.flood.internet}, {"trunk", &c.flood.trunk}, {"pbx", &c.flood.pbx}};
@@ -700,7 +701,7 @@ void readFlood(Loader& loader, const toml::table& root, Config& c) {
 void readScanners(Loader& loader, const toml::table& root, Config& c) {
   Section s(loader, root, "scanners");
   s.stringList("user_agents", c.scanners.user_agents, checkAgent, true);
-  s.integer("max_unanswered", 0, 128, c.scanners.max_unanswered);
+  s.integer("max_unanswered", 0, 64, c.scanners.max_unanswered);
   s.integer("max_errors", 0, 100000, c.scanners.max_errors);
   s.integer("window_s", 1, 86400, c.scanners.window_s);
   s.finish();
@@ -811,7 +812,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
       }
     }
     s.integer("max_calls", 1, 10000000, c.max_calls);
-    s.integer("max_cps", 0, 1000000, c.max_cps);
+    s.integer("max_cps", 0, 100000, c.max_cps);
     s.finish();
   }
   readFlood(loader, root, c);

@@ -12,15 +12,22 @@ namespace {
 // A scanned message on its way to the engine that owns it.
 class DeliverTask final : public event::Task {
  public:
-  DeliverTask(Engine& engine, std::unique_ptr<sip::Message> message, const net::Flow& flow)
-      : engine_(engine), message_(std::move(message)), flow_(flow) {}
-  void run() override { engine_.onMessage(std::move(message_), flow_); }
+  DeliverTask(Engine& engine, std::unique_ptr<sip::Message> message, const net::Flow& flow, bool shed)
+      : engine_(engine), message_(std::move(message)), flow_(flow), shed_(shed) {}
+  void run() override {
+    if (shed_) {
+      engine_.onShed(std::move(message_), flow_);
+    } else {
+      engine_.onMessage(std::move(message_), flow_);
+    }
+  }
   const sip::Message& message() const { return *message_; }
 
  private:
   Engine& engine_;
   std::unique_ptr<sip::Message> message_;
   net::Flow flow_;
+  bool shed_;
 };
 
 }  // namespace
@@ -33,10 +40,13 @@ void Dispatcher::onPacket(const net::Flow& flow, std::string&& bytes, bool datag
   // A datagram of bare line ends is a NAT keep-alive (what phones send between REGISTERs):
   // it has done its work by arriving, and is no parse error.
   if (datagram && bytes.find_first_not_of("\r\n") == std::string::npos) return;
+  // STUN (RFC 5389, first byte 0 or 1) and NUL keep-alives of phones are not SIP, but not
+  // an offence either.
+  bool binary = !bytes.empty() && static_cast<unsigned char>(bytes[0]) < 0x04;
   auto message = sip::Message::parse(std::move(bytes), limits_, datagram);
   if (!message) {
     stats_.add(Counter::ParseErrors);  // not even a start line: nothing to answer
-    if (filter_ != nullptr) filter_->report(flow, policy::Offence::Malformed);
+    if (filter_ != nullptr && !binary) filter_->report(flow, policy::Offence::Malformed);
     return;
   }
   if (filter_ != nullptr) {
@@ -49,9 +59,9 @@ void Dispatcher::onPacket(const net::Flow& flow, std::string&& bytes, bool datag
         case policy::Screen::Drop:
           return;
         case policy::Screen::Reply503:
-          // Answered here, on the receiving worker: shed work never reaches its owner.
-          owners_[index_].engine->replyStateless(*message, flow, 503, "Service Unavailable",
-                                                 "Retry-After: 5\r\n");
+          // The owner answers: a retransmission of an INVITE it already took is absorbed by
+          // its transaction instead of drawing a 503 that would end a call being set up.
+          deliver(std::move(message), flow, true);
           return;
       }
     }
@@ -85,13 +95,17 @@ void Dispatcher::onStreamClosed(const net::Flow& flow) {
   owners_[index_].engine->onFlowClosed(flow);
 }
 
-void Dispatcher::deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow) {
+void Dispatcher::deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow, bool shed) {
   std::uint32_t owner = ownerOf(message->callId(), static_cast<std::uint32_t>(owners_.size()));
   if (owner == index_) {
-    owners_[owner].engine->onMessage(std::move(message), flow);
+    if (shed) {
+      owners_[owner].engine->onShed(std::move(message), flow);
+    } else {
+      owners_[owner].engine->onMessage(std::move(message), flow);
+    }
     return;
   }
-  auto task = std::make_unique<DeliverTask>(*owners_[owner].engine, std::move(message), flow);
+  auto task = std::make_unique<DeliverTask>(*owners_[owner].engine, std::move(message), flow, shed);
   std::unique_ptr<event::Task> queued = std::move(task);
   if (owners_[owner].worker->post(queued)) return;
   stats_.add(Counter::InboxOverflows);

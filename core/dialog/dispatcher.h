@@ -42,7 +42,9 @@ class Dispatcher final : public net::Receiver {
   void onStreamClosed(const net::Flow& flow) override;
 
   // Hands a scanned message to its owner (or handles it here when this worker owns it).
-  void deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow);
+  // `shed`: the screen refused it; the owner answers 503 unless it is a retransmission of a
+  // request it already has a transaction for.
+  void deliver(std::unique_ptr<sip::Message> message, const net::Flow& flow, bool shed = false);
 
  private:
   base::OwnerThread owner_thread_;

@@ -315,6 +315,12 @@ void Engine::onMessage(std::unique_ptr<sip::Message> message, const net::Flow& f
   collectRetired();
 }
 
+void Engine::onShed(std::unique_ptr<sip::Message> message, const net::Flow& flow) {
+  owner_.check("Engine");
+  if (layer_.absorbRequest(message, flow)) return;
+  replyStateless(*message, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
+}
+
 void Engine::onResponse(std::unique_ptr<sip::Message> response, const net::Flow& flow) {
   bool is_invite_2xx = response->cseqMethod() == Method::Invite && response->statusCode() >= 200 &&
                        response->statusCode() < 300;
@@ -618,8 +624,12 @@ void Engine::replyStateless(const sip::Message& request, const net::Flow& flow, 
   owner_.check("Engine");
   // An error answer (not a challenge) to the internet counts against the source: scanners
   // collect them by the hundred, phones hardly ever.
+  // Only for new requests (not CANCEL races, late in-dialog retransmissions or what a
+  // registered phone sends), and once per message (a malformed one was counted on arrival).
   if (filter_ != nullptr && flow.side == net::Side::Public && flow.peer == 0 && status >= 400 &&
-      status < 500 && status != 401 && status != 407) {
+      status < 500 && status != 401 && status != 407 && request.ok() && request.toTag().empty() &&
+      request.method() != Method::Cancel && request.method() != Method::Ack &&
+      (location_ == nullptr || !location_->registeredFlow(flow, now()))) {
     filter_->report(flow, policy::Offence::ErrorAnswer);
   }
   // No amplification: a UDP source that has not shown it receives at its address (it may be

@@ -71,6 +71,9 @@ class Engine final : public policy::PendingSink {
 
   // A message received on `flow`, already routed to this worker (the owner of its Call-ID).
   void onMessage(std::unique_ptr<sip::Message> message, const net::Flow& flow);
+  // A new request the screen refused (over its rate with flood.action = "503", or new work
+  // while overloaded): absorbed when it retransmits a request already taken, else 503.
+  void onShed(std::unique_ptr<sip::Message> message, const net::Flow& flow);
   // Runs due timers; the worker calls it on its tick, tests after advancing the clock.
   void runTimers();
 

@@ -53,9 +53,24 @@ std::optional<BanRecord> LocalStateStore::ban(const boost::asio::ip::address& ad
   BanRecord record;
   {
     std::lock_guard lock(mutex_);
+    // Bounded: when a flood of bans from ever new addresses fills the table, the records of
+    // bans that have ended go first (their strikes are forgotten).
+    if (records_.size() >= kMaxRecords && records_.find(canonical) == records_.end()) {
+      for (auto it = records_.begin(); it != records_.end();) {
+        it = it->second.until <= now ? records_.erase(it) : std::next(it);
+      }
+      if (records_.size() >= kMaxRecords) return std::nullopt;  // every record a live ban: no room
+    }
     BanRecord& entry = records_[canonical];
     entry.address = canonical;
-    if (entry.until > now) return std::nullopt;  // already banned (a worker raced us)
+    // Already banned (a worker raced us); unless the lock-free table lost the entry to
+    // eviction, in which case the ban is written again below.
+    if (entry.until > now && banned_.contains(addressHash(canonical), now)) return std::nullopt;
+    if (entry.until > now) {
+      record = entry;
+      banned_.insert(addressHash(canonical), record.until);
+      return std::nullopt;
+    }
     entry.strikes += 1;
     base::Millis duration = settings.duration_ms;
     for (std::uint32_t i = 1; i < entry.strikes && duration < settings.max_duration_ms; ++i) duration *= 2;

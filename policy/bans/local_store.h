@@ -18,6 +18,7 @@ class LocalStateStore final : public StateStore {
  public:
   static constexpr std::size_t kBanSlots = 16384;
   static constexpr std::size_t kCountSlots = 65536;
+  static constexpr std::size_t kMaxRecords = 65536;  // ban records kept (live bans and strikes)
 
   std::uint32_t countFailure(std::string_view key, base::Millis now, base::Millis window) override;
   std::optional<BanRecord> ban(const boost::asio::ip::address& address, base::Millis now,

@@ -28,20 +28,25 @@ Decision AdmissionStage::evaluate(RequestContext& context, const PolicySnapshot&
       max_cps = user->max_cps;
     }
   }
-  std::int64_t now_us = microsOf(services.now());
-  if (!shared.takeRate(SharedCounters::kGlobalRate, now_us, snapshot.max_cps) ||
-      (id != 0 && !shared.takeRate(id, now_us, max_cps))) {
-    services.count(stats::Counter::RejectedCallRate);
-    return Decision::reject(503, "Service Unavailable", kRetryAfter);
-  }
+  // The peer's own limits first: a peer over them must not use up the budget every other
+  // peer shares (a retry storm from one small trunk would otherwise lock out the rest).
+  bool holds_call = false;
   if (id != 0 && max_calls != 0) {
     if (!shared.tryAcquire(id, max_calls)) {
       services.count(stats::Counter::RejectedCallLimit);
       return Decision::reject(503, "Service Unavailable", kRetryAfter);
     }
-    // Given back when the call ends, or when the request does not become one.
-    if (!context.rules.add(id)) shared.release(id);
+    holds_call = true;
   }
+  std::int64_t now_us = microsOf(services.now());
+  if ((id != 0 && !shared.takeRate(id, now_us, max_cps)) ||
+      !shared.takeRate(SharedCounters::kGlobalRate, now_us, snapshot.max_cps)) {
+    if (holds_call) shared.release(id);
+    services.count(stats::Counter::RejectedCallRate);
+    return Decision::reject(503, "Service Unavailable", kRetryAfter);
+  }
+  // Given back when the call ends, or when the request does not become one.
+  if (holds_call && !context.rules.add(id)) shared.release(id);
   return Decision::proceed();
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/sip/headers.h"
+#include "policy/auth/digest.h"
 
 namespace palisade::policy::flood {
 
@@ -17,8 +18,9 @@ std::array<std::uint64_t, 2> keyOf(const boost::asio::ip::address& address) {
   if (canonical.is_v4()) {
     key[1] = 0xffff00000000ull | canonical.to_v4().to_uint();
   } else {
+    // An IPv6 host has a /64 to choose its addresses from: the /64 is the source.
     auto bytes = canonical.to_v6().to_bytes();
-    std::memcpy(key.data(), bytes.data(), bytes.size());
+    std::memcpy(key.data(), bytes.data(), 8);
   }
   return key;
 }
@@ -31,11 +33,15 @@ std::string_view claimedName(const sip::Message& message) {
   return uri.user;
 }
 
-bool hasCredentials(const sip::Message& message) {
+// Credentials for our realm: what a phone sends back. Any other Authorization line (a
+// scanner's decoy) does not answer a challenge.
+bool answersChallenge(const sip::Message& message, std::string_view realm) {
   std::string_view header =
       message.method() == sip::Method::Register ? "Authorization" : "Proxy-Authorization";
   for (const auto& h : message.headers()) {
-    if (h.id == sip::Hdr::Other && sip::iequals(h.name, header)) return true;
+    if (h.id != sip::Hdr::Other || !sip::iequals(h.name, header)) continue;
+    auth::DigestCredentials credentials;
+    if (auth::parseDigestCredentials(h.value, credentials) && credentials.realm == realm) return true;
   }
   return false;
 }
@@ -46,6 +52,14 @@ void setBit(std::array<std::uint64_t, 2>& bits, std::uint64_t hash) {
 }
 
 }  // namespace
+
+std::string sourceKey(const boost::asio::ip::address& address) {
+  boost::asio::ip::address canonical = net::canonicalAddress(address);
+  if (canonical.is_v4()) return canonical.to_string();
+  auto bytes = canonical.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
 
 RequestClass classify(const sip::Message& message) {
   if (!message.isRequest()) return RequestClass::InDialog;
@@ -59,6 +73,9 @@ RequestClass classify(const sip::Message& message) {
 }
 
 bool isScannerAgent(std::string_view user_agent, const std::vector<std::string>& agents) {
+  // Scanners put their name first; a long header is not searched to its end (it may be up to
+  // sip.max_line_bytes, and this runs for every request from the internet).
+  user_agent = user_agent.substr(0, 256);
   for (const std::string& agent : agents) {
     if (agent.size() > user_agent.size()) continue;
     for (std::size_t i = 0; i + agent.size() <= user_agent.size(); ++i) {
@@ -109,7 +126,7 @@ bool FloodGuard::unansweredOver(Source& source, const sip::Message& message, con
     source.answered = {};
   }
   std::uint64_t hash = hash_(name);
-  if (hasCredentials(message)) {
+  if (answersChallenge(message, settings.realm)) {
     setBit(source.answered, hash);
     return false;
   }

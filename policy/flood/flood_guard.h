@@ -40,6 +40,7 @@ struct FloodSettings {
   std::vector<std::string> scanner_agents;  // lower case; a User-Agent containing one is a scanner
   std::uint32_t max_unanswered = 10;        // distinct names challenged and never answered, per window
   base::Millis names_window_ms = 60'000;
+  std::string realm = "palisade";        // credentials for it answer a challenge
   base::Millis overload_lag_ms = 200;    // a worker whose loop lags this much is overloaded
   unsigned overload_queue_percent = 50;  // or whose inbox is this full
 };
@@ -85,6 +86,9 @@ class FloodGuard {
   base::KeyedHash hash_;
   std::vector<Source> sources_;
 };
+
+// The text failures of a source are counted under: its address, or an IPv6 source's /64.
+std::string sourceKey(const boost::asio::ip::address& address);
 
 // Whether `user_agent` contains one of `agents` (lower case), ignoring case.
 bool isScannerAgent(std::string_view user_agent, const std::vector<std::string>& agents);

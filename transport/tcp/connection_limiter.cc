@@ -28,7 +28,8 @@ std::size_t ConnectionLimiter::bucketOf(const boost::asio::ip::address& address)
 }
 
 bool ConnectionLimiter::acquire(const boost::asio::ip::address& address, std::uint32_t max_total,
-                                std::uint32_t max_per_ip) {
+                                std::uint32_t max_per_ip, bool* over_per_ip) {
+  if (over_per_ip != nullptr) *over_per_ip = false;
   if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     return false;
@@ -37,6 +38,7 @@ bool ConnectionLimiter::acquire(const boost::asio::ip::address& address, std::ui
   if (bucket.fetch_add(1, std::memory_order_relaxed) >= max_per_ip) {
     bucket.fetch_sub(1, std::memory_order_relaxed);
     total_.fetch_sub(1, std::memory_order_relaxed);
+    if (over_per_ip != nullptr) *over_per_ip = true;
     return false;
   }
   return true;

@@ -16,7 +16,10 @@ class ConnectionLimiter {
  public:
   ConnectionLimiter();
   // Any thread. True when the connection may be kept (then release() must follow).
-  bool acquire(const boost::asio::ip::address& address, std::uint32_t max_total, std::uint32_t max_per_ip);
+  // `over_per_ip` (optional) says whether a refusal was the address's own limit (it counts
+  // against the address) rather than the total (which says nothing about it).
+  bool acquire(const boost::asio::ip::address& address, std::uint32_t max_total, std::uint32_t max_per_ip,
+               bool* over_per_ip = nullptr);
   void release(const boost::asio::ip::address& address);
   std::uint32_t total() const { return total_.load(std::memory_order_relaxed); }
 

@@ -70,16 +70,21 @@ void TcpTransport::start() {
   for (auto& acceptor : acceptors_) accept(*acceptor);
 }
 
-void TcpTransport::stopAccepting() {
+void TcpTransport::closeAcceptor(Acceptor& acceptor) {
+  boost::system::error_code ec;
+  acceptor.acceptor.close(ec);
+  acceptor.backoff.cancel();
+}
+
+void TcpTransport::stopAccepting(net::Side side) {
+  owner_.check("TcpTransport");
   for (auto& acceptor : acceptors_) {
-    boost::system::error_code ec;
-    acceptor->acceptor.close(ec);
-    acceptor->backoff.cancel();
+    if (acceptor->side == side) closeAcceptor(*acceptor);
   }
 }
 
 void TcpTransport::close() {
-  stopAccepting();
+  for (auto& acceptor : acceptors_) closeAcceptor(*acceptor);
   std::vector<std::shared_ptr<Connection>> open;
   for (auto& [id, conn] : connections_) open.push_back(conn);
   for (auto& conn : open) conn->close();
@@ -134,11 +139,14 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   // Configured peers (the PBX, the trunks) are not counted against the limits, so that a
   // flood of connections from the internet cannot lock them out.
   bool counted = flow.peer == 0;
-  if (counted &&
-      !limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+  bool over_per_ip = false;
+  if (counted && !limiter_.acquire(flow.remote.address, settings_.max_connections,
+                                   settings_.max_connections_per_ip, &over_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
-    // A connection flood from one address counts toward its ban (scanner detection).
-    if (context_.filter != nullptr) context_.filter->report(flow, policy::Offence::ConnectionRefused);
+    // A connection flood from one address counts toward its ban (scanner detection); a full
+    // total says nothing about the address that happened to knock next.
+    if (over_per_ip && context_.filter != nullptr)
+      context_.filter->report(flow, policy::Offence::ConnectionRefused);
     return;
   }
   std::shared_ptr<Connection> conn = adopt(std::move(socket), flow, false);

@@ -42,8 +42,8 @@ class TcpTransport {
   void start();
   // On the worker, or once it has stopped.
   void close();
-  // On the worker (draining for shutdown): no new connections; open ones go on.
-  void stopAccepting();
+  // On the worker: no new connections on `side`'s listener; open ones go on.
+  void stopAccepting(net::Side side);
   // On the worker: new limits and timeouts (existing connections pick them up).
   void setSettings(const StreamSettings& settings);
   // On the worker: writes on the flow's connection, or on a connection to flow.remote
@@ -60,6 +60,7 @@ class TcpTransport {
     boost::asio::steady_timer backoff;
   };
   void accept(Acceptor& acceptor);
+  void closeAcceptor(Acceptor& acceptor);
   void onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket socket);
   std::shared_ptr<Connection> adopt(boost::asio::ip::tcp::socket socket, const net::Flow& flow,
                                     bool outbound);

@@ -795,10 +795,10 @@ TEST(ConfigFlood, ValuesAndErrors) {
   expectError("[flood]\naction = \"reject\"\n", 2, "flood.action",
               "must be \"drop\" or \"503\", got \"reject\"");
   expectError("[flood.internet]\ninvite_per_s = 0\n", 2, "flood.internet.invite_per_s",
-              "must be between 1 and 1000000, got 0");
+              "must be between 1 and 100000, got 0");
   expectError("[flood.pbx]\ninvites = 3\n", 2, "flood.pbx.invites", "unknown key");
   expectError("[flood]\noverload_lag_ms = 5\n", 2, "flood.overload_lag_ms",
-              "must be between 20 and 10000, got 5");
+              "must be between 50 and 10000, got 5");
   expectError("[scanners]\nuser_agents = [\"\"]\n", 2, "scanners.user_agents",
               "entry 1: \"\" must be 1..64 characters");
   expectError("[general]\ndrain_timeout_s = 90000\n", 2, "general.drain_timeout_s",

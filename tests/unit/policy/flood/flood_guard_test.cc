@@ -211,6 +211,16 @@ TEST(FloodGuard, NamesChallengedAndNeverAnsweredAreAnExtensionScan) {
   EXPECT_GT(flagged_at, 10);
   EXPECT_LT(flagged_at, 20);  // a hash collision may hide a name or two
 
+  // A decoy Authorization line (another realm, or no digest at all) answers nothing.
+  FloodGuard decoyed;
+  int decoy_flagged = 0;
+  for (int n = 100; n < 140; ++n) {
+    auto probe = parse(request("REGISTER", std::to_string(n), n, "Authorization: x\r\n"));
+    decoy_flagged += decoyed.screen(from("192.0.2.9"), PeerKind::Unknown, *probe, s, clock.now()).reason ==
+                     ScreenReason::ExtensionScan;
+  }
+  EXPECT_GE(decoy_flagged, 1);
+
   // 60 phones behind one NAT registering at once: each answers its challenge.
   for (int n = 0; n < 60; ++n) {
     std::string name = std::to_string(3000 + n);
@@ -218,8 +228,10 @@ TEST(FloodGuard, NamesChallengedAndNeverAnsweredAreAnExtensionScan) {
                                       *parse(request("REGISTER", name, n)), s, clock.now());
     ScreenResult second = guard.screen(
         from("198.51.100.1"), PeerKind::Unknown,
-        *parse(request("REGISTER", name, n, "Authorization: Digest username=\"" + name + "\"\r\n")), s,
-        clock.now());
+        *parse(request("REGISTER", name, n,
+                       "Authorization: Digest username=\"" + name +
+                           "\", realm=\"palisade\", nonce=\"n\", uri=\"sip:127.0.0.1\", response=\"r\"\r\n")),
+        s, clock.now());
     EXPECT_EQ(first.verdict, Screen::Pass) << name;
     EXPECT_EQ(second.verdict, Screen::Pass) << name;
   }

@@ -116,7 +116,7 @@ void PolicyChain::report(const net::Flow& flow, Offence offence) {
   if (s.store == nullptr || s.max_errors == 0) return;
   base::Millis now = clock_.now();
   std::uint32_t errors =
-      s.store->countFailure("err:" + flood::sourceKey(flow.remote.address), now, s.errors_window_ms);
+      s.store->countFailure(flood::errorKey(flow.remote.address).view(), now, s.errors_window_ms);
   if (errors <= s.max_errors) return;
   static constexpr const char* kWhat[] = {"malformed messages", "error answers", "refused connections",
                                           "timed-out connections"};
@@ -134,10 +134,9 @@ void PolicyChain::noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent) {
   load_ticks_ = over == overloaded_ ? 0 : load_ticks_ + 1;
   if (load_ticks_ < kLoadTicks) return;
   load_ticks_ = 0;
-  bool overloaded = over;
-  overloaded_ = overloaded;
-  s.shared->setOverloaded(worker_, overloaded);
-  if (stats_ != nullptr) stats_->adjust(stats::Gauge::OverloadedWorkers, overloaded ? 1 : -1);
+  overloaded_ = over;
+  s.shared->setOverloaded(worker_, over);
+  if (stats_ != nullptr) stats_->adjust(stats::Gauge::OverloadedWorkers, over ? 1 : -1);
 }
 
 Decision PolicyChain::check(RequestContext& context) {

@@ -55,7 +55,11 @@ std::optional<BanRecord> LocalStateStore::ban(const boost::asio::ip::address& ad
     std::lock_guard lock(mutex_);
     // Bounded: when a flood of bans from ever new addresses fills the table, the records of
     // bans that have ended go first (their strikes are forgotten).
+    // The sweep runs at most once a second: a full table of live bans refuses new ones at the
+    // cost of a lookup, not a sweep per attempt.
     if (records_.size() >= kMaxRecords && records_.find(canonical) == records_.end()) {
+      if (now - last_prune_ < 1000) return std::nullopt;
+      last_prune_ = now;
       for (auto it = records_.begin(); it != records_.end();) {
         it = it->second.until <= now ? records_.erase(it) : std::next(it);
       }

@@ -39,6 +39,7 @@ class LocalStateStore final : public StateStore {
   mutable std::mutex mutex_;
   std::map<boost::asio::ip::address, BanRecord> records_;    // including expired ones (their strikes)
   std::map<boost::asio::ip::address, base::Millis> active_;  // bans not yet reported as ended
+  base::Millis last_prune_ = -1'000'000;                     // when records_ was last swept (full)
 };
 
 }  // namespace palisade::policy::bans

@@ -53,12 +53,12 @@ void setBit(std::array<std::uint64_t, 2>& bits, std::uint64_t hash) {
 
 }  // namespace
 
-std::string sourceKey(const boost::asio::ip::address& address) {
-  boost::asio::ip::address canonical = net::canonicalAddress(address);
-  if (canonical.is_v4()) return canonical.to_string();
-  auto bytes = canonical.to_v6().to_bytes();
-  std::fill(bytes.begin() + 8, bytes.end(), 0);
-  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+ErrorKey errorKey(const boost::asio::ip::address& address) {
+  ErrorKey out;
+  std::array<std::uint64_t, 2> key = keyOf(address);
+  std::memcpy(out.bytes.data(), "err:", 4);
+  std::memcpy(out.bytes.data() + 4, key.data(), sizeof key);
+  return out;
 }
 
 RequestClass classify(const sip::Message& message) {
@@ -74,13 +74,17 @@ RequestClass classify(const sip::Message& message) {
 
 bool isScannerAgent(std::string_view user_agent, const std::vector<std::string>& agents) {
   // Scanners put their name first; a long header is not searched to its end (it may be up to
-  // sip.max_line_bytes, and this runs for every request from the internet).
-  user_agent = user_agent.substr(0, 256);
+  // sip.max_line_bytes, and this runs for every request from the internet). Lower-cased once
+  // on the stack, then each agent is one find.
+  std::array<char, 256> lower{};
+  std::size_t size = std::min(user_agent.size(), lower.size());
+  for (std::size_t i = 0; i < size; ++i) {
+    char c = user_agent[i];
+    lower[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  std::string_view text(lower.data(), size);
   for (const std::string& agent : agents) {
-    if (agent.size() > user_agent.size()) continue;
-    for (std::size_t i = 0; i + agent.size() <= user_agent.size(); ++i) {
-      if (sip::iequals(user_agent.substr(i, agent.size()), agent)) return true;
-    }
+    if (text.find(agent) != std::string_view::npos) return true;
   }
   return false;
 }

@@ -87,8 +87,13 @@ class FloodGuard {
   std::vector<Source> sources_;
 };
 
-// The text failures of a source are counted under: its address, or an IPv6 source's /64.
-std::string sourceKey(const boost::asio::ip::address& address);
+// What a source's errors are counted under in the state store: "err:" and the address (an IPv6
+// source's /64) as bytes, built on the stack (this runs for every malformed packet).
+struct ErrorKey {
+  std::array<char, 20> bytes{};
+  std::string_view view() const { return {bytes.data(), bytes.size()}; }
+};
+ErrorKey errorKey(const boost::asio::ip::address& address);
 
 // Whether `user_agent` contains one of `agents` (lower case), ignoring case.
 bool isScannerAgent(std::string_view user_agent, const std::vector<std::string>& agents);

@@ -76,5 +76,23 @@ TEST(LocalStateStore, ManyBansAndConcurrentReaders) {
   EXPECT_FALSE(store->banned(ip("2001:db8::1"), 2'000));
 }
 
+// A flood of bans from ever new (forged) addresses: the records stay bounded, a full table of
+// live bans refuses new ones, and once bans have ended their records make room again.
+TEST(LocalStateStore, BanRecordsAreBounded) {
+  auto store = std::make_unique<LocalStateStore>();
+  BanSettings settings;
+  settings.duration_ms = 10'000;
+  base::Millis now = 1'000'000;
+  for (std::uint32_t i = 0; i < LocalStateStore::kMaxRecords; ++i)
+    ASSERT_TRUE(store->ban(boost::asio::ip::address_v4(0x0A000000u + i), now, settings, "flood")) << i;
+  EXPECT_FALSE(store->ban(ip("192.0.2.1"), now, settings, "one too many"));
+  EXPECT_EQ(store->bans(now).size(), LocalStateStore::kMaxRecords);
+  // Ten seconds later the bans have ended: the next ban sweeps their records away.
+  now += 11'000;
+  EXPECT_TRUE(store->ban(ip("192.0.2.1"), now, settings, "room again"));
+  EXPECT_EQ(store->bans(now).size(), 1u);
+  EXPECT_TRUE(store->banned(ip("192.0.2.1"), now));
+}
+
 }  // namespace
 }  // namespace palisade::policy::bans

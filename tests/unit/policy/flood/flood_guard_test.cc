@@ -50,6 +50,22 @@ TEST(ScannerAgent, SubstringIgnoringCase) {
   EXPECT_TRUE(isScannerAgent("x Friendly-Scanner y", agents));
   EXPECT_FALSE(isScannerAgent("Yealink SIP-T46S", agents));
   EXPECT_FALSE(isScannerAgent("", agents));
+  // Only the first 256 bytes are searched (scanners name themselves first).
+  EXPECT_TRUE(isScannerAgent("sipvicious" + std::string(8000, 'x'), agents));
+  EXPECT_FALSE(isScannerAgent(std::string(300, 'x') + "sipvicious", agents));
+}
+
+TEST(ErrorKey, AnIpv6SourceIsItsSlash64) {
+  auto a = errorKey(boost::asio::ip::make_address("2001:db8:1:2::1"));
+  auto b = errorKey(boost::asio::ip::make_address("2001:db8:1:2:ffff::9"));
+  auto c = errorKey(boost::asio::ip::make_address("2001:db8:1:3::1"));
+  EXPECT_EQ(a.view(), b.view());
+  EXPECT_NE(a.view(), c.view());
+  // An IPv4-mapped address is the IPv4 source.
+  EXPECT_EQ(errorKey(boost::asio::ip::make_address("::ffff:192.0.2.7")).view(),
+            errorKey(boost::asio::ip::make_address("192.0.2.7")).view());
+  EXPECT_NE(errorKey(boost::asio::ip::make_address("192.0.2.7")).view(),
+            errorKey(boost::asio::ip::make_address("192.0.2.8")).view());
 }
 
 TEST(FloodGuard, InternetSourceOverItsRateIsDroppedAndBannedWhenItKeepsOn) {

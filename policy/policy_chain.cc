@@ -56,6 +56,11 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
   return false;
 }
 
+std::string_view PolicyChain::peerName(const net::Flow& flow) const {
+  const PeerInfo* peer = flow.peer != 0 ? snapshot_->peer(flow.peer) : nullptr;
+  return peer != nullptr ? std::string_view(peer->name) : std::string_view();
+}
+
 PeerKind PolicyChain::kindOf(const net::Flow& flow) const {
   if (flow.side == net::Side::Pbx) return PeerKind::Pbx;
   const PeerInfo* peer = snapshot_->peer(flow.peer);

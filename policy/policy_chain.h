@@ -57,6 +57,7 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   bool admit(net::Flow& flow, std::string_view bytes) override;
   Screen screen(const net::Flow& flow, const sip::Message& message) override;
   void report(const net::Flow& flow, Offence offence) override;
+  std::string_view peerName(const net::Flow& flow) const override;
   // On every tick of the worker: its event-loop lag and inbox fill decide whether it is
   // overloaded (the snapshot's thresholds); the answer takes effect at once, both ways.
   void noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent);

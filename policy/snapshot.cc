@@ -65,7 +65,8 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
 bool PolicySnapshot::allowsBinding(const routing::Binding& binding) const {
   const UserEntry* entry = user(binding.user);
   return entry != nullptr &&
-         (entry->anywhere || entry->sources.lookup(binding.flow.remote.address).has_value());
+         (entry->anywhere || entry->sources.lookup(binding.flow.remote.address).has_value()) &&
+         (!entry->require_tls || binding.flow.transport == net::Transport::Tls);
 }
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
@@ -125,6 +126,7 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
     entry.max_calls = user.max_calls;
     entry.max_cps = callRate(user.max_cps);
     entry.anywhere = user.sources.empty();
+    entry.require_tls = user.require_tls;
     snapshot->users_anywhere = snapshot->users_anywhere || entry.anywhere;
     for (const auto& text : user.sources) {
       auto prefix = parsePrefix(text);

@@ -51,6 +51,7 @@ struct UserEntry {
   std::string asserted;            // what its calls assert toward the PBX: its number, else its name
   std::array<std::string, 3> ha1;  // by auth::Algorithm; empty where it has none
   bool anywhere = true;            // no `sources`: from any address
+  bool require_tls = false;        // authenticates and registers over TLS only
   AddressTrie sources;
   std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
   Rate max_cps;                 // its new calls per second

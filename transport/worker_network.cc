@@ -36,6 +36,10 @@ StreamSettings streamSettingsOf(const config::Config& config) {
   s.max_connections = config.tcp_max_connections;
   s.max_connections_per_ip = config.tcp_max_connections_per_ip;
   s.max_send_queue_bytes = config.tcp_max_send_queue_bytes;
+  s.handshake_timeout_s = config.tls.handshake_timeout_s;
+  s.max_handshakes = config.tls.max_handshakes;
+  s.max_handshakes_per_ip = config.tls.max_handshakes_per_ip;
+  s.max_tls_connections_per_ip = config.tls.max_connections_per_ip;
   return s;
 }
 
@@ -70,18 +74,23 @@ base::Result<bool> checkListenersFree(const config::StartupSettings& startup) {
     if (!udp) return udp.error();
     auto tcp = checkPortFree(address, listener->tcp_port, true);
     if (!tcp) return tcp.error();
+    if (listener->tls_port != 0) {
+      auto tls = checkPortFree(address, listener->tls_port, true);
+      if (!tls) return tls.error();
+    }
   }
   return true;
 }
 
 WorkerNetwork::WorkerNetwork(event::Worker& worker, net::Receiver& receiver, policy::PacketFilter* filter,
-                             stats::Shard& stats, ConnectionLimiter& limiter, const config::Config& config)
+                             stats::Shard& stats, ConnectionLimiter& limiter, ConnectionLimiter& tls_limiter,
+                             const config::Config& config)
     : worker_(worker),
       stats_(stats),
       udp_{UdpListener(worker.io(), receiver, filter, stats, net::Side::Public),
            UdpListener(worker.io(), receiver, filter, stats, net::Side::Pbx)},
       tcp_(worker.io(), static_cast<std::uint16_t>(worker.index()), receiver, filter, stats, limiter,
-           streamSettingsOf(config)) {}
+           tls_limiter, streamSettingsOf(config)) {}
 
 base::Result<bool> WorkerNetwork::open(const config::StartupSettings& startup) {
   const config::Listener* listeners[2] = {&startup.public_side, &startup.pbx_side};
@@ -93,8 +102,18 @@ base::Result<bool> WorkerNetwork::open(const config::StartupSettings& startup) {
     if (!udp) return udp.error();
     auto tcp = tcp_.listen(static_cast<net::Side>(side), address, listeners[side]->tcp_port);
     if (!tcp) return tcp.error();
+    if (listeners[side]->tls_port != 0) {
+      auto tls =
+          tcp_.listen(static_cast<net::Side>(side), address, listeners[side]->tls_port, net::Transport::Tls);
+      if (!tls) return tls.error();
+    }
   }
   return true;
+}
+
+std::uint16_t WorkerNetwork::localPort(net::Side side, net::Transport transport) const {
+  if (transport == net::Transport::Udp) return udp_[static_cast<int>(side)].localPort();
+  return tcp_.localPort(side, transport);
 }
 
 void WorkerNetwork::start() {

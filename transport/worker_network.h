@@ -1,7 +1,8 @@
 #pragma once
 // The transports of one worker behind net::Network: a UDP socket per listener side and the
-// worker's TCP connections. A TCP send for a connection owned by another worker is handed to
-// that worker through its inbox. What the transports receive goes up to a net::Receiver.
+// worker's TCP and TLS connections. A stream send for a connection owned by another worker is
+// handed to that worker through its inbox. What the transports receive goes up to a
+// net::Receiver.
 #include <memory>
 #include <vector>
 
@@ -27,18 +28,26 @@ base::Result<bool> checkListenersFree(const config::StartupSettings& startup);
 class WorkerNetwork final : public net::Network {
  public:
   WorkerNetwork(event::Worker& worker, net::Receiver& receiver, policy::PacketFilter* filter,
-                stats::Shard& stats, ConnectionLimiter& limiter, const config::Config& config);
+                stats::Shard& stats, ConnectionLimiter& limiter, ConnectionLimiter& tls_limiter,
+                const config::Config& config);
   // Before start: every worker's network, by worker index (immutable afterwards).
   void setPeers(std::vector<WorkerNetwork*> peers) { peers_ = std::move(peers); }
   // Binds every listener of `startup`; the error names the address that failed.
   base::Result<bool> open(const config::StartupSettings& startup);
   void start();
   void close();
-  // On the worker (draining for shutdown): the public TCP listener closes; UDP, the PBX-facing
-  // listener (the PBX may need a new connection to end a call) and open connections stay.
+  // On the worker (draining for shutdown): the public TCP and TLS listeners close; UDP, the
+  // PBX-facing listeners (the PBX may need a new connection to end a call) and open
+  // connections stay.
   void stopAccepting() { tcp_.stopAccepting(net::Side::Public); }
   // Reload, on the worker: new limits for framing and TCP (listen addresses need a restart).
   void applyConfig(const config::Config& config);
+  // On the worker: the TLS contexts for new handshakes (see TcpTransport::setTls).
+  void setTls(std::shared_ptr<const certs::TlsContexts> contexts,
+              std::map<std::string, std::string> peer_names) {
+    tcp_.setTls(std::move(contexts), std::move(peer_names));
+  }
+  std::uint16_t localPort(net::Side side, net::Transport transport) const;
 
   void send(const net::Flow& flow, std::string&& bytes) override;
 

@@ -1,5 +1,8 @@
 #include "core/app/daemon.h"
 
+#include <unistd.h>
+
+#include <ctime>
 #include <thread>
 
 #include <boost/asio/signal_set.hpp>
@@ -43,7 +46,70 @@ void applyLogLevel(const config::Config& config) {
   if (base::parseLogLevel(config.log_level, level)) base::setLogLevel(level);
 }
 
+std::int64_t unixNow() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
 }  // namespace
+
+std::string binaryDir() {
+  char path[4096];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return ".";
+  std::string text(path, static_cast<std::size_t>(n));
+  std::size_t slash = text.rfind('/');
+  return slash == std::string::npos || slash == 0 ? std::string("/") : text.substr(0, slash);
+}
+
+config::ConfigResult loadConfig(const std::string& path) {
+  return path.empty() ? config::defaultConfig(binaryDir()) : config::loadConfigFile(path);
+}
+
+std::map<std::string, std::string> tlsPeerNames(const config::Config& config) {
+  std::map<std::string, std::string> names;
+  auto add = [&names](const std::string& host, std::uint16_t port, config::TransportKind transport,
+                      const std::string& server_name) {
+    if (transport != config::TransportKind::Tls) return;
+    boost::system::error_code ec;
+    net::Endpoint endpoint{boost::asio::ip::make_address(host, ec), port};
+    if (!ec) names[endpoint.toString()] = server_name.empty() ? host : server_name;
+  };
+  add(config.pbx.host, config.pbx.port, config.pbx.transport, config.pbx.tls_server_name);
+  for (const auto& trunk : config.trunks) add(trunk.host, trunk.port, trunk.transport, trunk.tls_server_name);
+  return names;
+}
+
+base::Result<std::shared_ptr<const certs::TlsContexts>, certs::CertError> Daemon::loadTls(
+    const config::Config& config) {
+  auto built = certs::buildTlsContexts(config, tickets_, unixNow());
+  if (!built) return built.error();
+  for (const auto& info : built.value()->certificates()) {
+    LOG_INFO("tls: certificate {} (CN {}, {} chain certificate(s)), sha256 {}, valid until {}",
+             info.certificate_file, info.subject.empty() ? "-" : info.subject, info.chain_length,
+             info.sha256_fingerprint, certs::utcDate(info.not_after));
+  }
+  for (const auto& warning : certs::expiryWarnings(*built.value(), unixNow(), config.tls.expiry_warning_days))
+    LOG_WARN("tls: {}", warning);
+  return built;
+}
+
+std::string Daemon::tlsMetrics() const {
+  std::string out;
+  if (tls_ == nullptr || tls_->certificates().empty()) return out;
+  out +=
+      "# HELP palisade_tls_certificate_expiry_seconds Seconds until each loaded certificate expires.\n"
+      "# TYPE palisade_tls_certificate_expiry_seconds gauge\n";
+  std::int64_t now = unixNow();
+  for (const auto& info : tls_->certificates()) {
+    // Our own file names from the config: quotes and backslashes escaped for the label.
+    std::string file;
+    for (char c : info.certificate_file) {
+      if (c == '"' || c == '\\') file.push_back('\\');
+      if (c != '\n') file.push_back(c);
+    }
+    out += fmt::format("palisade_tls_certificate_expiry_seconds{{file=\"{}\"}} {}\n", file,
+                       info.not_after - now);
+  }
+  return out;
+}
 
 Daemon::Daemon(std::shared_ptr<const config::Config> config, std::string config_path)
     : config_(std::move(config)),
@@ -73,6 +139,13 @@ int Daemon::run() {
     return 1;
   }
   policy_ = compiled.value();
+  auto tls = loadTls(*config_);
+  if (!tls) {
+    LOG_ERROR("cannot start: tls: {}", tls.error().toString());
+    return 1;
+  }
+  tls_ = tls.value();
+  std::map<std::string, std::string> tls_peer_names = tlsPeerNames(*config_);
 
   sip::Limits limits = transport::limitsOf(*config_);
   for (std::uint32_t i = 0; i < worker_count_; ++i) {
@@ -83,8 +156,8 @@ int Daemon::run() {
     parts.chain = std::make_unique<policy::PolicyChain>(policy_, parts.worker->clock(), &shard, i);
     parts.dispatcher->setFilter(parts.chain.get());
     policy::installDefaultStages(*parts.chain);
-    parts.network = std::make_unique<transport::WorkerNetwork>(*parts.worker, *parts.dispatcher,
-                                                               parts.chain.get(), shard, limiter_, *config_);
+    parts.network = std::make_unique<transport::WorkerNetwork>(
+        *parts.worker, *parts.dispatcher, parts.chain.get(), shard, limiter_, tls_limiter_, *config_);
     parts.engine =
         std::make_unique<dialog::Engine>(i, *parts.network, parts.worker->clock(), shard, config_, shared_);
     parts.engine->setFilter(parts.chain.get());
@@ -116,7 +189,7 @@ int Daemon::run() {
 
   stats::ManagementServer management(control_, config_->startup.management_address,
                                      config_->startup.management_port,
-                                     [this] { return metrics_.renderPrometheus(); });
+                                     [this] { return metrics_.renderPrometheus() + tlsMetrics(); });
   management.addRoute(
       "/bans", [this](std::string_view method, std::string_view path) { return bansRoute(method, path); });
   management.addRoute("/registrations", [this](std::string_view method, std::string_view path) {
@@ -130,16 +203,22 @@ int Daemon::run() {
   for (auto& parts : workers_) {
     // Sockets are started on their worker's thread: asio objects stay with one thread.
     transport::WorkerNetwork* network = parts.network.get();
-    parts.worker->control([network] { network->start(); });
+    parts.worker->control([network, contexts = tls_, tls_peer_names] {
+      network->setTls(contexts, tls_peer_names);
+      network->start();
+    });
     parts.worker->start();
   }
   const config::StartupSettings& s = config_->startup;
   LOG_INFO(
-      "palisade started: {} worker(s), public {}:{} (udp) {}:{} (tcp), pbx side {}:{}, management {}:{}, "
+      "palisade started: {} worker(s), public {}:{} (udp) {}:{} (tcp){}, pbx side {}:{}, management {}:{}, "
       "descriptor limit {}, config {}",
       worker_count_, s.public_side.address, s.public_side.udp_port, s.public_side.address,
-      s.public_side.tcp_port, s.pbx_side.address, s.pbx_side.udp_port, s.management_address,
-      s.management_port, fds.value(), config_->source_name);
+      s.public_side.tcp_port,
+      s.public_side.tls_port != 0 ? fmt::format(" {}:{} (tls)", s.public_side.address, s.public_side.tls_port)
+                                  : std::string(),
+      s.pbx_side.address, s.pbx_side.udp_port, s.management_address, s.management_port, fds.value(),
+      config_->source_name);
 
   boost::asio::steady_timer sweeper(control_);
   std::function<void(const boost::system::error_code&)> on_sweep = [&](const boost::system::error_code& ec) {
@@ -151,8 +230,20 @@ int Daemon::run() {
   sweeper.expires_after(std::chrono::seconds(1));
   sweeper.async_wait(on_sweep);
 
+  // Session-ticket keys rotate on their own clock: a ticket resumes for up to two periods.
+  boost::asio::steady_timer ticket_rotation(control_);
+  std::function<void(const boost::system::error_code&)> on_rotate = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    tickets_->rotate();
+    ticket_rotation.expires_after(std::chrono::seconds(config_->tls.ticket_key_rotation_s));
+    ticket_rotation.async_wait(on_rotate);
+  };
+  ticket_rotation.expires_after(std::chrono::seconds(config_->tls.ticket_key_rotation_s));
+  ticket_rotation.async_wait(on_rotate);
+
   auto stop = [&] {
     sweeper.cancel();
+    ticket_rotation.cancel();
     management.stop();
     control_.stop();
   };
@@ -217,8 +308,7 @@ int Daemon::run() {
 }
 
 void Daemon::reload() {
-  config::ConfigResult loaded =
-      config_path_.empty() ? config::defaultConfig() : config::loadConfigFile(config_path_);
+  config::ConfigResult loaded = loadConfig(config_path_);
   if (!loaded) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}", loaded.error().toString());
@@ -246,9 +336,20 @@ void Daemon::reload() {
               fds.error().message);
     return;
   }
+  // New certificates apply to new handshakes only; a bad one leaves the old one in use.
+  auto tls = loadTls(*next);
+  if (!tls) {
+    metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
+    LOG_ERROR("reload rejected, keeping the running config and certificates: tls: {}",
+              tls.error().toString());
+    return;
+  }
+  std::shared_ptr<const certs::TlsContexts> contexts = tls.value();
+  std::map<std::string, std::string> tls_peer_names = tlsPeerNames(*next);
   std::shared_ptr<const policy::PolicySnapshot> snapshot = compiled.value();
   policy_ = snapshot;
   config_ = next;
+  tls_ = contexts;
   // Registrations outlive the reload, except those of users it removed or whose sources no
   // longer allow where they registered from.
   auto ended = location_->retain(
@@ -263,12 +364,14 @@ void Daemon::reload() {
     transport::WorkerNetwork* network = parts.network.get();
     policy::PolicyChain* chain = parts.chain.get();
     dialog::Dispatcher* dispatcher = parts.dispatcher.get();
-    parts.worker->control([engine, network, chain, dispatcher, next, snapshot, limits] {
-      chain->apply(snapshot);
-      dispatcher->setLimits(limits);
-      engine->applyConfig(next);
-      network->applyConfig(*next);
-    });
+    parts.worker->control(
+        [engine, network, chain, dispatcher, next, snapshot, limits, contexts, tls_peer_names] {
+          chain->apply(snapshot);
+          dispatcher->setLimits(limits);
+          engine->applyConfig(next);
+          network->applyConfig(*next);
+          network->setTls(contexts, tls_peer_names);
+        });
   }
   metrics_.controlShard().add(stats::Counter::ConfigReloads);
   LOG_INFO("config reloaded from {}", next->source_name);

@@ -3,12 +3,14 @@
 // and the control thread (the caller of run()) that owns signals, config reload and the
 // management endpoint. This is the only place that sees every layer: it wires each worker's
 // transports to its dispatcher, and each dispatcher to the engines of all workers.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
 
+#include "certs/cert_store.h"
 #include "core/config/config.h"
 #include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
@@ -23,6 +25,17 @@
 #include "transport/worker_network.h"
 
 namespace palisade::app {
+
+// The folder of the running binary: the built-in default config's relative file names (the
+// DEV-ONLY certificate the build makes) are taken from there.
+std::string binaryDir();
+
+// The config named by `path`, or the built-in default when it is empty.
+config::ConfigResult loadConfig(const std::string& path);
+
+// The names the certificates of the configured TLS peers (the PBX, trunks) must carry, by
+// "address:port".
+std::map<std::string, std::string> tlsPeerNames(const config::Config& config);
 
 class Daemon {
  public:
@@ -43,6 +56,11 @@ class Daemon {
   };
   void reload();
   void shutdown();
+  // The certificates of `config`, checked; logs what expires soon. Control thread.
+  base::Result<std::shared_ptr<const certs::TlsContexts>, certs::CertError> loadTls(
+      const config::Config& config);
+  // palisade_tls_certificate_expiry_seconds per certificate, for /metrics.
+  std::string tlsMetrics() const;
   // GET /bans (JSON) and DELETE /bans/ADDRESS; control thread.
   stats::ManagementServer::Reply bansRoute(std::string_view method, std::string_view path);
   // GET /registrations (JSON); control thread.
@@ -67,6 +85,10 @@ class Daemon {
   policy::SharedCounters shared_;
   std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;
+  transport::ConnectionLimiter tls_limiter_;
+  // Session-ticket keys outlive every context version (resumption across reloads).
+  std::shared_ptr<certs::TicketKeys> tickets_ = std::make_shared<certs::TicketKeys>();
+  std::shared_ptr<const certs::TlsContexts> tls_;
   std::vector<WorkerParts> workers_;
   boost::asio::io_context control_;
 };

@@ -1,6 +1,7 @@
 // palisade: the session border controller daemon.
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "core/app/daemon.h"
@@ -35,14 +36,21 @@ int main(int argc, char** argv) {
       return arg == "--help" || arg == "-h" ? 0 : 2;
     }
   }
-  auto loaded =
-      config_path.empty() ? palisade::config::defaultConfig() : palisade::config::loadConfigFile(config_path);
+  auto loaded = palisade::app::loadConfig(config_path);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.error().toString().c_str());
     return 1;
   }
   for (const auto& warning : loaded.value()->warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   if (check_only) {
+    // The same checks as a start or a reload: the certificates and keys it names too.
+    auto tls =
+        palisade::certs::buildTlsContexts(*loaded.value(), std::make_shared<palisade::certs::TicketKeys>(),
+                                          static_cast<std::int64_t>(std::time(nullptr)));
+    if (!tls) {
+      std::fprintf(stderr, "%s: tls: %s\n", config_path.c_str(), tls.error().toString().c_str());
+      return 1;
+    }
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

@@ -33,9 +33,9 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public",     "pbx_side",  "pbx",     "trunks",  "auth",
-                                        "users",   "ban",        "registrar", "sip",     "headers", "tcp",
-                                        "limits",  "management", "flood",     "scanners"};
+constexpr std::string_view kTables[] = {"general", "public",     "pbx_side",  "pbx",      "trunks",  "auth",
+                                        "users",   "ban",        "registrar", "sip",      "headers", "tcp",
+                                        "limits",  "management", "flood",     "scanners", "tls"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -151,7 +151,13 @@ bool sameAddress(std::string_view a_text, std::string_view b_text) {
 // point at a line the operator actually wrote.
 class Loader {
  public:
-  explicit Loader(std::string_view file) : file_(file) {}
+  Loader(std::string_view file, std::string_view base_dir) : file_(file), base_dir_(base_dir) {}
+
+  // A file named in the config: relative names are taken from the config file's folder.
+  std::string resolve(std::string_view name) const {
+    if (name.empty() || name.front() == '/' || base_dir_.empty()) return std::string(name);
+    return fmt::format("{}/{}", base_dir_, name);
+  }
 
   void fail(std::uint32_t line, std::string key, std::string message) {
     errors_.push_back(ConfigError{file_, line, std::move(key), std::move(message)});
@@ -182,6 +188,7 @@ class Loader {
 
  private:
   std::string file_;
+  std::string base_dir_;
   std::vector<ConfigError> errors_;
   std::map<std::string, std::uint32_t, std::less<>> lines_;
 };
@@ -274,6 +281,9 @@ class Section {
     return node != nullptr ? node->as_table() : nullptr;
   }
 
+  // A key read some other way (an array of tables inside this table).
+  void skip(std::string_view key) { known_.push_back(key); }
+
   void boolean(std::string_view key, bool& out) {
     const toml::node* node = take(key, toml::node_type::boolean);
     if (node != nullptr) out = node->as_boolean()->get();
@@ -333,8 +343,33 @@ std::optional<std::string> checkLogLevel(std::string_view text) {
 }
 
 std::optional<std::string> checkTransport(std::string_view text) {
-  if (text == "udp" || text == "tcp") return std::nullopt;
-  return fmt::format("must be \"udp\" or \"tcp\", got {}", quoted(text));
+  if (text == "udp" || text == "tcp" || text == "tls") return std::nullopt;
+  return fmt::format("must be \"udp\", \"tcp\" or \"tls\", got {}", quoted(text));
+}
+
+TransportKind transportKind(std::string_view text) {
+  if (text == "tls") return TransportKind::Tls;
+  return text == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
+}
+
+// A host name or address a peer's certificate must carry.
+std::optional<std::string> checkCertificateName(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 253 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == ':' || c == '*';
+  });
+  if (ok) return std::nullopt;
+  return fmt::format("{} is not a host name or address", quoted(text));
+}
+
+std::optional<std::string> checkFileName(std::string_view text) {
+  if (!text.empty() && text.find('\0') == std::string_view::npos) return std::nullopt;
+  return std::string("must name a file");
+}
+
+// Empty means "none" (or "the system's", for the trust store).
+std::optional<std::string> checkOptionalFileName(std::string_view text) {
+  return text.empty() ? std::nullopt : checkFileName(text);
 }
 
 // The value goes verbatim into User-Agent/Server headers (RFC 3261 §20.41); empty sends none.
@@ -389,9 +424,10 @@ void readPeer(Loader& loader, const toml::table& root, std::string_view name, Pe
   s.port("port", peer.port);
   std::string transport;
   s.string("transport", transport, checkTransport);
-  if (!transport.empty()) peer.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
+  if (!transport.empty()) peer.transport = transportKind(transport);
   s.stringList("addresses", peer.addresses, checkSourcePrefix);
   s.boolean("trust_identity", peer.trust_identity);
+  s.string("tls_server_name", peer.tls_server_name, checkCertificateName);
   s.finish();
 }
 
@@ -533,6 +569,7 @@ void readUsers(Loader& loader, const toml::table& root, Config& c) {
     s.boolean("allow_weak_password", user.allow_weak_password);
     s.integer("max_calls", 0, 10000000, user.max_calls);
     s.integer("max_cps", 0, 100000, user.max_cps);
+    s.boolean("require_tls", user.require_tls);
     s.finish();
     if (!loader.written(path + ".name"))
       loader.fail(user.line, path + ".name", "is required in every [[users]] entry");
@@ -616,12 +653,22 @@ void readTrunks(Loader& loader, const toml::table& root, Config& c) {
     s.port("port", trunk.port);
     std::string transport;
     s.string("transport", transport, checkTransport);
-    if (!transport.empty()) trunk.transport = transport == "tcp" ? TransportKind::Tcp : TransportKind::Udp;
+    if (!transport.empty()) trunk.transport = transportKind(transport);
     s.stringList("prefixes", trunk.prefixes, checkDialPrefix, true);
     s.boolean("trust_identity", trunk.trust_identity);
     s.integer("max_calls", 0, 10000000, trunk.max_calls);
     s.integer("max_cps", 0, 100000, trunk.max_cps);
+    s.string("tls_server_name", trunk.tls_server_name, checkCertificateName);
+    s.string("tls_client_ca", trunk.tls_client_ca, checkFileName);
+    trunk.tls_client_ca = loader.resolve(trunk.tls_client_ca);
+    s.stringList("tls_client_names", trunk.tls_client_names, checkCertificateName);
     s.finish();
+    if (!trunk.tls_client_ca.empty() && trunk.tls_client_names.empty())
+      loader.fail(loader.lineFor(path + ".tls_client_ca"), path + ".tls_client_names",
+                  "is required with tls_client_ca: the names a client certificate must carry");
+    if (trunk.tls_client_ca.empty() && !trunk.tls_client_names.empty())
+      loader.fail(loader.lineFor(path + ".tls_client_names"), path + ".tls_client_ca",
+                  "is required with tls_client_names: the CA that issues the client certificates");
     for (const char* key : {"name", "addresses", "host"}) {
       if (!loader.written(path + "." + key))
         loader.fail(trunk.line, path + "." + key, "is required in every [[trunks]] entry");
@@ -653,7 +700,92 @@ void readListener(Loader& loader, const toml::table& root, std::string_view name
   s.string("address", listener.address, checkListenAddress);
   s.port("udp_port", listener.udp_port);
   s.port("tcp_port", listener.tcp_port);
+  s.integer("tls_port", 0, 65535, listener.tls_port);
   s.finish();
+}
+
+std::optional<std::string> checkTlsVersion(std::string_view text) {
+  if (text == "1.2" || text == "1.3") return std::nullopt;
+  return fmt::format("must be \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are never offered), got {}", quoted(text));
+}
+
+std::optional<std::string> checkCipherList(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 1024 &&
+            std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '"'; });
+  if (ok) return std::nullopt;
+  return std::string("must be an OpenSSL cipher list (printable, no spaces)");
+}
+
+void readTls(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "tls");
+  TlsConfig& t = c.tls;
+  if (const toml::node* node = root.get("tls"); node != nullptr && node->is_table()) {
+    if (const toml::node* certs = node->as_table()->get("certificates")) {
+      const toml::array* array = certs->as_array();
+      if (array == nullptr || !array->is_array_of_tables() || array->empty()) {
+        loader.fail(lineOf(certs->source()), "tls.certificates",
+                    "must be written as one or more [[tls.certificates]] tables");
+      } else {
+        t.certificates.clear();
+        for (std::size_t i = 0; i < array->size(); ++i) {
+          const toml::table* table = (*array)[i].as_table();
+          std::string path = fmt::format("tls.certificates[{}]", i + 1);
+          Section cs(loader, table, path);
+          TlsCertificate cert;
+          cert.line = lineOf(table->source());
+          cs.string("certificate", cert.certificate, checkFileName);
+          cs.string("key", cert.key, checkFileName);
+          cs.finish();
+          for (const char* key : {"certificate", "key"}) {
+            if (!loader.written(path + "." + key))
+              loader.fail(cert.line, path + "." + key, "is required in every [[tls.certificates]] entry");
+          }
+          cert.certificate = loader.resolve(cert.certificate);
+          cert.key = loader.resolve(cert.key);
+          t.certificates.push_back(std::move(cert));
+        }
+      }
+    }
+  }
+  s.skip("certificates");  // read above
+  s.string("min_version", t.min_version, checkTlsVersion);
+  s.string("ciphers", t.ciphers, checkCipherList);
+  s.string("ciphersuites", t.ciphersuites, checkCipherList);
+  s.string("ca_file", t.ca_file, checkOptionalFileName);
+  t.ca_file = loader.resolve(t.ca_file);
+  s.boolean("verify_server", t.verify_server);
+  s.string("client_certificate", t.client_certificate, checkOptionalFileName);
+  s.string("client_key", t.client_key, checkOptionalFileName);
+  t.client_certificate = loader.resolve(t.client_certificate);
+  t.client_key = loader.resolve(t.client_key);
+  s.integer("handshake_timeout_s", 1, 60, t.handshake_timeout_s);
+  s.integer("max_handshakes", 1, 65535, t.max_handshakes);
+  s.integer("max_handshakes_per_ip", 1, 1024, t.max_handshakes_per_ip);
+  s.integer("max_connections_per_ip", 1, 65535, t.max_connections_per_ip);
+  s.integer("ticket_key_rotation_s", 60, 604800, t.ticket_key_rotation_s);
+  s.integer("expiry_warning_days", 0, 365, t.expiry_warning_days);
+  s.finish();
+  if (t.client_certificate.empty() != t.client_key.empty()) {
+    const char* missing = t.client_certificate.empty() ? "tls.client_certificate" : "tls.client_key";
+    loader.fail(loader.lineFor("tls"), missing, "tls.client_certificate and tls.client_key go together");
+  }
+  if (!t.verify_server) {
+    c.warnings.push_back(ConfigError{c.source_name, loader.lineFor("tls.verify_server"), "tls.verify_server",
+                                     "false: outbound TLS accepts any server certificate (no protection "
+                                     "against an attacker in the middle)"}
+                             .toString());
+  }
+}
+
+// TLS needs a certificate wherever it listens, and a listener's TCP ports must differ.
+void checkTls(Loader& loader, const Config& c) {
+  const StartupSettings& st = c.startup;
+  bool listening = st.public_side.tls_port != 0 || st.pbx_side.tls_port != 0;
+  if (listening && c.tls.certificates.empty()) {
+    const char* key = st.public_side.tls_port != 0 ? "public.tls_port" : "pbx_side.tls_port";
+    loader.fail(loader.lineFor(key), key,
+                "a TLS listener needs a certificate: add a [[tls.certificates]] entry (or set tls_port = 0)");
+  }
 }
 
 std::optional<std::string> checkFloodAction(std::string_view text) {
@@ -817,6 +949,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   }
   readFlood(loader, root, c);
   readScanners(loader, root, c);
+  readTls(loader, root, c);
   {
     Section s(loader, root, "management");
     s.string("address", c.startup.management_address, checkListenAddress);
@@ -865,15 +998,17 @@ void checkSockets(Loader& loader, const Config& c) {
       {"public.tcp_port", "tcp", st.public_side.address, st.public_side.tcp_port},
       {"pbx_side.udp_port", "udp", st.pbx_side.address, st.pbx_side.udp_port},
       {"pbx_side.tcp_port", "tcp", st.pbx_side.address, st.pbx_side.tcp_port},
+      {"public.tls_port", "tcp", st.public_side.address, st.public_side.tls_port},
+      {"pbx_side.tls_port", "tcp", st.pbx_side.address, st.pbx_side.tls_port},
       {"management.port", "any", st.management_address, st.management_port},
   };
   for (std::size_t j = 0; j < std::size(sockets); ++j) {
     for (std::size_t i = 0; i < j; ++i) {
       const Socket& a = sockets[i];
       const Socket& b = sockets[j];
-      // A listener's own UDP and TCP ports may share a number; that is two sockets.
-      if (a.key.substr(0, a.key.find('.')) == b.key.substr(0, b.key.find('.'))) continue;
+      if (a.port == 0 || b.port == 0) continue;  // a TLS listener that is off
       bool protocols_meet = a.protocol == b.protocol || a.protocol == "any" || b.protocol == "any";
+      // A listener's own UDP and TCP ports may share a number; that is two sockets.
       if (!protocols_meet || a.port != b.port || !sameSocket(a.address, b.address)) continue;
       const bool later = blameLater(loader, b.key, a.key);
       const Socket& blamed = later ? b : a;
@@ -887,7 +1022,8 @@ void checkSockets(Loader& loader, const Config& c) {
   }
 }
 
-ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_name) {
+ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_name,
+                         std::string_view base_dir) {
   toml::table root;
   try {
     root = toml::parse(toml_text, std::string(source_name));
@@ -897,13 +1033,14 @@ ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_nam
 
   auto config = std::make_shared<Config>();
   config->source_name = source_name;
-  Loader loader(source_name);
+  Loader loader(source_name, base_dir);
   readAll(loader, root, *config);
   // Cross-key checks only make sense once every key on its own is valid.
   if (!loader.failed()) {
     checkTiming(loader, *config);
     checkSockets(loader, *config);
     checkUserAlgorithms(loader, *config);
+    checkTls(loader, *config);
   }
   if (loader.failed()) return loader.firstError();
   return std::shared_ptr<const Config>(std::move(config));
@@ -920,9 +1057,10 @@ std::string ConfigError::toString() const {
   return out;
 }
 
-ConfigResult parseConfig(std::string_view toml_text, std::string_view source_name) {
+ConfigResult parseConfig(std::string_view toml_text, std::string_view source_name,
+                         std::string_view base_dir) {
   try {
-    return parseOrFail(toml_text, source_name);
+    return parseOrFail(toml_text, source_name, base_dir);
   } catch (const std::exception& e) {
     // Out of memory while building the snapshot: still an error the caller can log and survive.
     return ConfigError{std::string(source_name), 0, "", fmt::format("cannot load: {}", e.what())};
@@ -952,10 +1090,15 @@ ConfigResult loadConfigFile(const std::string& path) {
   }
   ::close(fd);
   if (read_errno != 0) return fail(fmt::format("cannot read: {}", errnoText(read_errno)));
-  return parseConfig(text, path);
+  std::size_t slash = path.rfind('/');
+  std::string base_dir = slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+  if (base_dir.empty()) base_dir = "/";
+  return parseConfig(text, path, base_dir);
 }
 
-ConfigResult defaultConfig() { return parseConfig(kDefaultConfigToml, kDefaultSourceName); }
+ConfigResult defaultConfig(std::string_view base_dir) {
+  return parseConfig(kDefaultConfigToml, kDefaultSourceName, base_dir);
+}
 
 std::vector<std::string> startupChanges(const StartupSettings& running, const StartupSettings& loaded) {
   std::vector<std::string> changed;
@@ -966,9 +1109,11 @@ std::vector<std::string> startupChanges(const StartupSettings& running, const St
   note(!sameAddress(running.public_side.address, loaded.public_side.address), "public.address");
   note(running.public_side.udp_port != loaded.public_side.udp_port, "public.udp_port");
   note(running.public_side.tcp_port != loaded.public_side.tcp_port, "public.tcp_port");
+  note(running.public_side.tls_port != loaded.public_side.tls_port, "public.tls_port");
   note(!sameAddress(running.pbx_side.address, loaded.pbx_side.address), "pbx_side.address");
   note(running.pbx_side.udp_port != loaded.pbx_side.udp_port, "pbx_side.udp_port");
   note(running.pbx_side.tcp_port != loaded.pbx_side.tcp_port, "pbx_side.tcp_port");
+  note(running.pbx_side.tls_port != loaded.pbx_side.tls_port, "pbx_side.tls_port");
   note(running.inbox_depth != loaded.inbox_depth, "limits.inbox_depth");
   note(!sameAddress(running.management_address, loaded.management_address), "management.address");
   note(running.management_port != loaded.management_port, "management.port");

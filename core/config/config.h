@@ -11,12 +11,13 @@
 
 namespace palisade::config {
 
-enum class TransportKind : std::uint8_t { Udp, Tcp };
+enum class TransportKind : std::uint8_t { Udp, Tcp, Tls };
 
 struct Listener {
   std::string address;  // numeric IPv4 or IPv6 address
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
+  std::uint16_t tls_port = 0;  // 0: no TLS listener on this side
   bool operator==(const Listener&) const = default;
 };
 
@@ -27,6 +28,7 @@ struct Peer {
   TransportKind transport = TransportKind::Udp;
   std::vector<std::string> addresses;  // numeric source addresses of this peer
   bool trust_identity = true;          // its identity headers (P-Asserted-Identity, ...) may cross
+  std::string tls_server_name;         // TLS: the name its certificate must carry (empty: host)
 };
 
 // A trunk (a carrier or another SIP peer that is trusted by address): calls from the PBX go to
@@ -42,6 +44,12 @@ struct Trunk {
   std::uint32_t line = 0;       // where the file wrote it (0 for the built-in default)
   std::uint32_t max_calls = 0;  // calls from it in progress (0: only limits.max_calls)
   std::uint32_t max_cps = 0;    // new calls from it per second (0: only limits.max_cps)
+  // TLS toward it: the name its certificate must carry (empty: host).
+  std::string tls_server_name;
+  // Mutual TLS: connections from it must present a certificate issued by this CA (PEM file)
+  // carrying one of tls_client_names as a DNS or IP subjectAltName or as the subject's CN.
+  std::string tls_client_ca;
+  std::vector<std::string> tls_client_names;
 };
 
 // [auth]: how Palisade challenges its users (RFC 3261 §22, RFC 7616, RFC 8760).
@@ -63,6 +71,7 @@ struct User {
   std::uint32_t line = 0;       // where the file wrote it
   std::uint32_t max_calls = 4;  // its calls in progress (0: no limit of its own)
   std::uint32_t max_cps = 2;    // its new calls per second (0: no limit of its own)
+  bool require_tls = false;     // registers and calls only over TLS
 };
 
 // [ban]: brute-force defence. Failed authentications (and requests for unknown users or from
@@ -127,13 +136,47 @@ struct SipLimits {
   std::uint32_t max_line_bytes = 8192;
 };
 
+// One certificate Palisade presents, with its key (PEM files; paths made absolute against the
+// config file's folder). The first is the default; the others are chosen by SNI.
+struct TlsCertificate {
+  std::string certificate;  // the certificate, then its chain
+  std::string key;
+  std::uint32_t line = 0;
+  bool operator==(const TlsCertificate&) const = default;
+};
+
+// [tls]: SIP over TLS (RFC 3261 §26.2, RFC 5630).
+struct TlsConfig {
+  std::vector<TlsCertificate> certificates;
+  std::string min_version = "1.2";  // "1.2" or "1.3"; TLS 1.0 and 1.1 are never offered
+  // TLS 1.2: ECDHE key exchange with AEAD ciphers only.
+  std::string ciphers =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+  std::string ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  // Outbound: the trust store for servers' certificates (empty: the system's) and whether to
+  // check them at all (false is a warning at every start and reload).
+  std::string ca_file;
+  bool verify_server = true;
+  // Outbound: the certificate presented to peers that ask for one (optional).
+  std::string client_certificate;
+  std::string client_key;
+  std::uint32_t handshake_timeout_s = 5;
+  std::uint32_t max_handshakes = 256;          // in progress per worker
+  std::uint32_t max_handshakes_per_ip = 4;     // in progress from one address, per worker
+  std::uint32_t max_connections_per_ip = 32;   // TLS connections from one address
+  std::uint32_t ticket_key_rotation_s = 3600;  // session-ticket keys: a key encrypts this long,
+                                               // and decrypts for as long again
+  std::uint32_t expiry_warning_days = 14;
+};
+
 // Settings read once at start-up: a reload never applies them (it keeps the running values and
 // warns). Everything restart-only lives here, so the reload cannot forget one.
 struct StartupSettings {
   // [general]
   std::uint32_t workers = 0;  // 0: one per core
-  Listener public_side{"127.0.0.1", 5060, 5060};
-  Listener pbx_side{"127.0.0.1", 5070, 5070};
+  Listener public_side{"127.0.0.1", 5060, 5060, 0};
+  Listener pbx_side{"127.0.0.1", 5070, 5070, 0};
   // [limits]
   std::uint32_t inbox_depth = 8192;
   // [management]
@@ -209,10 +252,10 @@ struct Config {
   std::string log_level = "info";
   std::uint32_t drain_timeout_s = 30;  // SIGTERM: how long calls in progress may take to end
 
-  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true};
+  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true, {}};
   // [[trunks]]: at least one; a file that names none gets this one (the loopback carrier).
   std::vector<Trunk> trunks{
-      Trunk{"carrier", {"127.0.0.1"}, "127.0.0.1", 5090, TransportKind::Udp, {}, true, 0}};
+      Trunk{"carrier", {"127.0.0.1"}, "127.0.0.1", 5090, TransportKind::Udp, {}, true, 0, 0, 0, {}, {}, {}}};
 
   // [sip]
   SipTiming timing;
@@ -237,6 +280,9 @@ struct Config {
   // [flood], [scanners]
   FloodConfig flood;
   ScannerConfig scanners;
+
+  // [tls]
+  TlsConfig tls;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;
@@ -263,13 +309,16 @@ using ConfigResult = base::Result<std::shared_ptr<const Config>, ConfigError>;
 
 // Parses and validates TOML text. Unknown tables and keys are errors. `source_name` is used in
 // errors and stored in the snapshot.
-ConfigResult parseConfig(std::string_view toml_text, std::string_view source_name);
+// Relative file names in it (certificates) are taken from `base_dir` (empty: as written).
+ConfigResult parseConfig(std::string_view toml_text, std::string_view source_name,
+                         std::string_view base_dir = {});
 
 // Reads FILE and parses it. A missing or unreadable file is a ConfigError naming the file.
 ConfigResult loadConfigFile(const std::string& path);
 
-// The shipped default (core/config/default.toml, compiled in).
-ConfigResult defaultConfig();
+// The shipped default (core/config/default.toml, compiled in); its relative file names (the
+// DEV-ONLY certificate) are taken from `base_dir`, the palisade binary's folder.
+ConfigResult defaultConfig(std::string_view base_dir = {});
 
 // The keys of StartupSettings whose values differ (for the reload warning).
 std::vector<std::string> startupChanges(const StartupSettings& running, const StartupSettings& loaded);

@@ -115,6 +115,10 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
   Leg& b = legs_[1];
   a.side = invite.flow().side;
   a.flow = invite.flow();
+  {
+    sip::Uri uri;
+    a.sips = sip::parseUri(req.requestUri(), uri) && sip::iequals(uri.scheme, "sips");
+  }
   a.call_id = std::string(req.callId());
   a.remote_tag = std::string(req.fromTag());
   a.local_tag = engine_.ids().tag();
@@ -162,7 +166,7 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
   if (target.request_uri.empty()) {
     b.remote_uri = fmt::format("{}<sip:{}{}:{}>", to_display, user_prefix, target_host, next_hop.remote.port);
     b.remote_target = fmt::format("sip:{}{}:{}{}", user_prefix, target_host, next_hop.remote.port,
-                                  next_hop.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+                                  net::transportParam(next_hop.transport));
   } else {
     // A registered user: its own Contact, reached through the flow it registered from; To
     // names its address-of-record here.
@@ -244,8 +248,12 @@ std::string Call::viaLine(int leg, const std::string& branch) const {
 std::string Call::contactLine(int leg) const {
   const Leg& l = legs_[leg];
   const LocalAddress& local = engine_.local(l.side);
+  // RFC 3261 §12.1.1: a dialog that began with a SIPS URI gets a SIPS Contact (its hops are
+  // TLS); otherwise the transport is a parameter.
+  if (l.sips)
+    return fmt::format("Contact: <sips:{}:{}>\r\n", formatHost(local.host), local.port(l.flow.transport));
   return fmt::format("Contact: <sip:{}:{}{}>\r\n", formatHost(local.host), local.port(l.flow.transport),
-                     l.flow.transport == net::Transport::Tcp ? ";transport=tcp" : "");
+                     net::transportParam(l.flow.transport));
 }
 
 std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,

@@ -35,6 +35,7 @@ struct Leg {
   std::string remote_uri;     // From/To value (without tag) that names the peer
   std::string remote_target;  // the peer's Contact URI (Request-URI of our requests)
   std::vector<std::string> route_set;
+  bool sips = false;  // the dialog began with a SIPS Request-URI (our Contact is SIPS too)
   std::uint32_t local_cseq = 1;
   std::uint32_t remote_cseq = 0;
 };

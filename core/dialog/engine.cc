@@ -25,6 +25,7 @@ LocalAddress localOf(const config::Listener& listener) {
       listener.address.find(':') != std::string::npos ? "[" + listener.address + "]" : listener.address;
   out.udp_port = listener.udp_port;
   out.tcp_port = listener.tcp_port;
+  out.tls_port = listener.tls_port;
   return out;
 }
 
@@ -32,7 +33,9 @@ Target targetOf(const std::string& host, std::uint16_t port, config::TransportKi
                 const std::vector<std::string>& addresses, bool trust_identity, net::Side side) {
   Target target;
   target.flow.side = side;
-  target.flow.transport = transport == config::TransportKind::Tcp ? net::Transport::Tcp : net::Transport::Udp;
+  target.flow.transport = transport == config::TransportKind::Tls   ? net::Transport::Tls
+                          : transport == config::TransportKind::Tcp ? net::Transport::Tcp
+                                                                    : net::Transport::Udp;
   boost::system::error_code ec;
   target.flow.remote.address = boost::asio::ip::make_address(host, ec);
   target.flow.remote.port = port;
@@ -372,6 +375,12 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
   }
   sip::Uri uri;
   if (!sip::parseUri(req.requestUri(), uri) || !(uri.isSip() || sip::iequals(uri.scheme, "tel"))) {
+    replyStateless(req, flow, 416, "Unsupported URI Scheme");
+    return;
+  }
+  // RFC 5630 §3.1.3: a SIPS request promises TLS on every hop; one that reached us in the
+  // clear has already broken it.
+  if (sip::iequals(uri.scheme, "sips") && flow.transport != net::Transport::Tls) {
     replyStateless(req, flow, 416, "Unsupported URI Scheme");
     return;
   }

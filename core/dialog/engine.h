@@ -34,7 +34,10 @@ struct LocalAddress {
   std::string host;  // "127.0.0.1" or "[::1]"
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
-  std::uint16_t port(net::Transport t) const { return t == net::Transport::Udp ? udp_port : tcp_port; }
+  std::uint16_t tls_port = 0;
+  std::uint16_t port(net::Transport t) const {
+    return t == net::Transport::Udp ? udp_port : t == net::Transport::Tcp ? tcp_port : tls_port;
+  }
 };
 
 // Where new calls from one side go, compiled from a config snapshot.

@@ -10,13 +10,19 @@
 
 namespace palisade::net {
 
-enum class Transport : std::uint8_t { Udp, Tcp };
+enum class Transport : std::uint8_t { Udp, Tcp, Tls };
 
 // Which of Palisade's listeners a flow belongs to.
 enum class Side : std::uint8_t { Public = 0, Pbx = 1 };
 inline Side otherSide(Side s) { return s == Side::Public ? Side::Pbx : Side::Public; }
 inline const char* sideName(Side s) { return s == Side::Public ? "public" : "pbx"; }
-inline const char* transportName(Transport t) { return t == Transport::Udp ? "UDP" : "TCP"; }
+inline const char* transportName(Transport t) {
+  return t == Transport::Udp ? "UDP" : t == Transport::Tcp ? "TCP" : "TLS";
+}
+// The URI parameter value (RFC 3261 §19.1.1); UDP is the default and is not written.
+inline const char* transportParam(Transport t) {
+  return t == Transport::Udp ? "" : t == Transport::Tcp ? ";transport=tcp" : ";transport=tls";
+}
 inline bool isReliable(Transport t) { return t != Transport::Udp; }
 
 struct Endpoint {

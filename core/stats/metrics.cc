@@ -11,7 +11,7 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 // Exposed names (all prefixed "palisade_"):
 //   counters: calls_attempted_total, calls_answered_total, calls_failed_total,
 //     calls_cancelled_total, calls_timed_out_total,
-//     messages_total{direction="in"|"out",transport="udp"|"tcp"},
+//     messages_total{direction="in"|"out",transport="udp"|"tcp"|"tls"},
 //     parse_errors_total, retransmissions_total, retransmissions_absorbed_total,
 //     inbox_overflows_total, rejected_503_total, dropped_untrusted_total,
 //     dropped_foreign_responses_total, dropped_foreign_cancels_total, sent_to_unverified_total,
@@ -19,7 +19,9 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     policy_decisions_total{decision="reject"|"challenge"|"drop"|"pending"|"pending_expired"},
 //     tcp_connections_accepted_total, tcp_connections_refused_total,
 //     tcp_connections_closed_total, tcp_head_timeouts_total, tcp_send_queue_overflows_total,
-//     tcp_accept_backoffs_total, config_reloads_total, config_reload_failures_total,
+//     tcp_accept_backoffs_total, tls_handshakes_total, tls_handshake_failures_total,
+//     tls_handshake_timeouts_total, tls_handshakes_refused_total,
+//     tls_client_certificates_refused_total, config_reloads_total, config_reload_failures_total,
 //     drops_total{reason="banned"|"default_deny"|"pbx_acl"|"rate_limit"|"scanner_user_agent"|
 //       "extension_scan"|"overload"|"amplification"},
 //     rejections_total{reason="rate_limit"|"overload"|"call_rate"|"call_limit"|"draining"},
@@ -27,7 +29,7 @@ constexpr std::size_t kGaugeCount = static_cast<std::size_t>(Gauge::kCount);
 //     auth_failures_total{reason="unknown_user"|"wrong_password"|"disallowed_source"|"bad_nonce"|"malformed"},
 //     bans_total, registrations_total, registrations_refused_total, calls_to_unregistered_total
 //   gauges: active_calls, tcp_connections, bans_active, registrations_active, overloaded_workers,
-//     draining, workers,
+//     draining, workers, tls_certificate_expiry_seconds{file="..."} (from the daemon),
 //     build_info{version="..."} (always 1)
 // Rows are in enum order; the static_assert below rejects a Counter added without a row.
 constexpr std::string_view kMessagesHelp = "SIP messages by direction and transport.";
@@ -48,6 +50,8 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::MessagesOutUdp, "messages", R"(direction="out",transport="udp")", kMessagesHelp},
     {Counter::MessagesInTcp, "messages", R"(direction="in",transport="tcp")", kMessagesHelp},
     {Counter::MessagesOutTcp, "messages", R"(direction="out",transport="tcp")", kMessagesHelp},
+    {Counter::MessagesInTls, "messages", R"(direction="in",transport="tls")", kMessagesHelp},
+    {Counter::MessagesOutTls, "messages", R"(direction="out",transport="tls")", kMessagesHelp},
     {Counter::ParseErrors, "parse_errors", "", "Received messages that were not valid SIP."},
     {Counter::Retransmissions, "retransmissions", "", "Retransmissions sent by our transactions."},
     {Counter::RetransmissionsAbsorbed, "retransmissions_absorbed", "",
@@ -105,6 +109,15 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
      "TCP connections closed because the peer did not read what was sent."},
     {Counter::TcpAcceptBackoffs, "tcp_accept_backoffs", "",
      "Times accepting paused because the process had no descriptor left."},
+    {Counter::TlsHandshakes, "tls_handshakes", "", "TLS handshakes completed."},
+    {Counter::TlsHandshakeFailures, "tls_handshake_failures", "",
+     "TLS handshakes that failed (protocol version, cipher, certificate)."},
+    {Counter::TlsHandshakeTimeouts, "tls_handshake_timeouts", "",
+     "TLS connections closed because the handshake did not finish within tls.handshake_timeout_s."},
+    {Counter::TlsHandshakesRefused, "tls_handshakes_refused", "",
+     "TLS connections refused: too many handshakes in progress (per source or in total)."},
+    {Counter::TlsClientCertificatesRefused, "tls_client_certificates_refused", "",
+     "Mutual TLS: client certificates that did not carry the trunk's tls_client_names."},
     {Counter::ConfigReloads, "config_reloads", "", "Configuration reloads applied."},
     {Counter::ConfigReloadFailures, "config_reload_failures", "", "Configuration reloads rejected."},
 }};

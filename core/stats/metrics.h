@@ -21,6 +21,8 @@ enum class Counter : std::uint16_t {
   MessagesOutUdp,
   MessagesInTcp,
   MessagesOutTcp,
+  MessagesInTls,
+  MessagesOutTls,
   ParseErrors,              // received bytes that were not a valid SIP message
   Retransmissions,          // retransmissions sent by our transactions (Timers A, E, G, 2xx)
   RetransmissionsAbsorbed,  // duplicates received and answered from transaction state
@@ -63,9 +65,14 @@ enum class Counter : std::uint16_t {
   TcpConnectionsAccepted,
   TcpConnectionsRefused,  // over max_connections or max_connections_per_ip
   TcpConnectionsClosed,
-  TcpHeadTimeouts,        // connections closed because a message did not complete in time
-  TcpSendQueueOverflows,  // connections closed because the peer did not read what we sent
-  TcpAcceptBackoffs,      // accept paused because the process ran out of descriptors
+  TcpHeadTimeouts,               // connections closed because a message did not complete in time
+  TcpSendQueueOverflows,         // connections closed because the peer did not read what we sent
+  TcpAcceptBackoffs,             // accept paused because the process ran out of descriptors
+  TlsHandshakes,                 // TLS handshakes completed (either direction)
+  TlsHandshakeFailures,          // handshakes that failed (bad version, cipher, certificate, ...)
+  TlsHandshakeTimeouts,          // connections closed: no handshake within tls.handshake_timeout_s
+  TlsHandshakesRefused,          // connections refused: too many handshakes in progress
+  TlsClientCertificatesRefused,  // mutual TLS: a verified certificate without the trunk's names
   ConfigReloads,
   ConfigReloadFailures,
   kCount

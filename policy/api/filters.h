@@ -35,6 +35,9 @@ class PacketFilter {
   virtual Screen screen(const net::Flow& /*flow*/, const sip::Message& /*message*/) { return Screen::Pass; }
   // Any worker (for the sources of its own flows).
   virtual void report(const net::Flow& /*flow*/, Offence /*offence*/) {}
+  // The configured peer (trunk name, "pbx") that admit() matched the flow to; empty for the
+  // internet. Valid until the next snapshot reaches this worker.
+  virtual std::string_view peerName(const net::Flow& /*flow*/) const { return {}; }
 };
 
 // Where a stage that answered Pending delivers its decision, later, on the same worker (never

@@ -109,7 +109,10 @@ Decision DigestStage::evaluate(RequestContext& context, const PolicySnapshot& sn
   bool well_formed = offered && sip::iequals(credentials.qop, "auth") && isHex(credentials.nc, 8) &&
                      !credentials.cnonce.empty() && credentials.uri == request.requestUri() &&
                      !credentials.has_userhash;
-  bool source_ok = user != nullptr && (user->anywhere || user->sources.lookup(context.flow.remote.address));
+  // A user that requires TLS authenticates over nothing else (its credentials fail like a
+  // disallowed source's: the same challenge, counted toward a ban).
+  bool source_ok = user != nullptr && (user->anywhere || user->sources.lookup(context.flow.remote.address)) &&
+                   (!user->require_tls || context.flow.transport == net::Transport::Tls);
   bool valid = user != nullptr && response_ok && well_formed && source_ok;
   if (valid && nonce == NonceIssuer::Verdict::Stale) return challenge(context, snapshot, services, true);
   bool fresh = nonce == NonceIssuer::Verdict::Valid;

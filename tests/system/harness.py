@@ -27,6 +27,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "scenarios")
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEV_CERT_SCRIPT = os.path.join(REPO, "certs", "dev", "make_dev_certs.sh")
 
 CALLER_IP = "127.0.0.2"
 OTHER_CALLER_IP = "127.0.0.5"
@@ -67,6 +69,14 @@ METRICS = {
     "messages_out_udp": 'palisade_messages_total{direction="out",transport="udp"}',
     "messages_in_tcp": 'palisade_messages_total{direction="in",transport="tcp"}',
     "messages_out_tcp": 'palisade_messages_total{direction="out",transport="tcp"}',
+    "messages_in_tls": 'palisade_messages_total{direction="in",transport="tls"}',
+    "messages_out_tls": 'palisade_messages_total{direction="out",transport="tls"}',
+    "tls_handshakes": "palisade_tls_handshakes_total",
+    "tls_handshake_failures": "palisade_tls_handshake_failures_total",
+    "tls_handshake_timeouts": "palisade_tls_handshake_timeouts_total",
+    "tls_handshakes_refused": "palisade_tls_handshakes_refused_total",
+    "tls_client_certificates_refused": "palisade_tls_client_certificates_refused_total",
+    "tcp_connections_closed": "palisade_tcp_connections_closed_total",
 }
 
 SIPP_EXIT = {
@@ -535,6 +545,28 @@ class TestRun:
                 cfg.setdefault(table, {}).update(values)
         return cfg
 
+    def dev_certs(self, name="certs", days=None, force=False):
+        """DEV-ONLY certificates (CA, server for 127.0.0.1/localhost, client "dev-client") in the
+        run folder, made by certs/dev/make_dev_certs.sh. Returns {"ca", "server", "server_key",
+        "client", "client_key"} paths."""
+        out = self.path(name)
+        env = dict(os.environ)
+        if days is not None:
+            env["DEV_CERT_DAYS"] = str(days)
+        argv = ["sh", DEV_CERT_SCRIPT, out] + (["--force"] if force else [])
+        subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+        j = lambda f: os.path.join(out, f)
+        return {"ca": j("ca.pem"), "server": j("server.pem"), "server_key": j("server.key"),
+                "client": j("client.pem"), "client_key": j("client.key")}
+
+    def with_tls(self, cfg, certs, tls_port=None, **tls):
+        """Turns on the public TLS listener of a config dict with `certs` (from dev_certs())."""
+        port = tls_port or free_ports(PUBLIC_IP, 1)[0]
+        cfg["public"]["tls_port"] = port
+        cfg.setdefault("tls", {}).update(tls)
+        cfg["tls.certificates"] = [{"certificate": certs["server"], "key": certs["server_key"]}]
+        return port
+
     def write_config(self, config, name="palisade.toml", extra_text=""):
         path = self.path(name)
         with open(path, "w") as f:
@@ -579,6 +611,39 @@ class TestRun:
     def check_clean_stop(self, p):
         rc = self.stop_palisade(p)
         self.check(rc == 0, "palisade stops cleanly on SIGTERM (exit 0)", f"{describe_exit(rc)}\n{p.log_tail()}")
+
+    # --- stunnel (TLS in front of SIPp, which has none)
+    def stunnel(self, name, client, accept, connect, cert=None, key=None, ca=None, check_host=None,
+                local=None, options=()):
+        """Starts stunnel4 in the foreground: `client` mode takes plain TCP on `accept` and
+        speaks TLS to `connect` (verifying against `ca`, and `check_host` if given, presenting
+        `cert` if given); server mode the other way round. Waits until `accept` is bound."""
+        conf = self.path(f"stunnel-{name}.conf")
+        lines = ["foreground = yes", "pid =", f"output = {self.path('stunnel-' + name + '.log')}", "debug = 5",
+                 "syslog = no", f"[{name}]", f"client = {'yes' if client else 'no'}",
+                 f"accept = {accept[0]}:{accept[1]}", f"connect = {connect[0]}:{connect[1]}",
+                 "sslVersionMin = TLSv1.2", "delay = no", "TIMEOUTclose = 0"]
+        if cert:
+            lines += [f"cert = {cert}", f"key = {key}"]
+        if ca:
+            lines += [f"CAfile = {ca}", "verifyChain = yes"]
+        if check_host:
+            lines.append(f"checkHost = {check_host}")
+        if local:
+            lines.append(f"local = {local}")
+        lines += list(options)
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        popen = subprocess.Popen(["stunnel4", conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                 cwd=self.dir, start_new_session=True)
+        self.procs.append((popen, "stunnel"))
+        deadline = time.monotonic() + 10
+        while not port_in_use(accept[0], accept[1], "tcp"):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                log = _read_tail(self.path(f"stunnel-{name}.log"), 2000)
+                raise TestFailure(f"stunnel {name} did not start (rc {popen.poll()}):\n{log}")
+            time.sleep(0.05)
+        return popen
 
     # --- SIPp
     def sipp(self, name, scenario, local_ip, local_port, remote=None, transport="udp", calls=1, rate=None,

@@ -1,10 +1,11 @@
 #pragma once
-// One stream connection (TCP now; the TLS issue adds an ssl::stream) owned by one worker:
-// framing through sip::StreamReader, a deadline timer for a message that does not complete
-// (slow-loris: tcp.head_timeout_s) and for idleness (tcp.idle_timeout_s, re-armed only by
-// complete messages, never by partial reads), and a send queue bounded in bytes. Messages
-// go through the packet filter, then up to the worker's net::Receiver as bytes. Everything
-// runs on the owning worker; asio handlers keep the connection alive until they return.
+// One stream connection (TCP, or TLS over TCP) owned by one worker: the TLS handshake within
+// tls.handshake_timeout_s, framing through sip::StreamReader, a deadline timer for a message
+// that does not complete (slow-loris: tcp.head_timeout_s) and for idleness (tcp.idle_timeout_s,
+// re-armed only by complete messages, never by partial reads), and a send queue bounded in
+// bytes. Messages go through the packet filter, then up to the worker's net::Receiver as
+// bytes. Everything runs on the owning worker; asio handlers keep the connection alive until
+// they return.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -17,7 +18,6 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 
 #include "core/base/log.h"
 #include "core/base/owner_thread.h"
@@ -25,6 +25,7 @@
 #include "core/sip/stream_framer.h"
 #include "core/stats/metrics.h"
 #include "policy/api/filters.h"
+#include "transport/stream/stream_socket.h"
 
 namespace palisade::transport {
 
@@ -35,6 +36,11 @@ struct StreamSettings {
   std::uint32_t max_connections = 4096;
   std::uint32_t max_connections_per_ip = 32;
   std::uint32_t max_send_queue_bytes = 1048576;
+  // TLS
+  std::uint32_t handshake_timeout_s = 5;
+  std::uint32_t max_handshakes = 256;
+  std::uint32_t max_handshakes_per_ip = 4;
+  std::uint32_t max_tls_connections_per_ip = 32;
 };
 
 // What every connection of one worker's stream transport shares.
@@ -46,49 +52,34 @@ struct StreamContext {
   base::OwnerThread* owner = nullptr;        // the transport's owner check
 };
 
-// The transport's view of a connection, whatever its stream type.
-class StreamConnectionBase {
+class StreamConnection final : public std::enable_shared_from_this<StreamConnection> {
  public:
-  using Closed = std::function<void(StreamConnectionBase&)>;
-  virtual ~StreamConnectionBase() = default;
+  using Clock = std::chrono::steady_clock;
+  using Closed = std::function<void(StreamConnection&)>;
+  using Handshaken = std::function<void(StreamConnection&, bool ok)>;
+
+  StreamConnection(boost::asio::ip::tcp::socket socket, const StreamContext& context, const net::Flow& flow,
+                   bool outbound, Closed on_closed)
+      : flow_(flow),
+        outbound_(outbound),
+        socket_(std::move(socket)),
+        context_(context),
+        reader_(context.settings->limits),
+        deadline_(socket_.socket().get_executor()),
+        on_closed_(std::move(on_closed)),
+        last_activity_(Clock::now()) {}
 
   std::uint32_t id() const { return flow_.conn_id; }
   const net::Flow& flow() const { return flow_; }
   bool outbound() const { return outbound_; }
   bool closing() const { return closing_; }
-  bool counted = false;  // holds a ConnectionLimiter slot
+  bool handshaking() const { return handshaking_; }
+  bool counted = false;               // holds a ConnectionLimiter slot
+  bool holds_handshake_slot = false;  // holds a slot of the handshake limiter
+  // The TLS contexts its handshake began with (kept alive for OpenSSL's callbacks).
+  std::shared_ptr<const void> tls_contexts;
 
-  // Queues bytes; written once the stream is connected. A peer that does not read what we
-  // send (more than max_send_queue_bytes waiting) loses its connection.
-  virtual void send(std::string&& bytes) = 0;
-  virtual void close() = 0;
-  // Stops reading and closes once everything queued has been written (a final answer).
-  virtual void closeAfterFlush() = 0;
-
- protected:
-  StreamConnectionBase(const net::Flow& flow, bool outbound) : flow_(flow), outbound_(outbound) {}
-  net::Flow flow_;  // side, transport, remote, conn_id, conn_worker; peer and verified from the filter
-  bool outbound_ = false;
-  bool closing_ = false;
-};
-
-template <typename Stream>
-class StreamConnection final : public StreamConnectionBase,
-                               public std::enable_shared_from_this<StreamConnection<Stream>> {
- public:
-  using Clock = std::chrono::steady_clock;
-
-  StreamConnection(Stream stream, const StreamContext& context, const net::Flow& flow, bool outbound,
-                   Closed on_closed)
-      : StreamConnectionBase(flow, outbound),
-        stream_(std::move(stream)),
-        context_(context),
-        reader_(context.settings->limits),
-        deadline_(stream_.get_executor()),
-        on_closed_(std::move(on_closed)),
-        last_activity_(Clock::now()) {}
-
-  Stream& stream() { return stream_; }
+  StreamSocket& socket() { return socket_; }
 
   // An accepted connection must bring its first message within head_timeout_s, like any
   // message that has begun: a connection that never sends a byte holds a slot no longer.
@@ -102,7 +93,26 @@ class StreamConnection final : public StreamConnectionBase,
     write();
   }
 
-  void send(std::string&& bytes) override {
+  // TLS is attached to the socket: run the handshake, within handshake_timeout_s, then tell
+  // `done` (which starts the connection, or closes it).
+  void startHandshake(Handshaken done) {
+    handshaking_ = true;
+    handshake_since_ = Clock::now();
+    armDeadline();
+    auto self = shared_from_this();
+    socket_.asyncHandshake([self, done = std::move(done)](const boost::system::error_code& ec) {
+      if (self->closing_) return;
+      self->handshaking_ = false;
+      if (ec) {
+        self->context_.stats->add(stats::Counter::TlsHandshakeFailures);
+        LOG_DEBUG("TLS handshake with {} failed: {}", self->flow_.remote.toString(),
+                  self->socket_.lastError().empty() ? ec.message() : self->socket_.lastError());
+      }
+      done(*self, !ec);
+    });
+  }
+
+  void send(std::string&& bytes) {
     context_.owner->check("StreamConnection");
     if (closing_ || close_after_flush_) return;
     const std::size_t limit = context_.settings->max_send_queue_bytes;
@@ -119,20 +129,20 @@ class StreamConnection final : public StreamConnectionBase,
     if (connected_) write();
   }
 
-  void close() override {
+  void close() {
     if (closing_) return;
     // The transport lets go of us in on_closed_: stay alive until this returns (a connection
     // still connecting has no handler holding it).
-    auto self = this->shared_from_this();
+    auto self = shared_from_this();
     closing_ = true;
-    boost::system::error_code ec;
     deadline_.cancel();
-    stream_.lowest_layer().close(ec);
+    socket_.close();
     queue_.clear();
     if (on_closed_) on_closed_(*this);
   }
 
-  void closeAfterFlush() override {
+  // Stops reading and closes once everything queued has been written (a final answer).
+  void closeAfterFlush() {
     close_after_flush_ = true;
     if (!writing_ && queue_.empty()) close();
   }
@@ -146,16 +156,16 @@ class StreamConnection final : public StreamConnectionBase,
  private:
   void read() {
     if (closing_ || close_after_flush_) return;
-    auto self = this->shared_from_this();
-    stream_.async_read_some(boost::asio::buffer(chunk_),
-                            [self](const boost::system::error_code& ec, std::size_t size) {
-                              if (self->closing_) return;
-                              if (ec) {
-                                self->close();
-                                return;
-                              }
-                              self->onRead(size);
-                            });
+    auto self = shared_from_this();
+    socket_.asyncReadSome(boost::asio::buffer(chunk_),
+                          [self](const boost::system::error_code& ec, std::size_t size) {
+                            if (self->closing_) return;
+                            if (ec) {
+                              self->close();
+                              return;
+                            }
+                            self->onRead(size);
+                          });
   }
 
   void onRead(std::size_t size) {
@@ -180,7 +190,8 @@ class StreamConnection final : public StreamConnectionBase,
         return;
       }
       last_activity_ = Clock::now();
-      context_.stats->add(stats::Counter::MessagesInTcp);
+      context_.stats->add(flow_.transport == net::Transport::Tls ? stats::Counter::MessagesInTls
+                                                                 : stats::Counter::MessagesInTcp);
       net::Flow flow = flow_;
       // The Via sent-by port a response may reconnect to is the dispatcher's to read; an
       // accepted connection falls back to the default port (RFC 3261 §18.2.2).
@@ -215,8 +226,8 @@ class StreamConnection final : public StreamConnectionBase,
       queue_.pop_front();
     }
     for (const auto& bytes : in_flight_) buffers_.emplace_back(bytes.data(), bytes.size());
-    auto self = this->shared_from_this();
-    boost::asio::async_write(stream_, buffers_, [self](const boost::system::error_code& ec, std::size_t) {
+    auto self = shared_from_this();
+    socket_.asyncWrite(buffers_, [self](const boost::system::error_code& ec) {
       if (self->closing_) return;
       self->writing_ = false;
       if (ec) {
@@ -241,11 +252,14 @@ class StreamConnection final : public StreamConnectionBase,
     if (partial_since_) {
       due = std::min(due, *partial_since_ + std::chrono::seconds(context_.settings->head_timeout_s));
     }
+    if (handshaking_) {
+      due = std::min(due, handshake_since_ + std::chrono::seconds(context_.settings->handshake_timeout_s));
+    }
     if (armed_ && armed_for_ <= due) return;
     armed_ = true;
     armed_for_ = due;
     deadline_.expires_at(due);
-    auto self = this->shared_from_this();
+    auto self = shared_from_this();
     deadline_.async_wait([self](const boost::system::error_code& ec) {
       if (ec || self->closing_) return;  // re-armed or closed
       self->armed_ = false;
@@ -257,6 +271,16 @@ class StreamConnection final : public StreamConnectionBase,
     context_.owner->check("StreamConnection");
     Clock::time_point now = Clock::now();
     const StreamSettings& s = *context_.settings;
+    if (handshaking_ && now >= handshake_since_ + std::chrono::seconds(s.handshake_timeout_s)) {
+      context_.stats->add(stats::Counter::TlsHandshakeTimeouts);
+      // Connections that never finish a handshake count against their source, like slow-loris.
+      if (context_.filter != nullptr && !outbound_)
+        context_.filter->report(flow_, policy::Offence::HeadTimeout);
+      LOG_DEBUG("TLS handshake with {} not done after {} s, closing", flow_.remote.toString(),
+                s.handshake_timeout_s);
+      close();
+      return;
+    }
     if (partial_since_ && now >= *partial_since_ + std::chrono::seconds(s.head_timeout_s)) {
       context_.stats->add(stats::Counter::TcpHeadTimeouts);
       // Slow-loris from many addresses: each one's stalled connections count against it.
@@ -274,7 +298,10 @@ class StreamConnection final : public StreamConnectionBase,
     armDeadline();
   }
 
-  Stream stream_;
+  net::Flow flow_;  // side, transport, remote, conn_id, conn_worker; peer and verified from the filter
+  bool outbound_ = false;
+  bool closing_ = false;
+  StreamSocket socket_;
   StreamContext context_;
   sip::StreamReader reader_;
   boost::asio::steady_timer deadline_;
@@ -290,6 +317,8 @@ class StreamConnection final : public StreamConnectionBase,
   Clock::time_point armed_for_{};
   bool armed_ = false;
   bool connected_ = false;
+  bool handshaking_ = false;
+  Clock::time_point handshake_since_{};
   bool writing_ = false;
   bool close_after_flush_ = false;
 };

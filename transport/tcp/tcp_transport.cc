@@ -3,7 +3,9 @@
 #include <cerrno>
 
 #include <fmt/format.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
 
 #include "core/base/log.h"
 
@@ -26,8 +28,13 @@ bool outOfResources(const boost::system::error_code& ec) {
 
 TcpTransport::TcpTransport(boost::asio::io_context& io, std::uint16_t worker_index, net::Receiver& receiver,
                            policy::PacketFilter* filter, stats::Shard& stats, ConnectionLimiter& limiter,
-                           const StreamSettings& settings)
-    : io_(io), worker_index_(worker_index), stats_(stats), limiter_(limiter), settings_(settings) {
+                           ConnectionLimiter& tls_limiter, const StreamSettings& settings)
+    : io_(io),
+      worker_index_(worker_index),
+      stats_(stats),
+      limiter_(limiter),
+      tls_limiter_(tls_limiter),
+      settings_(settings) {
   context_.receiver = &receiver;
   context_.filter = filter;
   context_.stats = &stats_;
@@ -38,8 +45,8 @@ TcpTransport::TcpTransport(boost::asio::io_context& io, std::uint16_t worker_ind
 TcpTransport::~TcpTransport() { close(); }
 
 base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::address& address,
-                                        std::uint16_t port) {
-  auto acceptor = std::make_unique<Acceptor>(io_, side);
+                                        std::uint16_t port, net::Transport transport) {
+  auto acceptor = std::make_unique<Acceptor>(io_, side, transport);
   boost::system::error_code ec;
   boost::asio::ip::tcp::endpoint endpoint(address, port);
   acceptor->acceptor.open(endpoint.protocol(), ec);
@@ -50,15 +57,18 @@ base::Result<bool> TcpTransport::listen(net::Side side, const boost::asio::ip::a
     acceptor->acceptor.bind(endpoint, ec);
   }
   if (!ec) acceptor->acceptor.listen(boost::asio::socket_base::max_listen_connections, ec);
-  if (ec) return base::Error{fmt::format("tcp {}:{}: {}", address.to_string(), port, ec.message())};
+  if (ec) {
+    return base::Error{fmt::format("{} {}:{}: {}", transport == net::Transport::Tls ? "tls" : "tcp",
+                                   address.to_string(), port, ec.message())};
+  }
   acceptors_.push_back(std::move(acceptor));
   return true;
 }
 
-std::uint16_t TcpTransport::localPort(net::Side side) const {
+std::uint16_t TcpTransport::localPort(net::Side side, net::Transport transport) const {
   for (const auto& acceptor : acceptors_) {
     boost::system::error_code ec;
-    if (acceptor->side == side) {
+    if (acceptor->side == side && acceptor->transport == transport) {
       auto endpoint = acceptor->acceptor.local_endpoint(ec);
       if (!ec) return endpoint.port();
     }
@@ -96,6 +106,13 @@ void TcpTransport::setSettings(const StreamSettings& settings) {
   for (auto& [id, conn] : connections_) conn->settingsChanged();
 }
 
+void TcpTransport::setTls(std::shared_ptr<const certs::TlsContexts> contexts,
+                          std::map<std::string, std::string> peer_names) {
+  owner_.check("TcpTransport");
+  tls_ = std::move(contexts);
+  tls_peer_names_ = std::move(peer_names);
+}
+
 void TcpTransport::accept(Acceptor& acceptor) {
   acceptor.acceptor.async_accept(
       [this, &acceptor](const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket) {
@@ -128,7 +145,7 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   if (peer_ec) return;
   net::Flow flow;
   flow.side = acceptor.side;
-  flow.transport = net::Transport::Tcp;
+  flow.transport = acceptor.transport;
   flow.remote = net::Endpoint{peer.address(), peer.port()};
   flow.conn_worker = worker_index_;
   flow.verified = true;  // the handshake shows the peer receives at its address
@@ -140,8 +157,9 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   // flood of connections from the internet cannot lock them out.
   bool counted = flow.peer == 0;
   bool over_per_ip = false;
-  if (counted && !limiter_.acquire(flow.remote.address, settings_.max_connections,
-                                   settings_.max_connections_per_ip, &over_per_ip)) {
+  ConnectionLimiter& limiter = limiterFor(flow.transport);
+  if (counted && !limiter.acquire(flow.remote.address, settings_.max_connections, perIpLimit(flow.transport),
+                                  &over_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
     // A connection flood from one address counts toward its ban (scanner detection); a full
     // total says nothing about the address that happened to knock next.
@@ -149,11 +167,90 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
       context_.filter->report(flow, policy::Offence::ConnectionRefused);
     return;
   }
+  bool tls = flow.transport == net::Transport::Tls;
+  if (tls) {
+    // Handshakes cost CPU and memory before the peer has shown anything: few per source, and
+    // a bounded number in all, on every worker.
+    bool over_own = false;
+    if (tls_ == nullptr || tls_->server() == nullptr ||
+        !handshakes_.acquire(flow.remote.address, settings_.max_handshakes, settings_.max_handshakes_per_ip,
+                             &over_own)) {
+      stats_.add(Counter::TlsHandshakesRefused);
+      if (counted) limiter.release(flow.remote.address);
+      if (over_own && counted && context_.filter != nullptr)
+        context_.filter->report(flow, policy::Offence::ConnectionRefused);
+      return;
+    }
+  }
   std::shared_ptr<Connection> conn = adopt(std::move(socket), flow, false);
   conn->counted = counted;
   stats_.add(Counter::TcpConnectionsAccepted);
+  if (tls) {
+    conn->holds_handshake_slot = true;
+    secureAccepted(conn);
+    return;
+  }
   conn->expectFirstMessage();
   conn->start();
+}
+
+void TcpTransport::secureAccepted(const std::shared_ptr<Connection>& conn) {
+  SSL* ssl = SSL_new(tls_->server());
+  if (ssl == nullptr) {
+    ERR_clear_error();
+    conn->close();
+    return;
+  }
+  SSL_set_accept_state(ssl);
+  // Mutual TLS: a trunk that requires it must present a certificate from its own CA.
+  const certs::ClientAuth* rule = nullptr;
+  if (conn->flow().peer != 0 && context_.filter != nullptr) {
+    std::string_view name = context_.filter->peerName(conn->flow());
+    if (!name.empty()) rule = tls_->clientAuth(name);
+  }
+  if (rule != nullptr) {
+    SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_set1_verify_cert_store(ssl, rule->store.get());
+  }
+  if (!conn->socket().attach(ssl)) {
+    conn->close();
+    return;
+  }
+  conn->tls_contexts = tls_;  // `rule` lives in it
+  conn->startHandshake([this, rule](StreamConnection& c, bool ok) { onAcceptedHandshake(c, ok, rule); });
+}
+
+void TcpTransport::releaseHandshake(Connection& conn) {
+  if (!conn.holds_handshake_slot) return;
+  conn.holds_handshake_slot = false;
+  handshakes_.release(conn.flow().remote.address);
+}
+
+void TcpTransport::onAcceptedHandshake(Connection& conn, bool ok, const certs::ClientAuth* rule) {
+  owner_.check("TcpTransport");
+  releaseHandshake(conn);
+  if (!ok) {
+    conn.close();
+    return;
+  }
+  if (rule != nullptr) {
+    SSL* ssl = conn.socket().ssl();
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    bool named = false;
+    if (cert != nullptr && SSL_get_verify_result(ssl) == X509_V_OK) {
+      for (const std::string& name : rule->names) named = named || certs::certificateNames(cert, name);
+    }
+    if (!named) {
+      stats_.add(Counter::TlsClientCertificatesRefused);
+      LOG_WARN("trunk {}: TLS client certificate from {} carries none of its tls_client_names, closing",
+               rule->trunk, conn.flow().remote.toString());
+      conn.close();
+      return;
+    }
+  }
+  stats_.add(Counter::TlsHandshakes);
+  conn.expectFirstMessage();
+  conn.start();
 }
 
 std::shared_ptr<TcpTransport::Connection> TcpTransport::adopt(boost::asio::ip::tcp::socket socket,
@@ -162,17 +259,19 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::adopt(boost::asio::ip::t
   named.conn_id = next_id_++;
   if (next_id_ == 0) next_id_ = 1;
   auto conn = std::make_shared<Connection>(std::move(socket), context_, named, outbound,
-                                           [this](StreamConnectionBase& closed) { forget(closed); });
+                                           [this](Connection& closed) { forget(closed); });
   connections_.emplace(named.conn_id, conn);
   stats_.adjust(Gauge::TcpConnections, 1);
   return conn;
 }
 
-void TcpTransport::forget(StreamConnectionBase& conn) {
-  if (conn.counted) limiter_.release(conn.flow().remote.address);
+void TcpTransport::forget(Connection& conn) {
+  if (conn.counted) limiterFor(conn.flow().transport).release(conn.flow().remote.address);
   conn.counted = false;
+  releaseHandshake(conn);
   if (conn.outbound()) {
-    auto key = std::make_pair(static_cast<int>(conn.flow().side), conn.flow().remote.toString());
+    auto key = std::make_tuple(static_cast<int>(conn.flow().side), static_cast<int>(conn.flow().transport),
+                               conn.flow().remote.toString());
     auto it = outbound_.find(key);
     if (it != outbound_.end() && it->second == conn.id()) outbound_.erase(it);
   }
@@ -190,25 +289,27 @@ TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const n
   // us open without bound. Connections to our configured targets (flows that name no
   // connection) are ours to open and never refused.
   bool counted = reconnect;
-  if (counted &&
-      !limiter_.acquire(peer.address, settings_.max_connections, settings_.max_connections_per_ip)) {
+  if (counted && !limiterFor(flow.transport)
+                      .acquire(peer.address, settings_.max_connections, perIpLimit(flow.transport))) {
     stats_.add(Counter::TcpConnectionsRefused);
     return nullptr;
   }
+  if (flow.transport == net::Transport::Tls && (tls_ == nullptr || tls_->client() == nullptr)) return nullptr;
   net::Flow named;
   named.side = flow.side;
-  named.transport = net::Transport::Tcp;
+  named.transport = flow.transport;
   named.remote = peer;
   named.conn_worker = worker_index_;
   named.peer = flow.peer;
   named.verified = true;
   std::shared_ptr<Connection> conn = adopt(boost::asio::ip::tcp::socket(io_), named, true);
   conn->counted = counted;
-  outbound_[std::make_pair(static_cast<int>(flow.side), peer.toString())] = conn->id();
+  outbound_[std::make_tuple(static_cast<int>(flow.side), static_cast<int>(flow.transport), peer.toString())] =
+      conn->id();
   std::weak_ptr<Connection> weak = conn;
-  conn->stream().async_connect(
+  conn->socket().socket().async_connect(
       boost::asio::ip::tcp::endpoint(peer.address, peer.port),
-      [weak, reconnect](const boost::system::error_code& ec) {
+      [this, weak, reconnect](const boost::system::error_code& ec) {
         std::shared_ptr<Connection> c = weak.lock();
         if (!c || c->closing()) return;
         if (ec) {
@@ -222,10 +323,62 @@ TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const n
           return;
         }
         boost::system::error_code opt_ec;
-        c->stream().set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
-        c->start();
+        c->socket().socket().set_option(boost::asio::ip::tcp::no_delay(true), opt_ec);
+        onConnected(*c, reconnect);
       });
   return conn.get();
+}
+
+void TcpTransport::onConnected(Connection& conn, bool reconnect) {
+  owner_.check("TcpTransport");
+  if (conn.flow().transport != net::Transport::Tls) {
+    conn.start();
+    return;
+  }
+  if (tls_ == nullptr || tls_->client() == nullptr) {
+    conn.close();
+    return;
+  }
+  SSL* ssl = SSL_new(tls_->client());
+  if (ssl == nullptr) {
+    ERR_clear_error();
+    conn.close();
+    return;
+  }
+  SSL_set_connect_state(ssl);
+  // The name the peer's certificate must carry: its configured tls_server_name, else its
+  // address (RFC 5922 §7.2 for names; an address must be an IP subjectAltName).
+  std::string remote = conn.flow().remote.toString();
+  auto found = tls_peer_names_.find(remote);
+  std::string name = found != tls_peer_names_.end() ? found->second : conn.flow().remote.address.to_string();
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(name, ec);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  if (!ec) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, name.c_str());
+    X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+  }
+  if (!conn.socket().attach(ssl)) {
+    conn.close();
+    return;
+  }
+  conn.tls_contexts = tls_;
+  conn.startHandshake([this, reconnect, name](StreamConnection& c, bool ok) {
+    if (ok) stats_.add(Counter::TlsHandshakes);
+    if (!ok) {
+      if (reconnect) {
+        LOG_DEBUG("TLS to {} failed: {}", c.flow().remote.toString(), c.socket().lastError());
+      } else {
+        LOG_WARN("TLS to {} (certificate name {}) failed: {}", c.flow().remote.toString(), name,
+                 c.socket().lastError());
+      }
+      c.close();
+      return;
+    }
+    c.start();
+  });
 }
 
 void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
@@ -241,9 +394,12 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
     net::Endpoint peer = flow.remote;
     if (flow.conn_id != 0) {
       if (flow.reconnect_port == 0) return;  // the peer's own connection, and no way back
+      // A TLS client (a phone) serves no TLS of its own; only configured peers are called back.
+      if (flow.transport == net::Transport::Tls && flow.peer == 0) return;
       peer.port = flow.reconnect_port;
     }
-    auto found = outbound_.find(std::make_pair(static_cast<int>(flow.side), peer.toString()));
+    auto found = outbound_.find(
+        std::make_tuple(static_cast<int>(flow.side), static_cast<int>(flow.transport), peer.toString()));
     if (found != outbound_.end()) {
       auto it = connections_.find(found->second);
       if (it != connections_.end() && !it->second->closing()) conn = it->second.get();
@@ -251,7 +407,7 @@ void TcpTransport::send(const net::Flow& flow, std::string&& bytes) {
     if (conn == nullptr) conn = connectTo(flow, peer, flow.conn_id != 0);
     if (conn == nullptr) return;
   }
-  stats_.add(Counter::MessagesOutTcp);
+  stats_.add(flow.transport == net::Transport::Tls ? Counter::MessagesOutTls : Counter::MessagesOutTcp);
   conn->send(std::move(bytes));
 }
 

@@ -59,8 +59,19 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
   auto config = std::make_shared<config::Config>(*config::defaultConfig().value());
   config->trunks[0].addresses = {"127.0.0.4"};
   config->trunks[0].trust_identity = false;
-  config->trunks.push_back(
-      config::Trunk{"backup", {"10.1.0.0/16"}, "10.1.0.1", 5060, config::TransportKind::Udp, {}, true, 0});
+  config->trunks.push_back(config::Trunk{"backup",
+                                         {"10.1.0.0/16"},
+                                         "10.1.0.1",
+                                         5060,
+                                         config::TransportKind::Udp,
+                                         {},
+                                         true,
+                                         0,
+                                         0,
+                                         0,
+                                         {},
+                                         {},
+                                         {}});
   RuleRegistry registry;
   ManualClock clock;
   PolicyChain chain(compiled(*config, registry), clock);

@@ -82,6 +82,16 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.scanners.max_errors, 20u);
   EXPECT_EQ(c.startup.management_address, "127.0.0.1");
   EXPECT_EQ(c.startup.management_port, 9180);
+  EXPECT_EQ(c.startup.public_side.tls_port, 0);
+  EXPECT_EQ(c.startup.pbx_side.tls_port, 0);
+  EXPECT_TRUE(c.tls.certificates.empty());
+  EXPECT_EQ(c.tls.min_version, "1.2");
+  EXPECT_TRUE(c.tls.verify_server);
+  EXPECT_EQ(c.tls.handshake_timeout_s, 5u);
+  EXPECT_EQ(c.tls.max_handshakes_per_ip, 4u);
+  EXPECT_EQ(c.tls.ticket_key_rotation_s, 3600u);
+  EXPECT_EQ(c.tls.expiry_warning_days, 14u);
+  EXPECT_FALSE(c.tls.ciphers.empty());
 }
 
 ConfigError errorOf(std::string_view text, std::string_view source = "test.toml") {
@@ -109,9 +119,79 @@ TEST(ConfigDefaults, ShippedDefaultParsesToStructDefaults) {
   ConfigResult result = defaultConfig();
   ASSERT_TRUE(result.ok()) << result.error().toString();
   EXPECT_EQ(result.value()->source_name, "<default>");
-  expectDefaults(*result.value());
+  // The one difference: the shipped file turns TLS on, with the DEV-ONLY certificate.
+  Config shipped = *result.value();
+  EXPECT_EQ(shipped.startup.public_side.tls_port, 5061);
+  ASSERT_EQ(shipped.tls.certificates.size(), 1u);
+  EXPECT_EQ(shipped.tls.certificates[0].certificate, "certs/dev/server.pem");
+  EXPECT_EQ(shipped.tls.certificates[0].key, "certs/dev/server.key");
+  shipped.startup.public_side.tls_port = 0;
+  shipped.tls.certificates.clear();
+  expectDefaults(shipped);
   expectDefaults(Config{});
-  EXPECT_TRUE(startupChanges(Config{}.startup, result.value()->startup).empty());
+  EXPECT_TRUE(startupChanges(Config{}.startup, shipped.startup).empty());
+}
+
+TEST(ConfigDefaults, TheDefaultsFilesAreTakenFromTheBinarysFolder) {
+  ConfigResult result = defaultConfig("/opt/palisade/bin");
+  ASSERT_TRUE(result.ok()) << result.error().toString();
+  EXPECT_EQ(result.value()->tls.certificates[0].certificate, "/opt/palisade/bin/certs/dev/server.pem");
+}
+
+TEST(ConfigTls, ReadsTheTlsTableAndTlsPeers) {
+  auto config = parseConfig(
+      "[public]\ntls_port = 5061\n"
+      "[pbx]\ntransport = \"tls\"\ntls_server_name = \"pbx.example.com\"\n"
+      "[[trunks]]\nname = \"carrier\"\naddresses = [\"192.0.2.1\"]\nhost = \"192.0.2.1\"\ntransport = "
+      "\"tls\"\n"
+      "tls_client_ca = \"ca/carrier.pem\"\ntls_client_names = [\"sip.carrier.example\"]\n"
+      "[[users]]\nname = \"2001\"\npassword = \"Correct-Horse-Battery-9\"\nrequire_tls = true\n"
+      "[tls]\nmin_version = \"1.3\"\nhandshake_timeout_s = 3\nverify_server = false\n"
+      "[[tls.certificates]]\ncertificate = \"server.pem\"\nkey = \"/etc/keys/server.key\"\n"
+      "[[tls.certificates]]\ncertificate = \"other.pem\"\nkey = \"other.key\"\n",
+      "/etc/palisade/palisade.toml", "/etc/palisade");
+  ASSERT_TRUE(config.ok()) << config.error().toString();
+  const Config& c = *config.value();
+  EXPECT_EQ(c.startup.public_side.tls_port, 5061);
+  EXPECT_EQ(c.pbx.transport, TransportKind::Tls);
+  EXPECT_EQ(c.pbx.tls_server_name, "pbx.example.com");
+  EXPECT_EQ(c.trunks[0].transport, TransportKind::Tls);
+  EXPECT_EQ(c.trunks[0].tls_client_ca, "/etc/palisade/ca/carrier.pem");
+  EXPECT_EQ(c.trunks[0].tls_client_names, std::vector<std::string>{"sip.carrier.example"});
+  EXPECT_TRUE(c.users[0].require_tls);
+  EXPECT_EQ(c.tls.min_version, "1.3");
+  EXPECT_EQ(c.tls.handshake_timeout_s, 3u);
+  ASSERT_EQ(c.tls.certificates.size(), 2u);
+  EXPECT_EQ(c.tls.certificates[0].certificate, "/etc/palisade/server.pem");
+  EXPECT_EQ(c.tls.certificates[0].key, "/etc/keys/server.key");
+  EXPECT_EQ(c.tls.certificates[1].key, "/etc/palisade/other.key");
+  // Turning verification off is allowed, and said at every start and reload.
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("tls.verify_server"), std::string::npos);
+}
+
+TEST(ConfigErrors, TlsSettings) {
+  expectError("[public]\ntls_port = 5061\n", 2, "public.tls_port",
+              "a TLS listener needs a certificate: add a [[tls.certificates]] entry (or set tls_port = 0)");
+  expectError("[tls]\nmin_version = \"1.1\"\n", 2, "tls.min_version",
+              "must be \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are never offered), got \"1.1\"");
+  expectError("[tls]\n[[tls.certificates]]\ncertificate = \"a.pem\"\n", 2, "tls.certificates[1].key",
+              "is required in every [[tls.certificates]] entry");
+  expectError("[tls]\ncertificates = \"a.pem\"\n", 2, "tls.certificates",
+              "must be written as one or more [[tls.certificates]] tables");
+  expectError("[tls]\nhandshake_timeout_s = 0\n", 2, "tls.handshake_timeout_s",
+              "must be between 1 and 60, got 0");
+  expectError(
+      "[[trunks]]\nname = \"c\"\naddresses = [\"192.0.2.1\"]\nhost = \"192.0.2.1\"\ntls_client_ca = "
+      "\"ca.pem\"\n",
+      5, "trunks[1].tls_client_names",
+      "is required with tls_client_ca: the names a client certificate must carry");
+  // The TLS port is a TCP socket: it cannot share the listener's TCP port.
+  expectError(
+      "[public]\ntcp_port = 5060\ntls_port = 5060\n[tls]\n[[tls.certificates]]\ncertificate = \"a\"\nkey = "
+      "\"b\"\n",
+      3, "public.tls_port",
+      "port 5060 on 127.0.0.1 is also public.tcp_port on 127.0.0.1; they would be one socket");
 }
 
 TEST(ConfigDefaults, EmptyFileIsTheDefaults) {
@@ -534,10 +614,10 @@ TEST(ConfigErrors, BadAddress) {
 
 TEST(ConfigErrors, BadTransport) {
   expectError("[pbx]\ntransport = \"sctp\"\n", 2, "pbx.transport",
-              "must be \"udp\" or \"tcp\", got \"sctp\"");
+              "must be \"udp\", \"tcp\" or \"tls\", got \"sctp\"");
   expectError(
       "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\ntransport = \"UDP\"\n", 5,
-      "trunks[1].transport", "must be \"udp\" or \"tcp\", got \"UDP\"");
+      "trunks[1].transport", "must be \"udp\", \"tcp\" or \"tls\", got \"UDP\"");
   auto config = parseOk(
       "[[trunks]]\nname = \"t\"\nhost = \"10.0.0.1\"\naddresses = [\"10.0.0.1\"]\ntransport = \"tcp\"\n");
   ASSERT_NE(config, nullptr);

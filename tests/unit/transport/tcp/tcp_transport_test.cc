@@ -72,8 +72,8 @@ class TcpTransportTest : public ::testing::Test {
   void SetUp() override { settings_.max_connections_per_ip = 64; }
 
   void start() {
-    tcp_ =
-        std::make_unique<TcpTransport>(io_, 3, receiver_, &filter_, metrics_.shard(0), limiter_, settings_);
+    tcp_ = std::make_unique<TcpTransport>(io_, 3, receiver_, &filter_, metrics_.shard(0), limiter_,
+                                          tls_limiter_, settings_);
     auto listened = tcp_->listen(net::Side::Public, boost::asio::ip::make_address("127.0.0.1"), 0);
     ASSERT_TRUE(listened.ok()) << listened.error().message;
     port_ = tcp_->localPort(net::Side::Public);
@@ -124,6 +124,7 @@ class TcpTransportTest : public ::testing::Test {
   boost::asio::io_context io_;
   stats::Metrics metrics_{1};
   ConnectionLimiter limiter_;
+  ConnectionLimiter tls_limiter_;
   RecordingReceiver receiver_;
   ScriptedFilter filter_;
   StreamSettings settings_;

@@ -1,4 +1,5 @@
 // palisade: the session border controller daemon.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -21,6 +22,9 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL writes TLS records with write(2): a peer that has gone away must give EPIPE, never
+  // a SIGPIPE that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

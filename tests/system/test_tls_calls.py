@@ -9,6 +9,7 @@
       TLS 1.2 with ECDHE+AEAD and TLS 1.3 are accepted;
   (d) a client that never handshakes and one that stops half-way through its ClientHello are
       closed after tls.handshake_timeout_s; an idle TLS connection after tcp.idle_timeout_s."""
+import re
 import socket
 import subprocess
 import time
@@ -158,6 +159,15 @@ def body(run):
 
     # (c) versions and ciphers
     handshakes(run, tls_port)
+    # Clients that vanish right after their handshake (s_time: full handshakes, then close):
+    # the session tickets Palisade writes then meet a closed socket (EPIPE, never SIGPIPE).
+    p = subprocess.run(["openssl", "s_time", "-connect", f"{PUBLIC_IP}:{tls_port}", "-new", "-time", "1",
+                        "-CAfile", run.certs["ca"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    made = re.search(r"(\d+) connections in", p.stdout.decode(errors="replace"))
+    run.check(made is not None and int(made.group(1)) > 50,
+              "openssl s_time completes full handshakes in a loop", p.stdout.decode(errors="replace")[-800:])
+    run.check(palisade.alive() and palisade.health() == 200,
+              "the daemon survives clients that close right after the handshake", palisade.log_tail())
     # (d) deadlines
     slow_clients(run, palisade, tls_port)
     run.check_clean_stop(palisade)

@@ -7,14 +7,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
+#include <boost/asio/ssl.hpp>
 
 #include "certs/cert_store.h"
 #include "tests/support/test_certs.h"
@@ -29,7 +30,9 @@ using SslClient = boost::asio::ssl::stream<tcp::socket>;
 
 class Receiver final : public net::Receiver {
  public:
-  void onPacket(const net::Flow& flow, std::string&& bytes, bool) override { packets.push_back({flow, bytes}); }
+  void onPacket(const net::Flow& flow, std::string&& bytes, bool) override {
+    packets.push_back({flow, bytes});
+  }
   void onStreamFault(const net::Flow&, std::string&&, int, std::string_view) override {}
   void onStreamClosed(const net::Flow&) override { ++closed; }
   std::vector<std::pair<net::Flow, std::string>> packets;
@@ -59,6 +62,7 @@ std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 class TlsTransportTest : public ::testing::Test {
  protected:
   TlsTransportTest() {
+    std::signal(SIGPIPE, SIG_IGN);  // as the daemon does: OpenSSL writes with write(2)
     testing::TestCertSpec ca;
     ca.common_name = "Test CA";
     ca.dns = {};
@@ -85,17 +89,18 @@ class TlsTransportTest : public ::testing::Test {
   }
 
   void start(std::shared_ptr<const certs::TlsContexts> tls) {
-    tcp_ = std::make_unique<TcpTransport>(io_, 0, receiver_, &filter_, metrics_.shard(0), limiter_, tls_limiter_,
-                                          settings_);
-    auto listened = tcp_->listen(net::Side::Public, boost::asio::ip::make_address("127.0.0.1"), 0,
-                                 net::Transport::Tls);
+    tcp_ = std::make_unique<TcpTransport>(io_, 0, receiver_, &filter_, metrics_.shard(0), limiter_,
+                                          tls_limiter_, settings_);
+    auto listened =
+        tcp_->listen(net::Side::Public, boost::asio::ip::make_address("127.0.0.1"), 0, net::Transport::Tls);
     ASSERT_TRUE(listened.ok()) << listened.error().message;
     port_ = tcp_->localPort(net::Side::Public, net::Transport::Tls);
     tcp_->setTls(std::move(tls), {});
     tcp_->start();
   }
 
-  bool runUntil(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  bool runUntil(const std::function<bool()>& done,
+                std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     auto deadline = Clock::now() + limit;
     while (!done()) {
       if (Clock::now() > deadline) return false;
@@ -136,19 +141,20 @@ class TlsTransportTest : public ::testing::Test {
     bool finished = false;
     std::array<char, 4096> buffer{};
     std::function<void()> next = [&] {
-      client.async_read_some(boost::asio::buffer(buffer), [&](const boost::system::error_code& ec, std::size_t n) {
-        received.append(buffer.data(), n);
-        if (ec) {
-          if (ended != nullptr) *ended = true;
-          finished = true;
-          return;
-        }
-        if (predicate(received)) {
-          finished = true;
-          return;
-        }
-        next();
-      });
+      client.async_read_some(boost::asio::buffer(buffer),
+                             [&](const boost::system::error_code& ec, std::size_t n) {
+                               received.append(buffer.data(), n);
+                               if (ec) {
+                                 if (ended != nullptr) *ended = true;
+                                 finished = true;
+                                 return;
+                               }
+                               if (predicate(received)) {
+                                 finished = true;
+                                 return;
+                               }
+                               next();
+                             });
     };
     next();
     runUntil([&] { return finished; });
@@ -233,7 +239,8 @@ TEST_F(TlsTransportTest, NewCertificatesApplyToNewHandshakesOnly) {
   auto ctx = clientContext();
   SslClient before(io_, ctx);
   ASSERT_TRUE(handshake(before));
-  std::string first = certs::loadCertificate(server_.certificate, server_.key, now()).value().info.sha256_fingerprint;
+  std::string first =
+      certs::loadCertificate(server_.certificate, server_.key, now()).value().info.sha256_fingerprint;
 
   testing::TestCertSpec renewed_spec;
   renewed_spec.issuer = &ca_;
@@ -269,7 +276,8 @@ TEST_F(TlsTransportTest, ATrunkWithMutualTlsMustPresentACertificateWithItsName) 
     SslClient anonymous(io_, ctx);
     handshake(anonymous);
     bool ended = false;
-    readUntil(anonymous, [](const std::string&) { return false; }, &ended);
+    readUntil(
+        anonymous, [](const std::string&) { return false; }, &ended);
     EXPECT_TRUE(ended);
     EXPECT_GE(counter(stats::Counter::TlsHandshakeFailures), 1u);
   }
@@ -283,7 +291,8 @@ TEST_F(TlsTransportTest, ATrunkWithMutualTlsMustPresentACertificateWithItsName) 
     SslClient client(io_, ctx);
     handshake(client);
     bool ended = false;
-    readUntil(client, [](const std::string&) { return false; }, &ended);
+    readUntil(
+        client, [](const std::string&) { return false; }, &ended);
     EXPECT_TRUE(ended);
     EXPECT_EQ(counter(stats::Counter::TlsClientCertificatesRefused), 1u);
   }

@@ -140,7 +140,11 @@ int serverNameCallback(SSL* ssl, int*, void* arg) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;
   SSL_CTX* chosen = static_cast<const TlsContexts*>(arg)->serverFor(name);
-  if (chosen != nullptr && chosen != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, chosen);
+  if (chosen != nullptr && chosen != SSL_get_SSL_CTX(ssl)) {
+    SSL_set_SSL_CTX(ssl, chosen);
+    if (const auto* rule = static_cast<const ClientAuth*>(SSL_get_app_data(ssl)))
+      requireClientCertificate(ssl, rule);
+  }
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -319,6 +323,14 @@ const TicketKeys::Key* TicketKeys::find(const unsigned char* name, bool& is_curr
     return &previous;
   }
   return nullptr;
+}
+
+void requireClientCertificate(SSL* ssl, const ClientAuth* rule) {
+  SSL_set_app_data(ssl, const_cast<ClientAuth*>(rule));
+  SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  SSL_set1_verify_cert_store(ssl, rule->store.get());
+  SSL_set_options(ssl, SSL_OP_NO_TICKET);
+  SSL_set_num_tickets(ssl, 0);
 }
 
 TlsContexts::~TlsContexts() = default;

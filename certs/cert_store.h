@@ -107,6 +107,12 @@ struct ClientAuth {
   std::vector<std::string> names;
 };
 
+// On a server SSL before its handshake: the client must present a certificate that `rule`'s
+// store verifies, and no session is resumed or ticketed (a session verified under one trunk's
+// CA, or under a CA a reload removed, must not stand in for a verification). The SNI callback
+// applies it again when it switches contexts (which resets the verify store).
+void requireClientCertificate(SSL* ssl, const ClientAuth* rule);
+
 // Everything a worker needs for new TLS handshakes, for one config version. Immutable.
 class TlsContexts {
  public:

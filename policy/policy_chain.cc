@@ -38,6 +38,15 @@ bool PolicyChain::admit(net::Flow& flow, std::string_view /*bytes*/) {
   }
   auto id = s.public_sources.lookup(flow.remote.address);
   if (id) {
+    // A trunk that authenticates by certificate is not its address over UDP or TCP: a
+    // spoofed datagram from that address must not pass as the trunk.
+    if (s.any_tls_only && flow.transport != net::Transport::Tls) {
+      const PeerInfo* peer = s.peer(*id);
+      if (peer != nullptr && peer->tls_only) {
+        flow.peer = 0;
+        return false;
+      }
+    }
     flow.peer = *id;
     flow.verified = true;  // a configured trunk
     return true;

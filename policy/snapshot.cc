@@ -146,6 +146,10 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
     auto added = addPeer(*snapshot, registry, snapshot->public_sources, trunk.name, PeerKind::Trunk,
                          trunk.addresses, trunk.trust_identity, trunk.max_calls, trunk.max_cps);
     if (!added) return added.error();
+    if (!trunk.tls_client_ca.empty()) {
+      snapshot->peers.back().tls_only = true;
+      snapshot->any_tls_only = true;
+    }
   }
   return std::shared_ptr<const PolicySnapshot>(std::move(snapshot));
 }

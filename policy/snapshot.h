@@ -42,6 +42,7 @@ struct PeerInfo {
   bool trust_identity = false;
   std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
   Rate max_cps;                 // its new calls per second
+  bool tls_only = false;        // mutual TLS: its addresses count as it over TLS only
 };
 
 // A user that authenticates with digest credentials.
@@ -77,6 +78,7 @@ struct PolicySnapshot {
   // where it registered (a reload ends the others).
   bool allowsBinding(const routing::Binding& binding) const;
   bool users_anywhere = false;  // some user may come from any address
+  bool any_tls_only = false;    // some trunk requires mutual TLS
   AddressTrie user_sources;     // every address some user may come from (when none is "anywhere")
   std::string realm;
   std::vector<auth::Algorithm> algorithms;  // offered in this order

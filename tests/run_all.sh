@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds once per configuration and runs the whole suite:
 #   release     unit + component + system tests (the real binary against SIPp on loopback)
-#   asan-ubsan  unit + component tests under AddressSanitizer and UndefinedBehaviorSanitizer
+#   asan-ubsan  unit + component tests under AddressSanitizer and UndefinedBehaviorSanitizer,
+#               and the TLS certificate-rotation system test on the sanitized daemon
 #   tsan        component tests (including the multi-worker ones) under ThreadSanitizer
 #   fuzz        each libFuzzer target for 15 s (ASan + UBSan), seeded from the corpora
 set -uo pipefail
@@ -40,9 +41,17 @@ run_ctest() {  # build dir, ctest args...
 
 status=0
 if build release; then run_ctest build; else echo "release build failed"; total_failed=$((total_failed + 1)); fi
-if build asan-ubsan unit_tests component_tests; then
+if build asan-ubsan unit_tests component_tests palisade; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest build-asan -L 'unit|component'
+  # One system test on the sanitized daemon: 20 certificate rotations during TLS calls (a leak
+  # or a memory error makes the daemon's exit code, and so the test, fail).
+  if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      python3 tests/system/test_tls_reload.py --binary build-asan/palisade; then
+    echo "system.test_tls_reload under ASan+UBSan: passed"; total_passed=$((total_passed + 1))
+  else
+    echo "system.test_tls_reload under ASan+UBSan: FAILED"; total_failed=$((total_failed + 1))
+  fi
 else
   echo "asan-ubsan build failed"; total_failed=$((total_failed + 1))
 fi

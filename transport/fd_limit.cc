@@ -10,7 +10,7 @@
 namespace palisade::transport {
 
 std::uint64_t descriptorsNeeded(std::uint32_t max_connections, std::uint32_t workers) {
-  constexpr std::uint64_t kPerWorker = 12;  // 2 UDP, 2 acceptors, eventfd, epoll, timerfd, spare
+  constexpr std::uint64_t kPerWorker = 14;  // 2 UDP, 4 acceptors (TCP, TLS), eventfd, epoll, timerfd, spare
   constexpr std::uint64_t kProcess = 64;    // management, stdio, config and proc reads, spare
   return static_cast<std::uint64_t>(max_connections) + kPerWorker * workers + kProcess;
 }

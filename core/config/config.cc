@@ -786,6 +786,22 @@ void checkTls(Loader& loader, const Config& c) {
     loader.fail(loader.lineFor(key), key,
                 "a TLS listener needs a certificate: add a [[tls.certificates]] entry (or set tls_port = 0)");
   }
+  // A TLS leg advertises our TLS port in Via and Contact, where the peer sends what comes next.
+  if (c.pbx.transport == TransportKind::Tls && st.pbx_side.tls_port == 0)
+    loader.fail(loader.lineFor("pbx.transport"), "pbx.transport",
+                "\"tls\" needs a TLS listener on the PBX side: set pbx_side.tls_port");
+  for (std::size_t i = 0; i < c.trunks.size(); ++i) {
+    const Trunk& trunk = c.trunks[i];
+    std::string path = fmt::format("trunks[{}]", i + 1);
+    bool tls = trunk.transport == TransportKind::Tls;
+    if (tls && st.public_side.tls_port == 0)
+      loader.fail(loader.lineFor(path + ".transport"), path + ".transport",
+                  "\"tls\" needs a TLS listener on the public side: set public.tls_port");
+    if (!trunk.tls_client_ca.empty() && !tls)
+      loader.fail(
+          loader.lineFor(path + ".tls_client_ca"), path + ".tls_client_ca",
+          "mutual TLS needs transport = \"tls\" (its addresses then count as the trunk over TLS only)");
+  }
 }
 
 std::optional<std::string> checkFloodAction(std::string_view text) {

@@ -5,6 +5,8 @@ certificate the handshake fails; with a certificate from another (untrusted) CA 
 a trusted certificate of another name the connection is closed after the handshake; with the
 right certificate 100 calls go through to the PBX. Nothing from the refused connections
 reaches the PBX."""
+import socket
+
 import harness
 from harness import CALLER_IP, PBX_IP, PUBLIC_IP
 
@@ -36,6 +38,7 @@ def body(run):
     pbx_port = harness.free_ports(PBX_IP, 1)[0]
     cfg = run.config(2, pbx_port, harness.free_ports(harness.CARRIER_IP, 1)[0])
     callers = cfg["trunks"][1]
+    callers["transport"] = "tls"
     callers["tls_client_ca"] = run.certs["ca"]
     callers["tls_client_names"] = ["dev-client"]
     tls_port = run.with_tls(cfg, run.certs)
@@ -57,6 +60,23 @@ def body(run):
     run.check(uac.successful == 0, "a trusted certificate without the trunk's name carries no call", uac.summary())
     before = harness.expect_counters(run, palisade, before, {"tls_client_certificates_refused": (1, 10),
                                                              "calls_attempted": 0}, "wrong certificate name")
+
+    # Over UDP the trunk's address is nobody: a datagram from it (spoofed or not) is dropped.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind((CALLER_IP, 0))
+    probe.settimeout(1.0)
+    port = probe.getsockname()[1]
+    probe.sendto((f"OPTIONS sip:{PUBLIC_IP} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER_IP}:{port};branch=z9hG4bK-mtls\r\n"
+                  f"From: <sip:probe@{CALLER_IP}>;tag=1\r\nTo: <sip:{PUBLIC_IP}>\r\nCall-ID: mtls-probe\r\n"
+                  "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(),
+                 (PUBLIC_IP, cfg["public"]["udp_port"]))
+    try:
+        answer = probe.recv(4096)
+    except socket.timeout:
+        answer = None
+    probe.close()
+    run.check(answer is None, "a UDP request from a mutual-TLS trunk's address gets no answer", repr(answer))
+    before = harness.expect_counters(run, palisade, before, {"dropped_untrusted": 1}, "UDP from a mutual-TLS trunk")
 
     uac, uas = attempt(run, palisade, "good", tls_port, pbx_port, run.certs["client"], run.certs["client_key"],
                        calls=CALLS, refused=False)

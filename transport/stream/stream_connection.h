@@ -194,8 +194,8 @@ class StreamConnection final : public std::enable_shared_from_this<StreamConnect
                                                                  : stats::Counter::MessagesInTcp);
       net::Flow flow = flow_;
       // The Via sent-by port a response may reconnect to is the dispatcher's to read; an
-      // accepted connection falls back to the default port (RFC 3261 §18.2.2).
-      flow.reconnect_port = outbound_ ? 0 : 5060;
+      // accepted connection falls back to the default port (RFC 3261 §18.2.2, §19.1.2).
+      flow.reconnect_port = outbound_ ? 0 : flow_.transport == net::Transport::Tls ? 5061 : 5060;
       if (context_.filter != nullptr && !context_.filter->admit(flow, frame.bytes)) {
         context_.stats->add(stats::Counter::DroppedUntrusted);
       } else {

@@ -33,6 +33,7 @@ StreamSocket::Next StreamSocket::classify(int result) {
     case SSL_ERROR_ZERO_RETURN:
       return Next::Eof;
     case SSL_ERROR_SYSCALL:
+      failed_ = true;
       if (ERR_peek_error() == 0) {
         // The peer went away without a close_notify (or the socket failed).
         last_error_ = errno != 0 ? std::error_code(errno, std::generic_category()).message()
@@ -41,6 +42,7 @@ StreamSocket::Next StreamSocket::classify(int result) {
       }
       [[fallthrough]];
     default: {
+      failed_ = true;
       char text[256];
       last_error_.clear();
       while (unsigned long e = ERR_get_error()) {
@@ -60,7 +62,7 @@ boost::system::error_code StreamSocket::failure(Next next) {
 }
 
 void StreamSocket::close() {
-  if (ssl_ != nullptr && SSL_is_init_finished(ssl_) == 1 && socket_.is_open()) {
+  if (ssl_ != nullptr && !failed_ && SSL_is_init_finished(ssl_) == 1 && socket_.is_open()) {
     ERR_clear_error();
     SSL_shutdown(ssl_);  // one non-blocking attempt: the close_notify goes if the socket takes it
     ERR_clear_error();

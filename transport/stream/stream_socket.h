@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -101,13 +102,18 @@ class StreamSocket {
         std::move(step));
   }
 
+  // A step posted before close() must not touch the descriptor number, which the kernel may
+  // already have given to another connection.
+  bool usable() const { return ssl_ != nullptr && socket_.is_open(); }
+
   template <typename Handler>
   void handshakeStep(Handler handler) {
-    if (ssl_ == nullptr) {
-      handler(boost::asio::error::bad_descriptor);
+    if (!usable()) {
+      handler(boost::asio::error::operation_aborted);
       return;
     }
     ERR_clear_error();
+    errno = 0;  // SSL_ERROR_SYSCALL reads it
     int result = SSL_do_handshake(ssl_);
     if (result == 1) {
       handler(boost::system::error_code());
@@ -129,8 +135,13 @@ class StreamSocket {
 
   template <typename Handler>
   void readStep(boost::asio::mutable_buffer buffer, Handler handler) {
+    if (!usable()) {
+      handler(boost::asio::error::operation_aborted, 0);
+      return;
+    }
     std::size_t read = 0;
     ERR_clear_error();
+    errno = 0;  // SSL_ERROR_SYSCALL reads it
     int result = SSL_read_ex(ssl_, buffer.data(), buffer.size(), &read);
     if (result == 1) {
       handler(boost::system::error_code(), read);
@@ -153,9 +164,14 @@ class StreamSocket {
 
   template <typename Handler>
   void writeStep(Handler handler) {
+    if (!usable()) {
+      handler(boost::asio::error::operation_aborted);
+      return;
+    }
     while (out_offset_ < out_.size()) {
       std::size_t written = 0;
       ERR_clear_error();
+      errno = 0;  // SSL_ERROR_SYSCALL reads it
       int result = SSL_write_ex(ssl_, out_.data() + out_offset_, out_.size() - out_offset_, &written);
       if (result == 1) {
         out_offset_ += written;
@@ -184,6 +200,7 @@ class StreamSocket {
   std::string out_;
   std::size_t out_offset_ = 0;
   std::string last_error_;
+  bool failed_ = false;  // a fatal TLS error: no close_notify may follow (OpenSSL's rule)
 };
 
 }  // namespace palisade::transport

@@ -157,9 +157,7 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   // flood of connections from the internet cannot lock them out.
   bool counted = flow.peer == 0;
   bool over_per_ip = false;
-  ConnectionLimiter& limiter = limiterFor(flow.transport);
-  if (counted && !limiter.acquire(flow.remote.address, settings_.max_connections, perIpLimit(flow.transport),
-                                  &over_per_ip)) {
+  if (counted && !acquireSlot(flow, &over_per_ip)) {
     stats_.add(Counter::TcpConnectionsRefused);
     // A connection flood from one address counts toward its ban (scanner detection); a full
     // total says nothing about the address that happened to knock next.
@@ -170,13 +168,14 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   bool tls = flow.transport == net::Transport::Tls;
   if (tls) {
     // Handshakes cost CPU and memory before the peer has shown anything: few per source, and
-    // a bounded number in all, on every worker.
+    // a bounded number in all, on every worker. Configured peers are not counted, so that
+    // stalled handshakes from the internet cannot lock a trunk out.
     bool over_own = false;
     if (tls_ == nullptr || tls_->server() == nullptr ||
-        !handshakes_.acquire(flow.remote.address, settings_.max_handshakes, settings_.max_handshakes_per_ip,
-                             &over_own)) {
+        (counted && !handshakes_.acquire(flow.remote.address, settings_.max_handshakes,
+                                         settings_.max_handshakes_per_ip, &over_own))) {
       stats_.add(Counter::TlsHandshakesRefused);
-      if (counted) limiter.release(flow.remote.address);
+      if (counted) releaseSlot(flow);
       if (over_own && counted && context_.filter != nullptr)
         context_.filter->report(flow, policy::Offence::ConnectionRefused);
       return;
@@ -186,7 +185,7 @@ void TcpTransport::onAccepted(Acceptor& acceptor, boost::asio::ip::tcp::socket s
   conn->counted = counted;
   stats_.add(Counter::TcpConnectionsAccepted);
   if (tls) {
-    conn->holds_handshake_slot = true;
+    conn->holds_handshake_slot = counted;
     secureAccepted(conn);
     return;
   }
@@ -208,10 +207,7 @@ void TcpTransport::secureAccepted(const std::shared_ptr<Connection>& conn) {
     std::string_view name = context_.filter->peerName(conn->flow());
     if (!name.empty()) rule = tls_->clientAuth(name);
   }
-  if (rule != nullptr) {
-    SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-    SSL_set1_verify_cert_store(ssl, rule->store.get());
-  }
+  if (rule != nullptr) certs::requireClientCertificate(ssl, rule);
   if (!conn->socket().attach(ssl)) {
     conn->close();
     return;
@@ -230,6 +226,9 @@ void TcpTransport::onAcceptedHandshake(Connection& conn, bool ok, const certs::C
   owner_.check("TcpTransport");
   releaseHandshake(conn);
   if (!ok) {
+    // Failed handshakes from the internet count toward the source's ban like malformed SIP.
+    if (conn.flow().peer == 0 && context_.filter != nullptr)
+      context_.filter->report(conn.flow(), policy::Offence::Malformed);
     conn.close();
     return;
   }
@@ -265,8 +264,25 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::adopt(boost::asio::ip::t
   return conn;
 }
 
+bool TcpTransport::acquireSlot(const net::Flow& flow, bool* over_per_ip) {
+  if (!limiter_.acquire(flow.remote.address, settings_.max_connections, settings_.max_connections_per_ip,
+                        over_per_ip))
+    return false;
+  if (flow.transport != net::Transport::Tls) return true;
+  if (tls_limiter_.acquire(flow.remote.address, settings_.max_connections,
+                           settings_.max_tls_connections_per_ip, over_per_ip))
+    return true;
+  limiter_.release(flow.remote.address);
+  return false;
+}
+
+void TcpTransport::releaseSlot(const net::Flow& flow) {
+  limiter_.release(flow.remote.address);
+  if (flow.transport == net::Transport::Tls) tls_limiter_.release(flow.remote.address);
+}
+
 void TcpTransport::forget(Connection& conn) {
-  if (conn.counted) limiterFor(conn.flow().transport).release(conn.flow().remote.address);
+  if (conn.counted) releaseSlot(conn.flow());
   conn.counted = false;
   releaseHandshake(conn);
   if (conn.outbound()) {
@@ -288,13 +304,14 @@ TcpTransport::Connection* TcpTransport::connectTo(const net::Flow& flow, const n
   // connections: a peer that closes its connection and names other ports in Via cannot make
   // us open without bound. Connections to our configured targets (flows that name no
   // connection) are ours to open and never refused.
+  if (flow.transport == net::Transport::Tls && (tls_ == nullptr || tls_->client() == nullptr)) return nullptr;
   bool counted = reconnect;
-  if (counted && !limiterFor(flow.transport)
-                      .acquire(peer.address, settings_.max_connections, perIpLimit(flow.transport))) {
+  net::Flow slot = flow;
+  slot.remote = peer;
+  if (counted && !acquireSlot(slot)) {
     stats_.add(Counter::TcpConnectionsRefused);
     return nullptr;
   }
-  if (flow.transport == net::Transport::Tls && (tls_ == nullptr || tls_->client() == nullptr)) return nullptr;
   net::Flow named;
   named.side = flow.side;
   named.transport = flow.transport;
@@ -354,11 +371,17 @@ void TcpTransport::onConnected(Connection& conn, bool reconnect) {
   boost::system::error_code ec;
   boost::asio::ip::make_address(name, ec);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-  if (!ec) {
-    X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl, name.c_str());
-    X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  bool named = !ec ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
+                   : SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+                         X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) == 1;
+  if (!named) {
+    // Without the name only the chain would be checked: any trusted certificate would do.
+    LOG_WARN("TLS to {}: cannot check the certificate name {}, not connecting", remote, name);
+    SSL_free(ssl);
+    ERR_clear_error();
+    conn.close();
+    return;
   }
   if (!conn.socket().attach(ssl)) {
     conn.close();

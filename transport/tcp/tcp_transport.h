@@ -83,13 +83,10 @@ class TcpTransport {
   void secureAccepted(const std::shared_ptr<Connection>& conn);
   void onAcceptedHandshake(Connection& conn, bool ok, const certs::ClientAuth* rule);
   void releaseHandshake(Connection& conn);
-  ConnectionLimiter& limiterFor(net::Transport transport) {
-    return transport == net::Transport::Tls ? tls_limiter_ : limiter_;
-  }
-  std::uint32_t perIpLimit(net::Transport transport) const {
-    return transport == net::Transport::Tls ? settings_.max_tls_connections_per_ip
-                                            : settings_.max_connections_per_ip;
-  }
+  // A connection's slots: the total and per-address limits every stream connection shares
+  // (the descriptor budget), and for TLS the per-address TLS limit too.
+  bool acquireSlot(const net::Flow& flow, bool* over_per_ip = nullptr);
+  void releaseSlot(const net::Flow& flow);
   void forget(Connection& conn);
 
   base::OwnerThread owner_;

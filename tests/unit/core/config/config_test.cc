@@ -140,7 +140,7 @@ TEST(ConfigDefaults, TheDefaultsFilesAreTakenFromTheBinarysFolder) {
 
 TEST(ConfigTls, ReadsTheTlsTableAndTlsPeers) {
   auto config = parseConfig(
-      "[public]\ntls_port = 5061\n"
+      "[public]\ntls_port = 5061\n[pbx_side]\ntls_port = 5071\n"
       "[pbx]\ntransport = \"tls\"\ntls_server_name = \"pbx.example.com\"\n"
       "[[trunks]]\nname = \"carrier\"\naddresses = [\"192.0.2.1\"]\nhost = \"192.0.2.1\"\ntransport = "
       "\"tls\"\n"
@@ -186,6 +186,14 @@ TEST(ConfigErrors, TlsSettings) {
       "\"ca.pem\"\n",
       5, "trunks[1].tls_client_names",
       "is required with tls_client_ca: the names a client certificate must carry");
+  expectError("[pbx]\ntransport = \"tls\"\n", 2, "pbx.transport",
+              "\"tls\" needs a TLS listener on the PBX side: set pbx_side.tls_port");
+  expectError(
+      "[[trunks]]\nname = \"c\"\naddresses = [\"192.0.2.1\"]\nhost = \"192.0.2.1\"\ntls_client_ca = "
+      "\"ca.pem\"\n"
+      "tls_client_names = [\"c.example\"]\n",
+      5, "trunks[1].tls_client_ca",
+      "mutual TLS needs transport = \"tls\" (its addresses then count as the trunk over TLS only)");
   // The TLS port is a TCP socket: it cannot share the listener's TCP port.
   expectError(
       "[public]\ntcp_port = 5060\ntls_port = 5060\n[tls]\n[[tls.certificates]]\ncertificate = \"a\"\nkey = "

@@ -59,7 +59,8 @@ TEST_F(CertStoreTest, LoadsACertificateWithItsNamesAndFingerprint) {
 }
 
 TEST_F(CertStoreTest, AcceptsAChainInOrderAndRefusesOneOutOfOrder) {
-  auto with_chain = loadCertificate(concat("chain.pem", {leaf_.certificate, ca_.certificate}), leaf_.key, now());
+  auto with_chain =
+      loadCertificate(concat("chain.pem", {leaf_.certificate, ca_.certificate}), leaf_.key, now());
   ASSERT_TRUE(with_chain.ok()) << with_chain.error().toString();
   EXPECT_EQ(with_chain.value().info.chain_length, 1u);
 

@@ -8,8 +8,9 @@
 #
 # Writes OUT_DIR/{ca.pem,ca.key,server.pem,server.key,client.pem,client.key}; an existing set
 # is kept unless --force (everything new) or --renew (new server and client certificates and
-# keys from the existing CA, as a certificate rotation would bring). Environment: DEV_CERT_DAYS (leaf validity, default 825),
-# DEV_CERT_CN (server CN, default localhost).
+# keys from the existing CA, as a certificate rotation would bring). Environment: DEV_CERT_DAYS
+# (leaf validity, default 825), DEV_CERT_CN (server CN, default localhost), DEV_CERT_SAN (more
+# subjectAltNames for the server, e.g. "IP:127.0.0.10,DNS:sbc.test").
 set -eu
 out=${1:?usage: make_dev_certs.sh OUT_DIR [--force | --renew]}
 force=${2:-}
@@ -43,6 +44,7 @@ leaf() {  # name, CN, subjectAltName, extendedKeyUsage
 }
 names="DNS:localhost,IP:127.0.0.1,IP:::1"
 [ "$cn" = localhost ] || names="DNS:$cn,$names"
+[ -z "${DEV_CERT_SAN:-}" ] || names="$names,$DEV_CERT_SAN"
 leaf server "$cn" "$names" serverAuth,clientAuth
 leaf client dev-client "DNS:dev-client" clientAuth
 

@@ -546,11 +546,12 @@ class TestRun:
         return cfg
 
     def dev_certs(self, name="certs", days=None, force=False):
-        """DEV-ONLY certificates (CA, server for 127.0.0.1/localhost, client "dev-client") in the
+        """DEV-ONLY certificates (CA, server for 127.0.0.1/localhost/PUBLIC_IP, client "dev-client") in the
         run folder, made by certs/dev/make_dev_certs.sh. Returns {"ca", "server", "server_key",
         "client", "client_key"} paths."""
         out = self.path(name)
         env = dict(os.environ)
+        env["DEV_CERT_SAN"] = f"IP:{PUBLIC_IP}"  # phones check the address they dial
         if days is not None:
             env["DEV_CERT_DAYS"] = str(days)
         argv = ["sh", DEV_CERT_SCRIPT, out] + (["--force"] if force else [])

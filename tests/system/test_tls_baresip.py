@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """baresip (the Debian package) as a TLS phone: user 2001, configured with `require_tls`,
 registers over TLS with digest auth (401, then 200) and calls the PBX (SIPp on UDP) through
-Palisade (407, then the call is answered and hung up by baresip after a few seconds). The
-binding is listed with transport TLS; the PBX sees the call over UDP; nothing of it crossed
-in the clear on the public side. A second phone with the same credentials over UDP is
+Palisade (407, then the call is answered; the PBX hangs up). The binding is listed with
+transport TLS; the PBX sees the call over UDP. Then the PBX calls 2001 and baresip, reached over
+the TLS connection it registered on, answers. A second phone with the same credentials over UDP is
 refused (require_tls: the same challenge again, no binding)."""
 import json
 import os
@@ -50,7 +50,7 @@ audio_alert aubridge,nil
 """)
     with open(os.path.join(folder, "accounts"), "w") as f:
         f.write(f"<sip:{user['name']}@{PUBLIC_IP};transport=tls>;auth_pass={user['password']};"
-                f"outbound=\"sip:{PUBLIC_IP}:{tls_port};transport=tls\";regint=300;answermode=manual\n")
+                f"outbound=\"sip:{PUBLIC_IP}:{tls_port};transport=tls\";regint=300;answermode=auto\n")
     with open(os.path.join(folder, "contacts"), "w") as f:
         f.write("")
 
@@ -71,13 +71,14 @@ def body(run):
     palisade = run.start_palisade(cfg, name="palisade-baresip")
     before = palisade.metrics()
 
-    uas = run.sipp("uas-pbx", "uas", PBX_IP, pbx_port, calls=1, timeout_s=60, recv_timeout_ms=40000)
+    # The PBX answers baresip's call and hangs up after its pause.
+    uas = run.sipp("uas-pbx", "uas_bye", PBX_IP, pbx_port, calls=1, timeout_s=60, recv_timeout_ms=40000)
     folder = run.path("baresip")
     baresip_config(run, folder, harness.free_ports(PHONE_IP, 1)[0], tls_port, 4)
     log_path = run.path("baresip.log")
     with open(log_path, "w") as log:
         phone = subprocess.Popen(
-            ["baresip", "-f", folder, "-n", PHONE_IP, "-t", "14",
+            ["baresip", "-f", folder, "-n", PHONE_IP, "-t", "20",
              "-e", f"/dial sip:1234@{PUBLIC_IP}"],  # through the outbound proxy: Palisade over TLS
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
     run.procs.append((phone, "baresip"))
@@ -92,16 +93,23 @@ def body(run):
         harness.METRICS["calls_answered"], 0) + 1, 15)
     run.check(answered >= 1, "baresip's call over TLS reached the PBX and was answered",
               harness._read_tail(log_path, 3000))
+    result = uas.wait(60)
+    run.check(result.successful == 1, "the PBX (SIPp on UDP) saw one complete call, its BYE answered",
+              result.details())
+    # The PBX calls 2001: Palisade reaches the phone over the TLS connection it registered on
+    # (baresip answers by itself; the PBX hangs up).
+    pbx_side = (harness.PBX_SIDE_IP, cfg["pbx_side"]["udp_port"])
+    pbx_uac = run.sipp("pbx-calls-2001", "uac", PBX_IP, harness.free_ports(PBX_IP, 1)[0], remote=pbx_side,
+                       calls=1, timeout_s=15, extra=["-s", "2001"])
+    run.check_sipp(pbx_uac.wait(), 1, "the PBX calls 2001: the phone that registered over TLS answers")
+    harness.expect_counters(run, palisade, before,
+                            {"calls_attempted": 2, "calls_answered": 2, "calls_failed": 0,
+                             "messages_out_tls": (8, 60), "tls_handshake_failures": 0},
+                            "baresip over TLS")
     try:
         phone.wait(timeout=30)
     except subprocess.TimeoutExpired:
         phone.kill()
-    result = uas.wait(60)
-    run.check(result.successful == 1, "the PBX (SIPp on UDP) saw one complete call, BYE included", result.details())
-    harness.expect_counters(run, palisade, before,
-                            {"calls_attempted": 1, "calls_answered": 1, "calls_failed": 0,
-                             "messages_in_tls": (5, 40), "tls_handshake_failures": 0},
-                            "baresip over TLS")
 
     # The same user over UDP: require_tls makes the right password fail like a disallowed source.
     udp_ip = "127.0.0.7"

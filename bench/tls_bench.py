@@ -114,28 +114,27 @@ port = {self.mgmt}
         if self.proc.poll() is not None:
             raise RuntimeError(f"Palisade exited at start:\n{self.proc.log_tail()}")
 
-    def pids(self) -> list[int]:
+    def daemon_pids(self) -> list[int]:
         return [self.proc.pid]
 
     def memory_kib(self) -> int:
-        return sb.proc_memory_kib(self.pids())[0]
+        return sb.proc_memory_kib(self.daemon_pids())[0]
 
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
 
 
-class Kamailio:
+class Kamailio(sb.Kamailio):
+    """The signalling benchmark's Kamailio (start, control socket, shared-memory figures) with
+    a TLS listener and tls.so added to its config."""
     name = "Kamailio"
 
     def __init__(self, work: Path, reference: Path, certs: dict):
-        self.work, self.certs = work, certs
-        self.binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
-        self.kamcmd = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
-        modules = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
-        if not modules.exists():
+        super().__init__(work, reference)
+        self.certs = certs
+        if not Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").exists():
             sys.exit("Kamailio's tls module is missing: apt-get install -y kamailio-tls-modules")
-        self.ctl = work / "kamailio.ctl"
         tls_cfg = work / "kamailio-tls.cfg"
         tls_cfg.write_text(f"""[server:default]
 method = TLSv1.2+
@@ -149,7 +148,7 @@ method = TLSv1.2+
 verify_certificate = no
 require_certificate = no
 """)
-        cfg = (reference / "kamailio.cfg").read_text()
+        cfg = self.cfg.read_text()
         block = "#!else\ndisable_tcp=yes\n#!endif\n"
         if block not in cfg or 'loadmodule "kex.so"\n' not in cfg:
             raise RuntimeError("kamailio.cfg does not have the shape this script edits")
@@ -163,38 +162,19 @@ tls_max_connections=65536
 """, 1)
         cfg = cfg.replace('loadmodule "kex.so"\n', f'loadmodule "kex.so"\nloadmodule "tls.so"\n'
                           f'modparam("tls", "config", "{tls_cfg}")\n', 1)
-        self.cfg = work / "kamailio.cfg"
         self.cfg.write_text(cfg)
-        self.dbtext = work / "dbtext"
-        shutil.copytree(reference / "dbtext", self.dbtext, dirs_exist_ok=True)
-        self.proc: Optional[Proc] = None
 
     def start(self, tag: str) -> None:
-        if self.ctl.exists():
-            self.ctl.unlink()
-        argv = [self.binary, "-f", str(self.cfg), "-DD", "-E", "-m", "1024", "-M", "16",
-                "-A", f'DBURL="text://{self.dbtext}"', "-A", f'CTLSOCK="unix:{self.ctl}"']
-        self.proc = Proc("kamailio", argv, self.work / f"{tag}-kamailio.log", self.work)
-        if not sb.wait_until(lambda: (tcp_open(TLS_IP, TLS_PORT) and self.ctl.exists()) or self.proc.poll() is not None,
-                             30, 0.1):
-            raise RuntimeError(f"Kamailio did not start:\n{self.proc.log_tail()}")
-        time.sleep(1.0)
+        super().start(tag)
+        if not sb.wait_until(lambda: tcp_open(TLS_IP, TLS_PORT), 10):
+            raise RuntimeError(f"Kamailio did not open its TLS port:\n{self.log_tail()}")
 
-    def pids(self) -> list[int]:
+    def daemon_pids(self) -> list[int]:
         return sb.group_members(self.proc.pid)
 
-    def shm_used_kib(self) -> int:
-        out = subprocess.run([self.kamcmd, "-s", f"unix:{self.ctl}", "core.shmmem"], capture_output=True,
-                             text=True, timeout=5).stdout
-        m = re.search(r"real_used:\s*(\d+)", out)
-        return int(m.group(1)) // 1024 if m else 0
-
     def memory_kib(self) -> int:
-        return sb.proc_memory_kib(self.pids())[1] + self.shm_used_kib()
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
+        # Its processes' PSS plus the shared pool, where tls.so keeps OpenSSL's allocations.
+        return sb.proc_memory_kib(self.daemon_pids())[1] + (self.allocator_used_kib() or 0)
 
 
 def tcp_open(ip: str, port: int) -> bool:
@@ -233,10 +213,10 @@ def memory_part(system, args, tag: str) -> dict:
 
 def handshake_part(system, args, tag: str) -> dict:
     system.start(tag)
-    cpu0 = sb.proc_cpu_seconds(system.pids())
+    cpu0 = sb.proc_cpu_seconds(system.daemon_pids())
     p = subprocess.run(["openssl", "s_time", "-connect", f"{TLS_IP}:{TLS_PORT}", "-new", "-time", str(args.duration),
                         "-CAfile", system.certs["ca"]], capture_output=True, text=True, timeout=args.duration + 60)
-    cpu = sb.proc_cpu_seconds(system.pids()) - cpu0
+    cpu = sb.proc_cpu_seconds(system.daemon_pids()) - cpu0
     system.stop()
     m = re.search(r"(\d+) connections in ([\d.]+)s", p.stdout)
     n = int(m.group(1)) if m else 0
@@ -274,10 +254,10 @@ delay = no
             "-t", "tn" if per_call_connection else "t1", "-max_socket", "4096", "-r", str(args.rate), "-rp", "1000",
             "-m", str(calls), "-nostdin", "-timeout", f"{args.duration + 60}s", "-recv_timeout", "10000",
             "-trace_stat", "-stf", str(work / f"{tag}-uac.csv"), "-fd", "1"]
-    cpu0 = sb.proc_cpu_seconds(system.pids())
+    cpu0 = sb.proc_cpu_seconds(system.daemon_pids())
     uac = Proc("sipp-uac", argv, work / f"{tag}-uac.log", work)
     uac.wait(args.duration + 90)
-    cpu = sb.proc_cpu_seconds(system.pids()) - cpu0
+    cpu = sb.proc_cpu_seconds(system.daemon_pids()) - cpu0
     rows = sb.read_sipp_stats(work / f"{tag}-uac.csv")
     ok = sb.count(rows[-1], "SuccessfulCall(C)") if rows else 0
     failed = sb.count(rows[-1], "FailedCall(C)") if rows else calls

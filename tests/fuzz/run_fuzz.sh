@@ -4,7 +4,7 @@
 #   cmake --preset fuzz && cmake --build build-fuzz
 #   tests/fuzz/run_fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest.
+# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp.
 # Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
 # variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
 # are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
@@ -20,7 +20,7 @@ out="${PALISADE_FUZZ_OUT:-$build/fuzz-out}"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp)
 
 for t in "${targets[@]}"; do
   if [ ! -x "$build/fuzz/$t" ]; then
@@ -44,7 +44,7 @@ done
 
 # Target-specific forms: fuzz_stream reads two chunking bytes first; fuzz_engine reads
 # records separated by two NUL bytes (see the header comments of the targets).
-python3 - "$seeds" <<'PY'
+PALISADE_ROOT="$root" python3 - "$seeds" <<'PY'
 import os, sys
 seeds = sys.argv[1]
 raw = os.path.join(seeds, "raw")
@@ -104,6 +104,17 @@ for i, value in enumerate([
     b'Digest username*=UTF-8\'\'%32%30, userhash=true, realm="r", nonce="n", uri="u", response="r", opaque="o"',
 ]):
     open(os.path.join(digest, f"phone-{i}"), "wb").write(value)
+
+# fuzz_sdp: the bodies of the corpora's messages, and the SDP golden inputs.
+sdp = os.path.join(seeds, "fuzz_sdp"); os.makedirs(sdp)
+for name, body in data.items():
+    head, sep, rest = body.partition(b"\r\n\r\n")
+    if sep and rest.startswith(b"v="):
+        open(os.path.join(sdp, name), "wb").write(rest)
+golden = os.path.join(os.environ["PALISADE_ROOT"], "tests", "golden", "sdp")
+for f in os.listdir(golden):
+    if f.endswith(".in"):
+        open(os.path.join(sdp, f), "wb").write(open(os.path.join(golden, f), "rb").read())
 
 PY
 mkdir -p "$seeds/fuzz_datagram"

@@ -239,20 +239,14 @@ base::Result<SessionDescription> parse(std::string_view body, const Limits& limi
         } else if (m != nullptr && name == "rtcp-mux") {
           m->rtcp_mux = true;
         } else if (m != nullptr && name == "rtcp") {
-          std::string_view t[1];
           std::uint16_t p = 0;
-          if (tokens(attr, t, 1) != 1) return fail("bad a=rtcp");
           std::string_view first = attr.substr(0, attr.find(' '));
           if (!parsePort(first, p)) return fail("bad a=rtcp port");
           m->rtcp_port = p;
         } else if (m != nullptr && name == "crypto") {
           m->crypto.push_back(attr);
-        } else if (name == "fingerprint") {
-          if (m != nullptr) {
-            m->dtls = true;
-          } else {
-            for (auto& s : sd.media) s.dtls = true;  // not reached: session-level comes first
-          }
+        } else if (m != nullptr && name == "fingerprint") {
+          m->dtls = true;  // a session-level one is applied to every section after the parse
         }
         if (m != nullptr) {
           m->lines.push_back(line);

@@ -162,6 +162,9 @@ int Daemon::run() {
         std::make_unique<dialog::Engine>(i, *parts.network, parts.worker->clock(), shard, config_, shared_);
     parts.engine->setFilter(parts.chain.get());
     parts.engine->setLocation(location_.get());
+    parts.media = std::make_unique<media::WorkerMedia>(parts.worker->io(), parts.worker->clock(), shard,
+                                                       config_->startup, i, worker_count_, config_);
+    parts.engine->setMediaFactory(parts.media.get());
     dialog::Engine* engine = parts.engine.get();
     policy::PolicyChain* chain = parts.chain.get();
     event::Worker* worker = parts.worker.get();
@@ -364,11 +367,13 @@ void Daemon::reload() {
     transport::WorkerNetwork* network = parts.network.get();
     policy::PolicyChain* chain = parts.chain.get();
     dialog::Dispatcher* dispatcher = parts.dispatcher.get();
+    media::WorkerMedia* media = parts.media.get();
     parts.worker->control(
-        [engine, network, chain, dispatcher, next, snapshot, limits, contexts, tls_peer_names] {
+        [engine, network, chain, dispatcher, media, next, snapshot, limits, contexts, tls_peer_names] {
           chain->apply(snapshot);
           dispatcher->setLimits(limits);
           engine->applyConfig(next);
+          media->setConfig(next);
           network->applyConfig(*next);
           network->setTls(contexts, tls_peer_names);
         });
@@ -453,6 +458,7 @@ void Daemon::shutdown() {
   // they send through, sockets before the io_context they belong to.
   for (auto& parts : workers_) parts.network->close();
   for (auto& parts : workers_) parts.engine.reset();
+  for (auto& parts : workers_) parts.media.reset();
   for (auto& parts : workers_) parts.network.reset();
   workers_.clear();
 }

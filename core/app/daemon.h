@@ -18,6 +18,7 @@
 #include "core/routing/local_location_store.h"
 #include "core/stats/http_server.h"
 #include "core/stats/metrics.h"
+#include "media/relay/media_session.h"
 #include "policy/api/shared_counters.h"
 #include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
@@ -52,6 +53,7 @@ class Daemon {
     std::unique_ptr<dialog::Dispatcher> dispatcher;
     std::unique_ptr<policy::PolicyChain> chain;
     std::unique_ptr<transport::WorkerNetwork> network;
+    std::unique_ptr<media::WorkerMedia> media;  // outlives the engine: calls give their ports back
     std::unique_ptr<dialog::Engine> engine;
   };
   void reload();

@@ -35,7 +35,7 @@ constexpr std::string_view kDefaultSourceName = "<default>";
 
 constexpr std::string_view kTables[] = {"general", "public",     "pbx_side",  "pbx",      "trunks",  "auth",
                                         "users",   "ban",        "registrar", "sip",      "headers", "tcp",
-                                        "limits",  "management", "flood",     "scanners", "tls"};
+                                        "limits",  "management", "flood",     "scanners", "tls",     "media"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -828,6 +828,73 @@ void readFloodRates(Loader& loader, const toml::table* table, const std::string&
   s.finish();
 }
 
+std::optional<std::string> checkSrtpMode(std::string_view text) {
+  if (text == "off" || text == "optional" || text == "required") return std::nullopt;
+  return fmt::format("must be \"off\", \"optional\" or \"required\", got {}", quoted(text));
+}
+
+std::optional<std::string> checkLatching(std::string_view text) {
+  if (text == "strict" || text == "nat") return std::nullopt;
+  return fmt::format("must be \"strict\" or \"nat\", got {}", quoted(text));
+}
+
+std::optional<std::string> checkSrtpSuite(std::string_view text) {
+  for (std::string_view known :
+       {"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM"}) {
+    if (text == known) return std::nullopt;
+  }
+  return fmt::format(
+      "{} is not a supported SRTP suite (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, "
+      "AEAD_AES_128_GCM, AEAD_AES_256_GCM)",
+      quoted(text));
+}
+
+// The address written into SDP: a real one, since the peer sends its media there.
+std::optional<std::string> checkMediaAddress(std::string_view text) {
+  if (text.empty()) return std::nullopt;  // the side's SIP listener address
+  return checkPeerAddress(text);
+}
+
+void readMediaSide(Loader& loader, const toml::table* table, const std::string& path, MediaSidePolicy& side) {
+  Section s(loader, table, path);
+  std::string srtp;
+  s.string("srtp", srtp, checkSrtpMode);
+  if (!srtp.empty()) {
+    side.srtp = srtp == "off" ? SrtpMode::Off : srtp == "required" ? SrtpMode::Required : SrtpMode::Optional;
+  }
+  std::string latching;
+  s.string("latching", latching, checkLatching);
+  if (!latching.empty()) side.latching = latching == "strict" ? Latching::Strict : Latching::Nat;
+  s.finish();
+}
+
+void readMedia(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "media");
+  MediaPorts& ports = c.startup.media;
+  s.boolean("anchor", c.media.anchor);
+  s.integer("port_min", 1024, 65534, ports.first);
+  const toml::node* last = s.integer("port_max", 1025, 65535, ports.last);
+  if (ports.last < ports.first + 3) {
+    loader.fail(
+        last != nullptr ? lineOf(last->source()) : loader.lineFor("media.port_min"),
+        last != nullptr ? "media.port_max" : "media.port_min",
+        fmt::format("media.port_max ({}) must be at least media.port_min ({}) + 3: two RTP/RTCP pairs",
+                    ports.last, ports.first));
+  }
+  s.string("public_address", ports.public_address, checkMediaAddress);
+  s.string("pbx_address", ports.pbx_address, checkMediaAddress);
+  s.integer("timeout_s", 0, 86400, c.media.timeout_s);
+  s.integer("max_packet_rate", 50, 1000000, c.media.max_packet_rate);
+  s.stringList("suites", c.media.suites, checkSrtpSuite);
+  std::pair<const char*, MediaSidePolicy*> sides[] = {{"public", &c.media.public_side},
+                                                      {"pbx", &c.media.pbx_side}};
+  for (auto& [name, side] : sides) {
+    if (const toml::table* table = s.table(name))
+      readMediaSide(loader, table, std::string("media.") + name, *side);
+  }
+  s.finish();
+}
+
 void readFlood(Loader& loader, const toml::table& root, Config& c) {
   Section s(loader, root, "flood");
   std::string action;
@@ -878,6 +945,7 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   }
   readListener(loader, root, "public", c.startup.public_side);
   readListener(loader, root, "pbx_side", c.startup.pbx_side);
+  readMedia(loader, root, c);
   readPeer(loader, root, "pbx", c.pbx);
   readTrunks(loader, root, c);
   readAuth(loader, root, c);
@@ -1038,6 +1106,24 @@ void checkSockets(Loader& loader, const Config& c) {
   }
 }
 
+// SDP names the media address, so a side listening on the wildcard needs one of its own.
+void checkMediaAddresses(Loader& loader, const Config& c) {
+  if (!c.media.anchor) return;
+  const std::pair<const Listener*, const std::string*> sides[] = {
+      {&c.startup.public_side, &c.startup.media.public_address},
+      {&c.startup.pbx_side, &c.startup.media.pbx_address}};
+  const char* keys[] = {"media.public_address", "media.pbx_address"};
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (!sides[i].second->empty()) continue;
+    auto ip = parseIp(sides[i].first->address);
+    if (!ip || !isUnspecified(unmapped(*ip))) continue;
+    loader.fail(loader.lineFor("media"), keys[i],
+                fmt::format("must be set: the listener address {} is the wildcard, which SDP cannot name",
+                            sides[i].first->address));
+    return;
+  }
+}
+
 ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_name,
                          std::string_view base_dir) {
   toml::table root;
@@ -1055,6 +1141,7 @@ ConfigResult parseOrFail(std::string_view toml_text, std::string_view source_nam
   if (!loader.failed()) {
     checkTiming(loader, *config);
     checkSockets(loader, *config);
+    checkMediaAddresses(loader, *config);
     checkUserAlgorithms(loader, *config);
     checkTls(loader, *config);
   }
@@ -1133,6 +1220,10 @@ std::vector<std::string> startupChanges(const StartupSettings& running, const St
   note(running.inbox_depth != loaded.inbox_depth, "limits.inbox_depth");
   note(!sameAddress(running.management_address, loaded.management_address), "management.address");
   note(running.management_port != loaded.management_port, "management.port");
+  note(running.media.first != loaded.media.first, "media.port_min");
+  note(running.media.last != loaded.media.last, "media.port_max");
+  note(!sameAddress(running.media.public_address, loaded.media.public_address), "media.public_address");
+  note(!sameAddress(running.media.pbx_address, loaded.media.pbx_address), "media.pbx_address");
   // A field added to StartupSettings without a line above is still never applied (see
   // mergeForReload); the warning then names the struct rather than the key.
   if (changed.empty()) {
@@ -1140,6 +1231,8 @@ std::vector<std::string> startupChanges(const StartupSettings& running, const St
     respelled.public_side.address = running.public_side.address;
     respelled.pbx_side.address = running.pbx_side.address;
     respelled.management_address = running.management_address;
+    respelled.media.public_address = running.media.public_address;
+    respelled.media.pbx_address = running.media.pbx_address;
     if (!(respelled == running)) changed.emplace_back("a start-up setting");
   }
   return changed;

@@ -172,6 +172,42 @@ struct TlsConfig {
 
 // Settings read once at start-up: a reload never applies them (it keeps the running values and
 // warns). Everything restart-only lives here, so the reload cannot forget one.
+// [media]: RTP anchoring. How SRTP is used on one side (RFC 4568 SDES).
+enum class SrtpMode : std::uint8_t {
+  Off,       // plain RTP only: an RTP/SAVP offer from this side gets 488
+  Optional,  // answer SRTP with SRTP and RTP with RTP; offer what the other side offered
+  Required,  // SRTP only: no plaintext RTP ever leaves on this side
+};
+// Which source a plain-RTP side's media is accepted from (SRTP sides also need a packet that
+// authenticates before anything is latched).
+enum class Latching : std::uint8_t {
+  Strict,  // exactly the address and port the side's SDP names
+  Nat,     // the first packet from the SDP's or the signalling's IP address, any port
+};
+struct MediaSidePolicy {
+  SrtpMode srtp = SrtpMode::Optional;
+  Latching latching = Latching::Nat;
+};
+
+// The media ports and addresses: sockets are bound from them, so they change only at restart.
+struct MediaPorts {
+  std::uint16_t first = 10000;  // RTP/RTCP pairs are taken from [first, last]
+  std::uint16_t last = 20000;
+  std::string public_address;  // where the public side's media is; empty: [public] address
+  std::string pbx_address;     // where the PBX side's media is; empty: [pbx_side] address
+  bool operator==(const MediaPorts&) const = default;
+};
+
+struct MediaConfig {
+  bool anchor = true;  // false: SDP crosses unchanged (the PBX sees the caller's media address)
+  MediaSidePolicy public_side{SrtpMode::Optional, Latching::Nat};
+  MediaSidePolicy pbx_side{SrtpMode::Off, Latching::Strict};
+  std::uint32_t timeout_s = 60;          // no media either way for this long on an answered call: BYE
+  std::uint32_t max_packet_rate = 2000;  // per stream and direction, packets per second; excess dropped
+  std::vector<std::string> suites = {"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM",
+                                     "AES_CM_128_HMAC_SHA1_32"};  // offered in this order
+};
+
 struct StartupSettings {
   // [general]
   std::uint32_t workers = 0;  // 0: one per core
@@ -182,6 +218,8 @@ struct StartupSettings {
   // [management]
   std::string management_address = "127.0.0.1";
   std::uint16_t management_port = 9180;
+  // [media]
+  MediaPorts media;
   bool operator==(const StartupSettings&) const = default;
 };
 
@@ -283,6 +321,9 @@ struct Config {
 
   // [tls]
   TlsConfig tls;
+
+  // [media]
+  MediaConfig media;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;

@@ -100,6 +100,14 @@ Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_p
       media_(std::move(media)) {
   legs_[0].identity_trusted = admitted.identity_trusted;
   engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
+  if (media_ != nullptr) {
+    media_->setEndHandler([this](std::string_view reason) {
+      if (state_ == State::Ended) return;
+      LOG_INFO("call {}: {}, tearing down", legs_[0].call_id, reason);
+      engine_.stats().add(Counter::CallsMediaTimedOut);
+      terminate(false);
+    });
+  }
 }
 
 Call::~Call() {
@@ -227,7 +235,12 @@ void Call::startClient(int to, Method method, const std::string& branch, std::st
 BodyVerdict Call::crossBody(const BodyCrossing& where, const sip::Message& source, std::string& storage) {
   sip::Body in = sip::bodyOf(source);
   if (media_ == nullptr) return BodyVerdict{in, 0, {}};
-  return media_->rewrite(where, in, storage);
+  BodyCrossing full = where;
+  const Leg& from = legs_[1 - where.to_leg];
+  full.from_side = from.side;
+  full.to_side = legs_[where.to_leg].side;
+  full.source = from.flow.remote.address;
+  return media_->rewrite(full, in, storage);
 }
 
 // RFC 3325 §5: asserted identity stays within the trust domain. It crosses only from a peer

@@ -40,12 +40,29 @@ constexpr std::string_view kRejectionsHelp =
 constexpr std::string_view kAuthHelp =
     "Failed digest authentications, by reason (each drew the same challenge).";
 
+constexpr std::string_view kMediaDroppedHelp =
+    "Media packets dropped, by reason: SRTP authentication or replay failure, a source other than "
+    "the stream's peer, over max_packet_rate, before the answer or not RTP.";
+
 constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::CallsAttempted, "calls_attempted", "", "INVITEs that started a call."},
     {Counter::CallsAnswered, "calls_answered", "", "Calls that received a 2xx."},
     {Counter::CallsFailed, "calls_failed", "", "Calls that ended with a final non-2xx response."},
     {Counter::CallsCancelled, "calls_cancelled", "", "Calls cancelled by the caller."},
     {Counter::CallsTimedOut, "calls_timed_out", "", "Calls torn down by a transaction or call timer."},
+    {Counter::CallsMediaTimedOut, "calls_media_timed_out", "",
+     "Answered calls torn down because no media flowed for media.timeout_s."},
+    {Counter::CallsMediaRefused, "calls_media_refused", "",
+     "Offers or answers refused by media anchoring (unusable SDP, no acceptable crypto)."},
+    {Counter::CallsNoMediaPorts, "calls_no_media_ports", "",
+     "New calls answered 503: no media port pair free."},
+    {Counter::MediaPacketsRelayed, "media_packets_relayed", "", "RTP and RTCP packets relayed."},
+    {Counter::MediaBytesRelayed, "media_bytes_relayed", "", "RTP and RTCP bytes relayed (as received)."},
+    {Counter::MediaSequenceGaps, "media_sequence_gaps", "", "RTP packets missing by sequence number."},
+    {Counter::MediaAuthFailures, "media_dropped", R"(reason="srtp_auth")", kMediaDroppedHelp},
+    {Counter::MediaDroppedForeign, "media_dropped", R"(reason="foreign_source")", kMediaDroppedHelp},
+    {Counter::MediaDroppedRate, "media_dropped", R"(reason="rate")", kMediaDroppedHelp},
+    {Counter::MediaDroppedUnready, "media_dropped", R"(reason="unready")", kMediaDroppedHelp},
     {Counter::MessagesInUdp, "messages", R"(direction="in",transport="udp")", kMessagesHelp},
     {Counter::MessagesOutUdp, "messages", R"(direction="out",transport="udp")", kMessagesHelp},
     {Counter::MessagesInTcp, "messages", R"(direction="in",transport="tcp")", kMessagesHelp},
@@ -129,6 +146,7 @@ constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{
     {Gauge::RegistrationsActive, "registrations_active", "Live registrar bindings."},
     {Gauge::OverloadedWorkers, "overloaded_workers", "Workers shedding new work right now."},
     {Gauge::Draining, "draining", "1 while shutting down gracefully (new calls refused)."},
+    {Gauge::MediaPortPairsFree, "media_port_pairs_free", "RTP/RTCP port pairs free for new calls."},
 }};
 
 // A zero-initialised trailing row carries the first enum value, so a missing row fails here.

@@ -12,11 +12,21 @@
 namespace palisade::stats {
 
 enum class Counter : std::uint16_t {
-  CallsAttempted,  // INVITEs that started a call (either direction)
-  CallsAnswered,   // calls that got a 2xx
-  CallsFailed,     // calls that ended with a final non-2xx to the caller (not CANCEL)
-  CallsCancelled,  // calls the caller cancelled
-  CallsTimedOut,   // calls torn down by Timer B/F or the ACK/duration guards
+  CallsAttempted,      // INVITEs that started a call (either direction)
+  CallsAnswered,       // calls that got a 2xx
+  CallsFailed,         // calls that ended with a final non-2xx to the caller (not CANCEL)
+  CallsCancelled,      // calls the caller cancelled
+  CallsTimedOut,       // calls torn down by Timer B/F or the ACK/duration guards
+  CallsMediaTimedOut,  // answered calls torn down because no media flowed for media.timeout_s
+  CallsMediaRefused,   // offers or answers refused by media anchoring (bad SDP, no acceptable crypto)
+  CallsNoMediaPorts,   // new calls answered 503: the worker's media port pairs were exhausted
+  MediaPacketsRelayed,
+  MediaBytesRelayed,
+  MediaSequenceGaps,    // RTP packets missing (by sequence number) on arrival
+  MediaAuthFailures,    // SRTP/SRTCP packets that failed authentication (or replays)
+  MediaDroppedForeign,  // packets from a source other than the stream's peer (no injection)
+  MediaDroppedRate,     // packets over media.max_packet_rate
+  MediaDroppedUnready,  // packets before the stream's answer, or not RTP at all
   MessagesInUdp,
   MessagesOutUdp,
   MessagesInTcp,
@@ -85,6 +95,7 @@ enum class Gauge : std::uint16_t {
   RegistrationsActive,
   OverloadedWorkers,
   Draining,
+  MediaPortPairsFree,
   kCount
 };
 

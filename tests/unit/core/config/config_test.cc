@@ -15,9 +15,11 @@ using palisade::config::Config;
 using palisade::config::ConfigError;
 using palisade::config::ConfigResult;
 using palisade::config::defaultConfig;
+using palisade::config::Latching;
 using palisade::config::loadConfigFile;
 using palisade::config::mergeForReload;
 using palisade::config::parseConfig;
+using palisade::config::SrtpMode;
 using palisade::config::startupChanges;
 using palisade::config::TransportKind;
 
@@ -351,7 +353,7 @@ TEST(ConfigErrors, UnknownKey) {
 }
 
 TEST(ConfigErrors, UnknownTable) {
-  expectError("[general]\nworkers = 2\n\n[media]\nports = 10\n", 4, "media", "unknown table [media]");
+  expectError("[general]\nworkers = 2\n\n[video]\nports = 10\n", 4, "video", "unknown table [video]");
   expectError("workers = 2\n", 1, "workers", "unknown key; settings belong in a table such as [general]");
 }
 
@@ -614,7 +616,7 @@ TEST(ConfigErrors, BadAddress) {
 
   auto config = parseOk(
       "[public]\naddress = \"::\"\n[pbx_side]\naddress = \"fe80::1\"\nudp_port = 5062\n"
-      "tcp_port = 5062\n[management]\naddress = \"0.0.0.0\"\n");
+      "tcp_port = 5062\n[management]\naddress = \"0.0.0.0\"\n[media]\npublic_address = \"2001:db8::5\"\n");
   ASSERT_NE(config, nullptr);
   EXPECT_EQ(config->startup.public_side.address, "::");
   EXPECT_EQ(config->startup.management_address, "0.0.0.0");
@@ -694,7 +696,7 @@ TEST(ConfigErrors, ListenersMustNotShareASocket) {
                     "tcp_port = 5060\n"),
             nullptr);
   ASSERT_NE(parseOk("[public]\naddress = \"0.0.0.0\"\n[pbx_side]\naddress = \"::1\"\nudp_port = 5060\n"
-                    "tcp_port = 5060\n"),
+                    "tcp_port = 5060\n[media]\nanchor = false\n"),
             nullptr);
   ASSERT_NE(
       parseOk("[public]\nudp_port = 5070\ntcp_port = 5071\n[pbx_side]\nudp_port = 5071\ntcp_port = 5070\n"),
@@ -821,12 +823,18 @@ max_calls = 7
 [management]
 address = "10.0.0.2"
 port = 9190
+[media]
+port_min = 30000
+port_max = 31000
+public_address = "192.0.2.9"
+pbx_address = "10.0.0.9"
 )toml");
   ASSERT_NE(loaded, nullptr);
-  const std::vector<std::string> expected = {"general.workers",   "public.address",     "public.udp_port",
-                                             "public.tcp_port",   "pbx_side.address",   "pbx_side.udp_port",
-                                             "pbx_side.tcp_port", "limits.inbox_depth", "management.address",
-                                             "management.port"};
+  const std::vector<std::string> expected = {
+      "general.workers",      "public.address",    "public.udp_port",   "public.tcp_port",
+      "pbx_side.address",     "pbx_side.udp_port", "pbx_side.tcp_port", "limits.inbox_depth",
+      "management.address",   "management.port",   "media.port_min",    "media.port_max",
+      "media.public_address", "media.pbx_address"};
   EXPECT_EQ(startupChanges(Config{}.startup, loaded->startup), expected);
   EXPECT_EQ(startupChanges(loaded->startup, Config{}.startup), expected);
 }
@@ -928,3 +936,54 @@ TEST(ConfigBansAndRegistrar, DefaultsValuesAndRelations) {
 }
 
 }  // namespace
+
+TEST(ConfigMedia, DefaultsValuesAndErrors) {
+  Config defaults;
+  EXPECT_TRUE(defaults.media.anchor);
+  EXPECT_EQ(defaults.startup.media.first, 10000);
+  EXPECT_EQ(defaults.startup.media.last, 20000);
+  EXPECT_EQ(defaults.media.public_side.srtp, SrtpMode::Optional);
+  EXPECT_EQ(defaults.media.public_side.latching, Latching::Nat);
+  EXPECT_EQ(defaults.media.pbx_side.srtp, SrtpMode::Off);
+  EXPECT_EQ(defaults.media.pbx_side.latching, Latching::Strict);
+
+  auto config = parseOk(R"toml([media]
+port_min = 40000
+port_max = 40999
+timeout_s = 0
+max_packet_rate = 400
+suites = ["AEAD_AES_128_GCM"]
+[media.public]
+srtp = "required"
+latching = "strict"
+[media.pbx]
+srtp = "optional"
+latching = "nat"
+)toml");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->startup.media.first, 40000);
+  EXPECT_EQ(config->startup.media.last, 40999);
+  EXPECT_EQ(config->media.timeout_s, 0u);
+  EXPECT_EQ(config->media.max_packet_rate, 400u);
+  EXPECT_EQ(config->media.suites, std::vector<std::string>{"AEAD_AES_128_GCM"});
+  EXPECT_EQ(config->media.public_side.srtp, SrtpMode::Required);
+  EXPECT_EQ(config->media.public_side.latching, Latching::Strict);
+  EXPECT_EQ(config->media.pbx_side.srtp, SrtpMode::Optional);
+  EXPECT_EQ(config->media.pbx_side.latching, Latching::Nat);
+
+  expectError("[media]\n[media.public]\nsrtp = \"yes\"\n", 3, "media.public.srtp",
+              "must be \"off\", \"optional\" or \"required\", got \"yes\"");
+  expectError("[media]\n[media.pbx]\nlatching = \"loose\"\n", 3, "media.pbx.latching",
+              "must be \"strict\" or \"nat\", got \"loose\"");
+  expectError("[media]\nport_min = 20000\nport_max = 20001\n", 3, "media.port_max",
+              "media.port_max (20001) must be at least media.port_min (20000) + 3: two RTP/RTCP pairs");
+  expectError(
+      "[media]\nsuites = [\"NULL\"]\n", 2, "media.suites",
+      "entry 1: \"NULL\" is not a supported SRTP suite (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, "
+      "AEAD_AES_128_GCM, AEAD_AES_256_GCM)");
+  expectError("[media]\npbx_address = \"0.0.0.0\"\n", 2, "media.pbx_address",
+              "\"0.0.0.0\" is the unspecified address");
+  expectError("[public]\naddress = \"0.0.0.0\"\n[media]\ntimeout_s = 5\n", 3, "media.public_address",
+              "must be set: the listener address 0.0.0.0 is the wildcard, which SDP cannot name");
+  expectError("[media]\nbogus = 1\n", 2, "media.bogus", "unknown key");
+}

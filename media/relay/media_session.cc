@@ -1,0 +1,516 @@
+#include "media/relay/media_session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "core/base/log.h"
+#include "core/sip/headers.h"
+#include "media/srtp/srtp_session.h"
+
+namespace palisade::media {
+
+namespace {
+
+using dialog::BodyCrossing;
+using dialog::BodyVerdict;
+using sip::Method;
+using stats::Counter;
+namespace asio = boost::asio;
+
+constexpr std::string_view kSdpType = "application/sdp";
+// Bind attempts per pair before a call is refused: another process may hold a port of the range.
+constexpr int kBindAttempts = 8;
+
+bool isSdp(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  return sip::iequals(type, kSdpType);
+}
+
+bool isRtpProfile(std::string_view proto) {
+  return proto == "RTP/AVP" || proto == "RTP/AVPF" || proto == "RTP/SAVP" || proto == "RTP/SAVPF";
+}
+bool isUdptl(std::string_view proto) { return sip::iequals(proto, "udptl"); }
+
+std::string securedProfile(std::string_view proto) {
+  if (proto == "RTP/AVP") return "RTP/SAVP";
+  if (proto == "RTP/AVPF") return "RTP/SAVPF";
+  return std::string(proto);
+}
+std::string plainProfile(std::string_view proto) {
+  if (proto == "RTP/SAVP") return "RTP/AVP";
+  if (proto == "RTP/SAVPF") return "RTP/AVPF";
+  return std::string(proto);
+}
+
+bool sameKey(const srtp::KeyMaterial& a, const srtp::KeyMaterial& b) {
+  return a.suite == b.suite && a.size == b.size &&
+         std::equal(a.bytes.begin(), a.bytes.begin() + a.size, b.bytes.begin());
+}
+
+// The peer's media address for section `i` as the relay uses it.
+PeerMedia peerOf(const sdp::SessionDescription& sd, std::size_t i, bool mux) {
+  PeerMedia peer;
+  const sdp::MediaSection& m = sd.media[i];
+  const sdp::Connection* c = sd.connectionFor(i);
+  boost::system::error_code ec;
+  asio::ip::address address =
+      c != nullptr ? asio::ip::make_address(std::string(c->address), ec) : asio::ip::address();
+  peer.named = c != nullptr && !ec;
+  peer.hold = c != nullptr && c->isHold();
+  peer.mux = mux;
+  peer.rtp = asio::ip::udp::endpoint(address, m.port);
+  std::uint16_t rtcp_port = mux ? m.port : m.rtcp_port.value_or(static_cast<std::uint16_t>(m.port + 1));
+  peer.rtcp = asio::ip::udp::endpoint(address, rtcp_port);
+  return peer;
+}
+
+// A leg's peer moved (re-INVITE to another address): what was latched no longer holds.
+void updatePeer(RelayStream::Leg& leg, const PeerMedia& peer, const asio::ip::address& signalling) {
+  if (leg.known && (leg.peer.rtp != peer.rtp || leg.peer.rtcp != peer.rtcp || leg.signalling != signalling)) {
+    leg.latched = {};
+  }
+  leg.peer = peer;
+  leg.signalling = signalling;
+  leg.known = true;
+}
+
+// Keeps the session when the key is the one it already has: a new session would reset the
+// replay window and let old packets in again.
+bool keyInbound(RelayStream::Leg& leg, const srtp::KeyMaterial& key) {
+  if (leg.inbound != nullptr && sameKey(leg.inbound_key, key)) return true;
+  leg.inbound = srtp::Session::create(srtp::Session::Direction::Inbound, key);
+  leg.latched = {};  // a new key: the source proves itself again
+  leg.inbound_key = key;
+  return leg.inbound != nullptr;
+}
+
+std::string cryptoLine(std::uint32_t tag, const srtp::KeyMaterial& key) {
+  return fmt::format("{} {} {}", tag, srtp::suiteName(key.suite), srtp::inlineKeyParams(key));
+}
+
+}  // namespace
+
+// ---- MediaSession ----
+
+MediaSession::MediaSession(WorkerMedia& owner, std::string call_id)
+    : owner_(owner), call_id_(std::move(call_id)), watchdog_(owner.io()) {
+  // RFC 8866 §5.2: a session id of our own per leg, numeric and unpredictable enough.
+  for (auto& id : session_id_) {
+    srtp::KeyMaterial random;
+    srtp::randomKey(srtp::Suite::AesCm128HmacSha1_80, random);
+    std::uint64_t v = 0;
+    for (int b = 0; b < 7; ++b) v = v << 8 | random.bytes[b];
+    id = v != 0 ? v : 1;
+  }
+}
+
+MediaSession::~MediaSession() {
+  alive_.reset();
+  boost::system::error_code ec;
+  watchdog_.cancel();
+  bool relayed =
+      std::any_of(streams_.begin(), streams_.end(), [](const auto& s) { return s && s->active(); });
+  if (relayed) LOG_INFO("call {}: media {}", call_id_, summary());
+  for (auto& stream : streams_) {
+    if (!stream) continue;
+    stream->close();
+    for (int leg = 0; leg < 2; ++leg) {
+      if (stream->leg(leg).owns_pair) owner_.releasePair(stream->leg(leg).port);
+    }
+  }
+}
+
+std::string MediaSession::summary() const {
+  std::string out;
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    const RelayStream* s = streams_[i].get();
+    if (s == nullptr) continue;
+    if (!out.empty()) out.append("; ");
+    fmt::format_to(std::back_inserter(out), "stream {} {}/{}", i, s->leg(0).secure ? "SRTP" : "RTP",
+                   s->leg(1).secure ? "SRTP" : "RTP");
+    const char* names[] = {"caller", "callee"};
+    for (int leg = 0; leg < 2; ++leg) {
+      const RelayStream::Leg& l = s->leg(leg);
+      const LegCounters& c = l.counters;
+      fmt::format_to(std::back_inserter(out),
+                     ", from {}: {} packets {} bytes {} gaps {} auth failures {} foreign {} over rate",
+                     names[leg], c.packets, c.bytes, l.sequence.gaps(), c.auth_failures, c.foreign,
+                     c.rate_dropped);
+    }
+  }
+  return out;
+}
+
+const config::MediaSidePolicy& MediaSession::policyFor(net::Side side) const {
+  return side == net::Side::Public ? owner_.config().public_side : owner_.config().pbx_side;
+}
+
+BodyVerdict MediaSession::refuse(int status, std::string_view reason) {
+  owner_.stats().add(status == 503 ? Counter::CallsNoMediaPorts : Counter::CallsMediaRefused);
+  return BodyVerdict{{}, status, reason};
+}
+
+BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::string& storage) {
+  const int to = where.to_leg;
+  const int from = 1 - to;
+  const bool final_ok = where.method == Method::Invite && where.status >= 200 && where.status < 300;
+  if (in.empty()) {
+    // RFC 3264 §4 late offer: an INVITE without SDP gets its offer in the 2xx (or a reliable 18x).
+    if (where.status == 0 && where.method == Method::Invite) late_offer_from_ = from;
+    if (final_ok && offer_ && offer_->answered) armWatchdog();
+    return BodyVerdict{in, 0, {}};
+  }
+  if (!isSdp(in.content_type)) {
+    // A body we cannot rewrite would carry the other side's addresses across.
+    return where.status == 0 ? refuse(415, "Unsupported Media Type") : refuse(488, "Not Acceptable Here");
+  }
+  // A description repeated as it was (18x then 2xx, a retransmission, a session refresh) gets
+  // what we wrote for it: same keys, same version (RFC 3264 §8).
+  if (in.bytes == last_in_[from] && !last_out_[to].empty()) {
+    storage = last_out_[to];
+    if (final_ok) armWatchdog();
+    return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
+  }
+  auto parsed = sdp::parse(in.bytes);
+  if (!parsed) return refuse(488, "Not Acceptable Here");
+  bool is_answer = false;
+  if (where.status != 0) {
+    if (late_offer_from_ == to) {
+      late_offer_from_ = -1;  // this response makes the offer
+    } else {
+      is_answer = offer_ && offer_->from == to;
+    }
+  } else {
+    is_answer = (where.method == Method::Ack || where.method == Method::Prack) && offer_ &&
+                offer_->from == to && !offer_->answered;
+    if (where.method == Method::Ack && !is_answer) return BodyVerdict{{}, 0, {}};  // nothing to answer
+    if (where.method == Method::Invite) late_offer_from_ = -1;
+  }
+  BodyVerdict verdict =
+      is_answer ? answer(where, parsed.value(), storage) : offer(where, parsed.value(), storage);
+  if (verdict.status == 0) {
+    last_in_[from].assign(in.bytes);
+    if (is_answer && (final_ok || where.method == Method::Ack)) armWatchdog();
+  }
+  return verdict;
+}
+
+bool MediaSession::ensureStream(std::size_t i, const BodyCrossing& where) {
+  if (i < streams_.size() && streams_[i]) return true;
+  if (streams_.size() <= i) streams_.resize(i + 1);
+  const net::Side sides[2] = {where.to_leg == 0 ? where.to_side : where.from_side,
+                              where.to_leg == 1 ? where.to_side : where.from_side};
+  const auto& a0 = owner_.address(sides[0]);
+  const auto& a1 = owner_.address(sides[1]);
+  auto stream = std::make_shared<RelayStream>(owner_.io(), owner_.clock(), owner_.stats(),
+                                              owner_.config().max_packet_rate, false);
+  if (!owner_.bindPair(*stream, 0, a0)) return false;
+  // Two addresses: the same port number serves both legs, which halves what a call takes.
+  bool shared = a0 != a1 && stream->bind(1, a1, stream->leg(0).port);
+  if (!shared && !owner_.bindPair(*stream, 1, a1)) {
+    owner_.releasePair(stream->leg(0).port);
+    return false;
+  }
+  stream->start();
+  streams_[i] = std::move(stream);
+  return true;
+}
+
+BodyVerdict MediaSession::offer(const BodyCrossing& where, const sdp::SessionDescription& sd,
+                                std::string& storage) {
+  const int to = where.to_leg;
+  const int from = 1 - to;
+  if (sd.media.size() < streams_.size())
+    return refuse(488, "Not Acceptable Here");  // RFC 3264 §8: m= lines stay
+  const config::MediaSidePolicy& offerer_policy = policyFor(where.from_side);
+  const config::MediaSidePolicy& answerer_policy = policyFor(where.to_side);
+  const auto& suites = owner_.suites();
+  Offer o;
+  o.from = from;
+  o.offerer_signalling = where.source;
+  bool any = false;
+  for (std::size_t i = 0; i < sd.media.size(); ++i) {
+    const sdp::MediaSection& m = sd.media[i];
+    StreamOffer so;
+    so.proto[0] = so.proto[1] = std::string(m.proto);
+    so.direction = sd.directionFor(i);
+    const bool udptl = isUdptl(m.proto);
+    so.rejected = m.rejected() || m.port_count != 1 || (!isRtpProfile(m.proto) && !udptl);
+    // The offerer's key: the first a=crypto line whose suite we accept (RFC 4568 §7.1.1). Lines
+    // with session parameters (UNENCRYPTED_SRTP, KDR, ...) are skipped: we would not honour them.
+    bool keyed = false;
+    for (std::string_view value : m.crypto) {
+      if (so.rejected || keyed) break;
+      srtp::CryptoAttribute attribute;
+      if (!srtp::parseCryptoAttribute(value, attribute) || !attribute.session_params.empty()) continue;
+      auto suite = srtp::suiteByName(attribute.suite_name);
+      if (!suite || std::find(suites.begin(), suites.end(), *suite) == suites.end()) continue;
+      if (!srtp::parseInlineKeyParams(*suite, attribute.key_params, so.offerer_key)) continue;
+      so.offerer_tag = attribute.tag;
+      keyed = true;
+    }
+    bool offerer_secure = false;
+    if (!so.rejected) {
+      if (m.isSecure()) {
+        // RTP/SAVP without a key we accept, or from a side where SRTP is off: RFC 4568 §7.1.2.
+        so.rejected = !keyed || offerer_policy.srtp == config::SrtpMode::Off;
+        offerer_secure = true;
+      } else {
+        // a=crypto on RTP/AVP is best-effort SRTP: used unless SRTP is off on that side.
+        offerer_secure = keyed && !udptl && offerer_policy.srtp != config::SrtpMode::Off;
+        so.rejected = offerer_policy.srtp == config::SrtpMode::Required && !offerer_secure;
+      }
+    }
+    bool answerer_secure = answerer_policy.srtp == config::SrtpMode::Required ||
+                           (answerer_policy.srtp == config::SrtpMode::Optional && offerer_secure);
+    if (udptl && answerer_secure) so.rejected = true;  // T.38 has no SRTP: never plain to a required side
+    if (so.rejected) {
+      o.streams.push_back(std::move(so));
+      continue;
+    }
+    so.secure[from] = offerer_secure;
+    so.secure[to] = answerer_secure;
+    so.proto[to] = udptl             ? std::string(m.proto)
+                   : answerer_secure ? securedProfile(m.proto)
+                                     : plainProfile(m.proto);
+    if (answerer_secure) {
+      std::uint32_t tag = 1;
+      for (srtp::Suite suite : suites) {
+        OfferedKey key;
+        key.tag = tag++;
+        if (!srtp::randomKey(suite, key.key)) return refuse(500, "Server Internal Error");
+        so.offered.push_back(std::move(key));
+      }
+    }
+    so.offerer_media = peerOf(sd, i, m.rtcp_mux);
+    if (!ensureStream(i, where)) return refuse(503, "Service Unavailable");
+    any = true;
+    o.streams.push_back(std::move(so));
+  }
+  if (!any) return refuse(488, "Not Acceptable Here");
+
+  sdp::Plan plan;
+  for (std::size_t i = 0; i < o.streams.size(); ++i) {
+    const StreamOffer& so = o.streams[i];
+    sdp::MediaPlan p;
+    p.proto = so.proto[to];
+    p.reject = so.rejected;
+    if (!p.reject) {
+      p.port = streams_[i]->leg(to).port;
+      p.rtcp_port = static_cast<std::uint16_t>(p.port + 1);
+      p.rtcp_mux = so.offerer_media.mux;
+      p.hold_address = so.offerer_media.hold;
+      for (const OfferedKey& k : so.offered) p.crypto.push_back(cryptoLine(k.tag, k.key));
+    }
+    plan.media.push_back(std::move(p));
+  }
+  storage = writeFor(to, where.to_side, sd, plan);
+  offer_ = std::move(o);
+  return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
+}
+
+BodyVerdict MediaSession::answer(const BodyCrossing& where, const sdp::SessionDescription& sd,
+                                 std::string& storage) {
+  Offer& o = *offer_;
+  const int offerer = o.from;
+  const int answerer = 1 - offerer;
+  if (sd.media.size() != o.streams.size()) return refuse(488, "Not Acceptable Here");
+  const config::MediaSidePolicy& offerer_policy = policyFor(where.to_side);
+  const config::MediaSidePolicy& answerer_policy = policyFor(where.from_side);
+  bool any = false;
+  bool unusable = false;
+  bool held = false;
+  sdp::Plan plan;
+  for (std::size_t i = 0; i < sd.media.size(); ++i) {
+    StreamOffer& so = o.streams[i];
+    const sdp::MediaSection& m = sd.media[i];
+    sdp::MediaPlan p;
+    p.proto = so.proto[offerer];
+    RelayStream* stream = i < streams_.size() ? streams_[i].get() : nullptr;
+    bool usable = !so.rejected && !m.rejected() && stream != nullptr;
+    // The answerer keeps the profile we offered it; with SRTP, one of our tags and suites.
+    if (usable && !isUdptl(m.proto) && m.isSecure() != so.secure[answerer]) {
+      usable = false;
+      unusable = true;
+    }
+    srtp::KeyMaterial answerer_key;
+    const OfferedKey* ours = nullptr;
+    if (usable && so.secure[answerer]) {
+      for (std::string_view value : m.crypto) {
+        srtp::CryptoAttribute attribute;
+        if (!srtp::parseCryptoAttribute(value, attribute) || !attribute.session_params.empty()) continue;
+        auto suite = srtp::suiteByName(attribute.suite_name);
+        for (const OfferedKey& k : so.offered) {
+          if (k.tag == attribute.tag && suite && *suite == k.key.suite &&
+              srtp::parseInlineKeyParams(*suite, attribute.key_params, answerer_key)) {
+            ours = &k;
+          }
+        }
+        if (ours != nullptr) break;
+      }
+      if (ours == nullptr) {
+        usable = false;
+        unusable = true;
+      }
+    }
+    if (!usable) {
+      p.reject = true;
+      if (stream != nullptr) stream->setActive(false);
+      plan.media.push_back(std::move(p));
+      continue;
+    }
+    RelayStream::Leg& lo = stream->leg(offerer);
+    RelayStream::Leg& la = stream->leg(answerer);
+    srtp::KeyMaterial our_key_for_offerer;
+    bool keyed = true;
+    if (so.secure[offerer]) {
+      keyed = srtp::randomKey(so.offerer_key.suite, our_key_for_offerer) && keyInbound(lo, so.offerer_key);
+      lo.outbound =
+          keyed ? srtp::Session::create(srtp::Session::Direction::Outbound, our_key_for_offerer) : nullptr;
+      keyed = keyed && lo.outbound != nullptr;
+      p.crypto.push_back(cryptoLine(so.offerer_tag, our_key_for_offerer));
+    } else {
+      lo.inbound.reset();
+      lo.outbound.reset();
+      lo.inbound_key.clear();
+    }
+    if (keyed && so.secure[answerer]) {
+      keyed = keyInbound(la, answerer_key);
+      la.outbound = keyed ? srtp::Session::create(srtp::Session::Direction::Outbound, ours->key) : nullptr;
+      keyed = keyed && la.outbound != nullptr;
+    } else if (!so.secure[answerer]) {
+      la.inbound.reset();
+      la.outbound.reset();
+      la.inbound_key.clear();
+    }
+    if (!keyed) return refuse(500, "Server Internal Error");
+    lo.secure = so.secure[offerer];
+    la.secure = so.secure[answerer];
+    PeerMedia answerer_media = peerOf(sd, i, m.rtcp_mux && so.offerer_media.mux);
+    updatePeer(lo, so.offerer_media, o.offerer_signalling);
+    updatePeer(la, answerer_media, where.source);
+    lo.latching = offerer_policy.latching;
+    la.latching = answerer_policy.latching;
+    stream->setMaxPacketRate(owner_.config().max_packet_rate);
+    stream->setActive(true);
+    p.port = lo.port;
+    p.rtcp_port = static_cast<std::uint16_t>(lo.port + 1);
+    p.rtcp_mux = so.offerer_media.mux;
+    p.hold_address = answerer_media.hold;
+    held = held || so.direction != sdp::Direction::SendRecv ||
+           sd.directionFor(i) != sdp::Direction::SendRecv || answerer_media.hold || so.offerer_media.hold;
+    any = true;
+    plan.media.push_back(std::move(p));
+  }
+  if (!any && unusable) return refuse(488, "Not Acceptable Here");
+  on_hold_ = held;
+  storage = writeFor(offerer, where.to_side, sd, plan);
+  o.answered = true;
+  return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
+}
+
+std::string MediaSession::writeFor(int leg, net::Side side, const sdp::SessionDescription& sd,
+                                   sdp::Plan& plan) {
+  plan.address = owner_.addressText(side);
+  plan.ipv6 = owner_.address(side).is_v6();
+  plan.session_id = session_id_[leg];
+  plan.session_version = version_[leg];
+  std::string out = sdp::write(sd, plan);
+  // RFC 3264 §8: a changed description carries a higher version.
+  if (!last_out_[leg].empty() && out != last_out_[leg]) {
+    plan.session_version = ++version_[leg];
+    out = sdp::write(sd, plan);
+  }
+  last_out_[leg] = out;
+  return out;
+}
+
+void MediaSession::armWatchdog() {
+  if (established_) return;
+  established_ = true;
+  answered_at_ = owner_.clock().now();
+  checkMedia();
+}
+
+void MediaSession::checkMedia() {
+  const std::uint32_t timeout_s = owner_.config().timeout_s;
+  if (timeout_s != 0 && !on_hold_) {
+    base::Millis last = answered_at_;
+    for (const auto& s : streams_) {
+      if (s && s->active()) last = std::max(last, s->lastPacket());
+    }
+    base::Millis silent = owner_.clock().now() - last;
+    if (silent >= base::Millis{timeout_s} * 1000) {
+      if (end_) end_(fmt::format("no media for {} s (media.timeout_s)", silent / 1000));
+      return;
+    }
+  }
+  // Checked a few times per timeout, at least every 5 s so that a reload's new value applies.
+  std::uint32_t period_s = timeout_s == 0 ? 5 : std::clamp<std::uint32_t>(timeout_s / 4, 1, 5);
+  watchdog_.expires_after(std::chrono::seconds(period_s));
+  watchdog_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    checkMedia();
+  });
+}
+
+// ---- WorkerMedia ----
+
+WorkerMedia::WorkerMedia(asio::io_context& io, const base::Clock& clock, stats::Shard& stats,
+                         const config::StartupSettings& startup, std::uint32_t index, std::uint32_t workers,
+                         std::shared_ptr<const config::Config> config)
+    : io_(io), clock_(clock), stats_(stats), pool_(startup.media.first, startup.media.last, index, workers) {
+  address_texts_[0] =
+      startup.media.public_address.empty() ? startup.public_side.address : startup.media.public_address;
+  address_texts_[1] =
+      startup.media.pbx_address.empty() ? startup.pbx_side.address : startup.media.pbx_address;
+  for (int i = 0; i < 2; ++i) {
+    boost::system::error_code ec;
+    addresses_[i] = asio::ip::make_address(address_texts_[i], ec);  // validated by the config loader
+    address_texts_[i] = addresses_[i].to_string();
+  }
+  srtp::initialiseLibrary();
+  stats_.adjust(stats::Gauge::MediaPortPairsFree, static_cast<std::int64_t>(pool_.available()));
+  setConfig(std::move(config));
+}
+
+WorkerMedia::~WorkerMedia() {
+  stats_.adjust(stats::Gauge::MediaPortPairsFree, -static_cast<std::int64_t>(pool_.available()));
+}
+
+void WorkerMedia::setConfig(std::shared_ptr<const config::Config> config) {
+  config_ = std::move(config);
+  suites_.clear();
+  for (const auto& name : config_->media.suites) {
+    if (auto suite = srtp::suiteByName(name)) suites_.push_back(*suite);
+  }
+}
+
+std::unique_ptr<dialog::CallMedia> WorkerMedia::create(const policy::RequestContext& admitted) {
+  if (!config_->media.anchor) return nullptr;
+  std::string call_id = admitted.request != nullptr ? std::string(admitted.request->callId()) : std::string();
+  return std::make_unique<MediaSession>(*this, std::move(call_id));
+}
+
+bool WorkerMedia::bindPair(RelayStream& stream, int leg, const asio::ip::address& address) {
+  for (int attempt = 0; attempt < kBindAttempts; ++attempt) {
+    std::optional<std::uint16_t> port = pool_.acquire();
+    if (!port) return false;
+    if (stream.bind(leg, address, *port)) {
+      stream.leg(leg).owns_pair = true;
+      stats_.adjust(stats::Gauge::MediaPortPairsFree, -1);
+      return true;
+    }
+    pool_.release(*port);  // held by another process: to the back of the queue
+  }
+  return false;
+}
+
+void WorkerMedia::releasePair(std::uint16_t port) {
+  if (pool_.release(port)) stats_.adjust(stats::Gauge::MediaPortPairsFree, 1);
+}
+
+}  // namespace palisade::media

@@ -956,9 +956,9 @@ void Call::onPrackTimeout(ReliableProvisional* p) {
   // off (504 would blame a server beyond us). The callee's INVITE is cancelled.
   LOG_INFO("call {}: reliable provisional {} not acknowledged within 64*T1, rejecting the INVITE",
            legs_[0].call_id, p->rseq);
+  if (invites_.empty() || state_ != State::Calling) return;  // answered meanwhile: timers were stopped
   std::string tag = p->dialog->caller_side_tag;
   engine_.stats().add(Counter::PrackTimeouts);
-  if (invites_.empty() || state_ != State::Calling) return;
   InviteExchange& ex = *invites_.front();
   answerLocally(ex.server, 500, "Provisional Response Not Acknowledged", tag);
   sendCancel(ex);

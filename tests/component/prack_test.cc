@@ -570,5 +570,54 @@ TEST_F(PrackTest, OverTcpTheProvisionalIsSentOnce) {
   EXPECT_EQ(rejected->statusCode(), 500);
 }
 
+TEST_F(PrackTest, HundredRelDoesNotCrossOnReInvites) {
+  // A call answered at once; then a re-INVITE that requires 100rel: only the initial
+  // INVITE's provisionals are mapped, so the callee does not learn of it.
+  call({}, "prack-reinvite");
+  h_.inject(makeResponse(*b_invite_, 200, "OK", "pbx-tag", kPbxContact, kDefaultSdp), pbxFlow());
+  auto ok = h_.next(kCallerPort);
+  ASSERT_TRUE(ok);
+  callerLearns(*ok);
+  h_.inject(makeAck(caller_, 1, "z9hG4bK-re-ack"), caller_.flow);
+  ASSERT_TRUE(h_.next(kPbxPort));
+  h_.inject(withHeaders(makeRequest(caller_, "INVITE", "z9hG4bK-re", kDefaultSdp), "Require: 100rel\r\n"),
+            caller_.flow);
+  auto reinvite = h_.next(kPbxPort);
+  ASSERT_TRUE(reinvite);
+  EXPECT_EQ(reinvite->method(), sip::Method::Invite);
+  EXPECT_EQ(header(*reinvite, sip::Hdr::Supported), "timer");
+  EXPECT_EQ(reinvite->find(sip::Hdr::Require), nullptr);
+}
+
+TEST_F(PrackTest, PbxCallsOutWithReliableEarlyMedia) {
+  // The PBX is the caller here (leg 0) and the carrier the callee: the same mapping applies.
+  PeerDialog pbx = pbxPeer("prack-out");
+  h_.inject(makeInvite(pbx, "z9hG4bK-out"), pbx.flow);
+  ASSERT_TRUE(h_.next(kPbxPort));  // 100
+  auto invite = h_.next(kCarrierPort);
+  ASSERT_TRUE(invite);
+  EXPECT_EQ(header(*invite, sip::Hdr::Supported), "timer, 100rel");
+  net::Flow carrier = carrierPeer("unused").flow;
+  std::string reliable = withHeaders(makeResponse(*invite, 183, "Session Progress", "carrier-tag",
+                                                  "sip:carrier@127.0.0.1:5090", kDefaultSdp),
+                                     "Require: 100rel\r\nRSeq: 42\r\n");
+  h_.inject(reliable, carrier);
+  auto relayed = h_.next(kPbxPort);
+  ASSERT_TRUE(relayed);
+  EXPECT_EQ(header(*relayed, sip::Hdr::Require), "100rel");
+  pbx.remote_tag = std::string(relayed->toTag());
+  sip::NameAddr contact;
+  ASSERT_TRUE(relayed->firstContact(contact));
+  pbx.request_uri = std::string(contact.uri);
+  h_.inject(withHeaders(makeRequest(pbx, "PRACK", "z9hG4bK-out-pr"),
+                        fmt::format("RAck: {} 1 INVITE\r\n", rseqOf(*relayed))),
+            pbx.flow);
+  auto to_carrier = h_.next(kCarrierPort);
+  ASSERT_TRUE(to_carrier);
+  EXPECT_EQ(to_carrier->method(), sip::Method::Prack);
+  EXPECT_EQ(header(*to_carrier, sip::Hdr::Rack), fmt::format("42 {} INVITE", invite->cseq()));
+  EXPECT_EQ(to_carrier->toTag(), "carrier-tag");
+}
+
 }  // namespace
 }  // namespace palisade

@@ -71,6 +71,33 @@ bool hasContact(Method m) {
          m == Method::Notify;
 }
 
+// Whether one of the `id` fields of `message` lists the option tag `option`.
+bool hasOption(const sip::Message& message, Hdr id, std::string_view option) {
+  for (const auto& h : message.headers()) {
+    if (h.id != id) continue;
+    std::vector<std::string_view> options;
+    if (!sip::splitList(h.value, options)) continue;
+    for (auto opt : options) {
+      if (sip::iequals(opt, option)) return true;
+    }
+  }
+  return false;
+}
+
+// RFC 3261 §12.1.2: a UAC's route set is the Record-Route list of the response, reversed.
+std::vector<std::string> reversedRecordRoutes(const sip::Message& response) {
+  std::vector<std::string> route_set;
+  for (const auto& h : response.headers()) {
+    if (h.id != Hdr::RecordRoute) continue;
+    std::vector<std::string_view> routes;
+    if (sip::splitList(h.value, routes)) {
+      for (auto r : routes) route_set.emplace_back(r);
+    }
+  }
+  std::reverse(route_set.begin(), route_set.end());
+  return route_set;
+}
+
 // Stops listening to a transaction the call no longer needs (it may outlive the call).
 template <typename Txn>
 void release(Txn*& txn) {
@@ -81,15 +108,30 @@ void release(Txn*& txn) {
 }  // namespace
 
 template <typename MakeTag>
-const std::string* Call::EarlyDialogs::callerSideTag(std::string_view callee_tag,
-                                                     const std::string& first_tag, MakeTag make) {
-  for (auto& entry : entries_) {
-    if (entry.callee_tag == callee_tag) return &entry.caller_side_tag;
-  }
+Call::EarlyDialog* Call::EarlyDialogs::forCallee(std::string_view callee_tag, const std::string& first_tag,
+                                                 MakeTag make) {
+  if (EarlyDialog* known = byCalleeTag(callee_tag)) return known;
   if (entries_.size() >= kMaxEarlyDialogs) return nullptr;
   // The first early dialog uses the tag made at start; each further fork gets its own.
-  entries_.push_back(Entry{std::string(callee_tag), entries_.empty() ? first_tag : make()});
-  return &entries_.back().caller_side_tag;
+  auto entry = std::make_unique<EarlyDialog>();
+  entry->callee_tag = std::string(callee_tag);
+  entry->caller_side_tag = entries_.empty() ? first_tag : make();
+  entries_.push_back(std::move(entry));
+  return entries_.back().get();
+}
+
+Call::EarlyDialog* Call::EarlyDialogs::byCalleeTag(std::string_view callee_tag) {
+  for (auto& entry : entries_) {
+    if (entry->callee_tag == callee_tag) return entry.get();
+  }
+  return nullptr;
+}
+
+Call::EarlyDialog* Call::EarlyDialogs::byCallerSideTag(std::string_view caller_side_tag) {
+  for (auto& entry : entries_) {
+    if (entry->caller_side_tag == caller_side_tag) return entry.get();
+  }
+  return nullptr;
 }
 
 Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media)
@@ -142,6 +184,7 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
     }
   }
   a.remote_cseq = req.cseq();
+  caller_reliable_ = hasOption(req, Hdr::Supported, "100rel") || hasOption(req, Hdr::Require, "100rel");
 
   // The callee leg names nobody from the caller side: our address, the target's address.
   sip::Uri request_uri, from_uri;
@@ -270,21 +313,30 @@ std::string Call::contactLine(int leg) const {
 }
 
 std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,
-                               const sip::Message* source, sip::Body body, txn::RequestLines* lines) {
+                               const sip::Message* source, sip::Body body, txn::RequestLines* lines,
+                               const EarlyDialog* early, std::string_view extra) {
   Leg& y = legs_[to];
+  // In an early dialog our tag toward the caller, and the callee's tag, target and route set,
+  // are that dialog's.
+  bool early_callee = early != nullptr && to == 1;
+  const std::string& local_tag = early != nullptr && to == 0 ? early->caller_side_tag : y.local_tag;
+  const std::string& remote_tag = early_callee ? early->callee_tag : y.remote_tag;
+  const std::string& target =
+      early_callee && !early->callee_target.empty() ? early->callee_target : y.remote_target;
+  const std::vector<std::string>& route_set = early_callee ? early->callee_routes : y.route_set;
   std::string via = viaLine(to, branch);
   std::string routes;
-  for (const auto& r : y.route_set) fmt::format_to(std::back_inserter(routes), "Route: {}\r\n", r);
-  std::string from = fmt::format("From: {};tag={}\r\n", y.local_uri, y.local_tag);
-  std::string to_line = y.remote_tag.empty() ? fmt::format("To: {}\r\n", y.remote_uri)
-                                             : fmt::format("To: {};tag={}\r\n", y.remote_uri, y.remote_tag);
+  for (const auto& r : route_set) fmt::format_to(std::back_inserter(routes), "Route: {}\r\n", r);
+  std::string from = fmt::format("From: {};tag={}\r\n", y.local_uri, local_tag);
+  std::string to_line = remote_tag.empty() ? fmt::format("To: {}\r\n", y.remote_uri)
+                                           : fmt::format("To: {};tag={}\r\n", y.remote_uri, remote_tag);
   std::string call_id = fmt::format("Call-ID: {}\r\n", y.call_id);
   int max_forwards =
       (source == nullptr || source->maxForwards() < 0) ? 70 : std::max(source->maxForwards() - 1, 0);
   sip::MessageBuilder out(768 + body.bytes.size() + (source != nullptr ? source->raw().size() / 2 : 0));
-  out.request(method, y.remote_target).lines(via).lines(routes);
+  out.request(method, target).lines(via).lines(routes);
   out.fieldf("Max-Forwards", "{}", max_forwards).lines(from).lines(to_line).lines(call_id);
-  out.fieldf("CSeq", "{} {}", cseq, method);
+  out.fieldf("CSeq", "{} {}", cseq, method).lines(extra);
   if (hasContact(sip::methodFromName(method))) out.lines(contactLine(to));
   if (source != nullptr) out.crossing(*source, *header_policy_, y.side, identityCrosses(1 - to, to));
   if (to == 1 && !asserted_.empty()) {
@@ -294,7 +346,7 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
   out.product("User-Agent", engine_.config().user_agent);
   std::string bytes = out.finish(body);
   if (lines != nullptr) {
-    lines->request_uri = y.remote_target;
+    lines->request_uri = target;
     lines->via = std::move(via);
     lines->routes = std::move(routes);
     lines->from = std::move(from);
@@ -306,7 +358,7 @@ std::string Call::buildRequest(int to, std::string_view method, std::uint32_t cs
 }
 
 std::string Call::buildResponse(txn::ServerTransaction& server, int from, const sip::Message& response,
-                                std::string_view to_tag, sip::Body body) {
+                                std::string_view to_tag, sip::Body body, std::string_view extra) {
   const sip::Message& req = server.request();
   int status = response.statusCode();
   std::string_view reason = response.reasonPhrase();
@@ -319,6 +371,7 @@ std::string Call::buildResponse(txn::ServerTransaction& server, int from, const 
   sip::MessageBuilder out(512 + body.bytes.size() + response.raw().size() / 2);
   out.responseTo(req, server.flow().remote, status, reason, to_tag);
   if (status > 100 && status < 300 && isTargetRefresh(req.method())) out.lines(contactLine(from));
+  out.lines(extra);
   out.crossing(response, *header_policy_, legs_[from].side, identityCrosses(1 - from, from));
   out.product("Server", engine_.config().user_agent);
   return out.finish(body);
@@ -329,16 +382,15 @@ void Call::learnCalleeDialog(const sip::Message& response) {
   b.remote_tag = std::string(response.toTag());
   sip::NameAddr contact;
   if (response.firstContact(contact)) b.remote_target = targetOf(contact.uri);
-  // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list in reverse order.
-  b.route_set.clear();
-  for (const auto& h : response.headers()) {
-    if (h.id != Hdr::RecordRoute) continue;
-    std::vector<std::string_view> routes;
-    if (sip::splitList(h.value, routes)) {
-      for (auto r : routes) b.route_set.emplace_back(r);
-    }
-  }
-  std::reverse(b.route_set.begin(), b.route_set.end());
+  b.route_set = reversedRecordRoutes(response);  // recomputed for the confirmed dialog (§12.1.2)
+}
+
+void Call::learnEarlyDialog(EarlyDialog& dialog, const sip::Message& response) {
+  sip::NameAddr contact;
+  if (response.firstContact(contact)) dialog.callee_target = targetOf(contact.uri);
+  dialog.callee_routes = reversedRecordRoutes(response);
+  // The caller's requests in it follow its INVITE's CSeq.
+  if (dialog.caller_cseq == 0) dialog.caller_cseq = legs_[0].remote_cseq;
 }
 
 Call::InviteExchange* Call::findInvite(const txn::ClientTransaction* client) {
@@ -385,7 +437,7 @@ void Call::relayNonInviteResponse(RequestExchange& rx, const sip::Message& respo
     std::string storage;
     sip::Body body = sip::bodyOf(response);
     if (carriesOfferAnswer(rx.method) && status < 300) {
-      BodyVerdict verdict = crossBody(BodyCrossing{rx.from, rx.method, status, false}, response, storage);
+      BodyVerdict verdict = crossBody(BodyCrossing{rx.from, rx.method, status, rx.early}, response, storage);
       if (verdict.status != 0) {
         // An answer that cannot be anchored: the session cannot go on.
         LOG_INFO("call {}: {} answer refused by media ({}), tearing down", legs_[0].call_id,
@@ -421,14 +473,20 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
     }
     if (ex.server == nullptr || status == 100) return;  // 100 is hop by hop: we sent our own
     std::string tag;
+    EarlyDialog* early = nullptr;
+    Reliability reliability = Reliability::Plain;
+    std::uint32_t callee_rseq = 0;
     if (initial) {
-      const std::string* early =
-          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      early = early_.forCallee(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
       if (early == nullptr) {
         engine_.stats().add(Counter::EarlyDialogsRefused);  // a fork storm: not relayed
         return;
       }
-      tag = *early;
+      tag = early->caller_side_tag;
+      // Before the body: a retransmission goes no further (the caller gets ours).
+      reliability = classifyProvisional(*early, response, callee_rseq);
+      if (reliability == Reliability::Drop) return;
+      if (!response.toTag().empty()) learnEarlyDialog(*early, response);
     }
     std::string storage;
     sip::Body body = sip::bodyOf(response);
@@ -437,6 +495,11 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
           crossBody(BodyCrossing{ex.from, Method::Invite, status, initial}, response, storage);
       if (verdict.status != 0) return;  // early media that cannot be anchored: not relayed
       body = verdict.body;
+    }
+    if (early != nullptr && callee_rseq != 0) early->callee_rseq = callee_rseq;  // taken
+    if (reliability == Reliability::Reliable) {
+      sendReliableProvisional(ex, *early, callee_rseq, status, response, body);
+      return;
     }
     engine_.layer().respond(*ex.server, status, buildResponse(*ex.server, ex.from, response, tag, body));
     return;
@@ -483,15 +546,19 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
     }
     std::string tag;
     if (initial) {
-      const std::string* early =
-          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      EarlyDialog* early =
+          early_.forCallee(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
       if (early == nullptr) {
         hangUpStray(ex, response, true);  // a fork beyond the bound answered
         return;
       }
       learnCalleeDialog(response);
-      tag = *early;
+      tag = early->caller_side_tag;
       legs_[0].local_tag = tag;
+      // The early dialog becomes the dialog (RFC 3261 §12.1): its CSeq spaces go on.
+      legs_[0].remote_cseq = std::max(legs_[0].remote_cseq, early->caller_cseq);
+      legs_[1].remote_cseq = std::max(legs_[1].remote_cseq, early->callee_cseq);
+      stopProvisionals();  // RFC 3262 §3: a final response may overtake their PRACKs
       state_ = State::Answered;
       engine_.timers().cancel(ring_timer_);
       engine_.stats().add(Counter::CallsAnswered);
@@ -522,9 +589,10 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
     release(ex.server);
     std::string tag;
     if (initial) {
-      const std::string* early =
-          early_.callerSideTag(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
-      tag = early != nullptr ? *early : legs_[0].local_tag;
+      EarlyDialog* early =
+          early_.forCallee(response.toTag(), legs_[0].local_tag, [this] { return engine_.ids().tag(); });
+      tag = early != nullptr ? early->caller_side_tag : legs_[0].local_tag;
+      stopProvisionals();
     }
     engine_.layer().respond(*server, status,
                             buildResponse(*server, ex.from, response, tag, sip::bodyOf(response)));
@@ -618,6 +686,7 @@ void Call::onCancel(txn::ServerTransaction& txn) {
   }
   if (initial) {
     state_ = State::Cancelled;
+    stopProvisionals();
     engine_.stats().add(Counter::CallsCancelled);
     // If the callee never answers the CANCEL or the INVITE, give up after 64*T1 (§9.1).
     cancel_guard_timer_ = engine_.timers().schedule(engine_.now() + 64 * engine_.layer().timers().t1, [this] {
@@ -684,6 +753,16 @@ void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, con
     if (in_dialog) relayAck(leg, req, flow);  // an ACK gets no answer either way
     return;
   }
+  // PRACK names an early dialog's provisional even after the 2xx (they may cross); UPDATE
+  // before the answer goes to the matching early dialog on the other leg.
+  if (req.method() == Method::Prack) {
+    onPrack(leg, std::move(request), flow);
+    return;
+  }
+  if (req.method() == Method::Update && state_ == State::Calling) {
+    onEarlyUpdate(leg, std::move(request), flow);
+    return;
+  }
   bool dialog_up = state_ == State::Answered || state_ == State::Confirmed;
   if (!dialog_up || !in_dialog) {
     engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
@@ -731,7 +810,185 @@ void Call::onInDialogRequest(int leg, std::unique_ptr<sip::Message> request, con
   relayRequest(leg, std::move(request), from);
 }
 
-void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
+bool Call::admitEarlyRequest(int leg, const sip::Message& req, std::uint32_t& last_cseq,
+                             const net::Flow& flow) {
+  if (req.maxForwards() == 0) {
+    engine_.replyStateless(req, flow, 483, "Too Many Hops");
+    return false;
+  }
+  // RFC 3261 §12.2.2, per dialog: each early dialog has its own remote CSeq.
+  if (last_cseq != 0 && req.cseq() <= last_cseq) {
+    engine_.replyStateless(req, flow, 500, "CSeq Out Of Order");
+    return false;
+  }
+  if (requests_.size() >= kMaxRequestsInFlight) {
+    engine_.stats().add(Counter::RequestsOverCallLimit);
+    engine_.replyStateless(req, flow, 503, "Service Unavailable", "Retry-After: 2\r\n");
+    return false;
+  }
+  last_cseq = req.cseq();
+  markVerified(leg, flow);
+  return true;
+}
+
+void Call::onPrack(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
+  const sip::Message& req = *request;
+  // Only the caller acknowledges: on the callee leg the INVITE is ours, and we never ask for
+  // reliable provisionals of our own.
+  EarlyDialog* dialog = nullptr;
+  if (leg == 0 && req.fromTag() == legs_[0].remote_tag && !invites_.empty() && state_ != State::Cancelled)
+    dialog = early_.byCallerSideTag(req.toTag());
+  if (dialog == nullptr) {
+    engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
+    return;
+  }
+  const sip::HeaderField* rack_field = req.find(Hdr::Rack);
+  sip::RAck rack;
+  if (rack_field == nullptr || req.count(Hdr::Rack) != 1 || !sip::parseRAck(rack_field->value, rack)) {
+    engine_.replyStateless(req, flow, 400, "Bad RAck");
+    return;
+  }
+  // RFC 3262 §7.2: a PRACK that matches no unacknowledged reliable provisional gets 481.
+  const InviteExchange& invite = *invites_.front();
+  auto it = std::find_if(unacked_.begin(), unacked_.end(), [&](const auto& p) {
+    return p->dialog == dialog && p->rseq == rack.rseq && rack.cseq == invite.from_cseq &&
+           rack.method == "INVITE";
+  });
+  if (it == unacked_.end()) {
+    engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
+    return;
+  }
+  if (!admitEarlyRequest(leg, req, dialog->caller_cseq, flow)) return;
+  // Acknowledged: our retransmissions stop, and the callee gets its own RSeq and INVITE CSeq.
+  std::string rack_line = fmt::format("RAck: {} {} INVITE\r\n", (*it)->callee_rseq, invite.to_cseq);
+  engine_.timers().cancel((*it)->timer);
+  unacked_.erase(it);
+  // After the 2xx, the answering fork's early dialog is the call's dialog.
+  bool confirmed = !legs_[1].remote_tag.empty() && dialog->callee_tag == legs_[1].remote_tag;
+  if (confirmed) legs_[0].remote_cseq = std::max(legs_[0].remote_cseq, req.cseq());
+  net::Flow from = flow;
+  from.verified = from.verified || from.remote == legs_[leg].flow.remote;
+  relayRequest(leg, std::move(request), from, confirmed ? nullptr : dialog, rack_line);
+}
+
+void Call::onEarlyUpdate(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow) {
+  const sip::Message& req = *request;
+  // RFC 3311 §5.1: UPDATE within an early dialog; which one is told by our tag (caller) or by
+  // the callee's own tag (callee).
+  EarlyDialog* dialog = nullptr;
+  if (leg == 0 && req.fromTag() == legs_[0].remote_tag) dialog = early_.byCallerSideTag(req.toTag());
+  if (leg == 1 && req.toTag() == legs_[1].local_tag && !req.fromTag().empty())
+    dialog = early_.byCalleeTag(req.fromTag());
+  if (dialog == nullptr || dialog->callee_tag.empty()) {
+    engine_.replyStateless(req, flow, 481, "Call/Transaction Does Not Exist");
+    return;
+  }
+  if (!admitEarlyRequest(leg, req, leg == 0 ? dialog->caller_cseq : dialog->callee_cseq, flow)) return;
+  net::Flow from = flow;
+  from.verified = from.verified || from.remote == legs_[leg].flow.remote;
+  relayRequest(leg, std::move(request), from, dialog);
+}
+
+Call::Reliability Call::classifyProvisional(const EarlyDialog& dialog, const sip::Message& response,
+                                            std::uint32_t& callee_rseq) {
+  callee_rseq = 0;
+  // RFC 3262 §3: reliable means Require: 100rel; such a response makes an early dialog, so
+  // one without a To-tag has nothing a PRACK could name.
+  if (response.toTag().empty() || !hasOption(response, Hdr::Require, "100rel")) return Reliability::Plain;
+  const sip::HeaderField* field = response.find(Hdr::Rseq);
+  std::uint32_t rseq = 0;
+  if (field == nullptr || response.count(Hdr::Rseq) != 1 || !sip::parseRSeq(field->value, rseq)) {
+    engine_.stats().add(Counter::ProvisionalsDropped);
+    return Reliability::Drop;
+  }
+  // RFC 3262 §4: each new one is one above the last. Not above it: a retransmission, which
+  // the caller does not get again (we retransmit ours); further above: out of order, and the
+  // callee retransmits the one in between.
+  if (dialog.callee_rseq != 0 && rseq != dialog.callee_rseq + 1) {
+    engine_.stats().add(rseq <= dialog.callee_rseq ? Counter::RetransmissionsAbsorbed
+                                                   : Counter::ProvisionalsDropped);
+    return Reliability::Drop;
+  }
+  if (!caller_reliable_) {
+    // The callee only had 100rel from the caller's INVITE: this should not happen. The
+    // caller gets it plain, once.
+    callee_rseq = rseq;
+    return Reliability::Plain;
+  }
+  if (unacked_.size() >= kMaxUnackedProvisionals) {
+    engine_.stats().add(Counter::ProvisionalsDropped);
+    return Reliability::Drop;
+  }
+  callee_rseq = rseq;
+  return Reliability::Reliable;
+}
+
+void Call::sendReliableProvisional(InviteExchange& ex, EarlyDialog& dialog, std::uint32_t callee_rseq,
+                                   int status, const sip::Message& response, sip::Body body) {
+  // RFC 3262 §3: our own RSeq space per early dialog, from a random start, one up each time.
+  if (dialog.next_rseq == 0) dialog.next_rseq = engine_.ids().firstRSeq();
+  auto provisional = std::make_unique<ReliableProvisional>();
+  ReliableProvisional* p = provisional.get();
+  p->dialog = &dialog;
+  p->rseq = dialog.next_rseq++;
+  p->callee_rseq = callee_rseq;
+  std::string extra = fmt::format("Require: 100rel\r\nRSeq: {}\r\n", p->rseq);
+  std::string bytes = buildResponse(*ex.server, ex.from, response, dialog.caller_side_tag, body, extra);
+  // Retransmitted from T1 on over UDP; over TCP and TLS sent once, and only the 64*T1
+  // deadline for the PRACK applies.
+  const txn::Timers& t = engine_.layer().timers();
+  bool reliable = net::isReliable(ex.server->flow().transport);
+  if (!reliable) p->bytes = bytes;
+  p->interval = t.t1;
+  p->deadline = engine_.now() + 64 * t.t1;
+  p->timer = engine_.timers().schedule(reliable ? p->deadline : engine_.now() + t.t1,
+                                       [this, p] { retransmitProvisional(p); });
+  unacked_.push_back(std::move(provisional));
+  engine_.layer().respond(*ex.server, status, std::move(bytes));
+}
+
+void Call::retransmitProvisional(ReliableProvisional* p) {
+  p->timer = 0;
+  base::Millis now = engine_.now();
+  if (now >= p->deadline) {
+    onPrackTimeout(p);
+    return;
+  }
+  const txn::ServerTransaction* server = invites_.empty() ? nullptr : invites_.front()->server;
+  if (server == nullptr) return;  // answered meanwhile
+  engine_.layer().sendRaw(server->flow(), std::string(p->bytes));
+  engine_.stats().add(Counter::Retransmissions);
+  // RFC 3262 §3: the interval doubles without the T2 cap of 2xx retransmissions.
+  p->interval *= 2;
+  p->timer = engine_.timers().schedule(std::min(now + p->interval, p->deadline),
+                                       [this, p] { retransmitProvisional(p); });
+}
+
+void Call::onPrackTimeout(ReliableProvisional* p) {
+  // RFC 3262 §3: the UAS SHOULD reject the INVITE with a 5xx. We take 500: the caller broke
+  // off (504 would blame a server beyond us). The callee's INVITE is cancelled.
+  LOG_INFO("call {}: reliable provisional {} not acknowledged within 64*T1, rejecting the INVITE",
+           legs_[0].call_id, p->rseq);
+  if (invites_.empty() || state_ != State::Calling) return;  // answered meanwhile: timers were stopped
+  std::string tag = p->dialog->caller_side_tag;
+  engine_.stats().add(Counter::PrackTimeouts);
+  InviteExchange& ex = *invites_.front();
+  answerLocally(ex.server, 500, "Provisional Response Not Acknowledged", tag);
+  sendCancel(ex);
+  engine_.stats().add(Counter::CallsTimedOut);
+  end();
+}
+
+void Call::stopProvisionals() {
+  // Kept without their bytes: a PRACK that crossed the final response is still relayed.
+  for (auto& p : unacked_) {
+    engine_.timers().cancel(p->timer);
+    std::string().swap(p->bytes);
+  }
+}
+
+void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow,
+                        EarlyDialog* early, std::string_view extra) {
   int to = 1 - from;
   Method method = request->method();
   txn::ServerTransaction* server = engine_.layer().startServer(std::move(request), flow, this);
@@ -740,7 +997,7 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
   std::string storage;
   sip::Body body = sip::bodyOf(req);
   if (carriesOfferAnswer(method)) {
-    BodyVerdict verdict = crossBody(BodyCrossing{to, method, 0, false}, req, storage);
+    BodyVerdict verdict = crossBody(BodyCrossing{to, method, 0, early != nullptr}, req, storage);
     if (verdict.status != 0) {
       txn::ServerTransaction* refused = server;
       answerLocally(refused, verdict.status, verdict.reason, {});
@@ -749,11 +1006,15 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     body = verdict.body;
   }
   sip::NameAddr contact;
-  if (isTargetRefresh(method) && req.firstContact(contact)) legs_[from].remote_target = targetOf(contact.uri);
+  if (isTargetRefresh(method) && req.firstContact(contact)) {
+    // The callee's target in an early dialog is that dialog's; the caller has one for all.
+    (early != nullptr && from == 1 ? early->callee_target : legs_[from].remote_target) =
+        targetOf(contact.uri);
+  }
   std::string branch = engine_.ids().branch();
   std::uint32_t cseq = legs_[to].local_cseq++;
   txn::RequestLines lines;
-  std::string bytes = buildRequest(to, req.methodText(), cseq, branch, &req, body, &lines);
+  std::string bytes = buildRequest(to, req.methodText(), cseq, branch, &req, body, &lines, early, extra);
   if (method == Method::Invite) {
     auto ex = std::make_unique<InviteExchange>();
     ex->from = from;
@@ -767,6 +1028,7 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
     auto rx = std::make_unique<RequestExchange>();
     rx->from = from;
     rx->method = method;
+    rx->early = early != nullptr;
     rx->server = server;
     RequestExchange* raw = rx.get();
     requests_.push_back(std::move(rx));
@@ -843,6 +1105,7 @@ void Call::end() {
   engine_.timers().cancel(duration_timer_);
   engine_.timers().cancel(ring_timer_);
   engine_.timers().cancel(cancel_guard_timer_);
+  stopProvisionals();
   // Requests still waiting for the other leg get their answer now: a BYE that crossed ours
   // is done (200), anything else has lost its dialog (481).
   for (auto& ex : invites_) {

@@ -43,9 +43,10 @@ struct Leg {
 class Call final : public txn::TransactionUser {
  public:
   // Bounds on per-call state that grows with what peers send.
-  static constexpr std::size_t kMaxEarlyDialogs = 16;      // forks answering one INVITE
-  static constexpr std::size_t kMaxRequestsInFlight = 16;  // relayed non-INVITE requests
-  static constexpr std::size_t kMaxInviteExchanges = 8;    // INVITE exchanges kept at once
+  static constexpr std::size_t kMaxEarlyDialogs = 16;         // forks answering one INVITE
+  static constexpr std::size_t kMaxRequestsInFlight = 16;     // relayed non-INVITE requests
+  static constexpr std::size_t kMaxInviteExchanges = 8;       // INVITE exchanges kept at once
+  static constexpr std::size_t kMaxUnackedProvisionals = 16;  // reliable provisionals awaiting PRACK
 
   // `admitted`: what the policy chain knew when it let the INVITE in (kept for the call's life).
   Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media);
@@ -91,27 +92,68 @@ class Call final : public txn::TransactionUser {
   struct RequestExchange {
     int from = 0;
     sip::Method method = sip::Method::Unknown;
+    bool early = false;  // in an early dialog: part of the initial offer/answer
     txn::ServerTransaction* server = nullptr;
     txn::ClientTransaction* client = nullptr;
   };
-  // The early dialogs of the initial INVITE (RFC 3261 §12.1: one per callee To-tag), kept
-  // apart from the confirmed dialog in legs_, and bounded.
+  // One early dialog of the initial INVITE (RFC 3261 §12.1: one per callee To-tag). Each has
+  // its own RSeq space on both legs (RFC 3262 §3) and its own callee target and route set.
+  struct EarlyDialog {
+    std::string callee_tag;
+    std::string caller_side_tag;
+    std::string callee_target;               // the callee's Contact in this early dialog
+    std::vector<std::string> callee_routes;  // its Record-Route list, reversed
+    std::uint32_t next_rseq = 0;             // our next RSeq toward the caller; 0: none sent yet
+    std::uint32_t callee_rseq = 0;           // the callee's last RSeq taken; 0: none yet
+    std::uint32_t caller_cseq = 0;           // the caller's last CSeq in this dialog
+    std::uint32_t callee_cseq = 0;           // the callee's last CSeq in this dialog
+  };
+  // The early dialogs, kept apart from the confirmed dialog in legs_, and bounded.
   class EarlyDialogs {
    public:
-    // The caller-side tag for `callee_tag`: the first early dialog uses `first_tag`, later
-    // forks get `make()`'s; nullptr once kMaxEarlyDialogs are known.
+    // The early dialog for `callee_tag`: the first one uses `first_tag` toward the caller,
+    // later forks get `make()`'s; nullptr once kMaxEarlyDialogs are known.
     template <typename MakeTag>
-    const std::string* callerSideTag(std::string_view callee_tag, const std::string& first_tag, MakeTag make);
+    EarlyDialog* forCallee(std::string_view callee_tag, const std::string& first_tag, MakeTag make);
+    EarlyDialog* byCalleeTag(std::string_view callee_tag);
+    EarlyDialog* byCallerSideTag(std::string_view caller_side_tag);
 
    private:
-    struct Entry {
-      std::string callee_tag;
-      std::string caller_side_tag;
-    };
-    std::vector<Entry> entries_;
+    std::vector<std::unique_ptr<EarlyDialog>> entries_;  // stable addresses
   };
+  // A reliable provisional we sent the caller (RFC 3262 §3), relaying one of the callee's.
+  struct ReliableProvisional {
+    EarlyDialog* dialog = nullptr;
+    std::uint32_t rseq = 0;         // ours, which the caller's RAck names
+    std::uint32_t callee_rseq = 0;  // the callee's, which our RAck on the callee leg names
+    std::string bytes;              // retransmitted until the PRACK or the final response
+    base::Millis interval = 0;
+    base::Millis deadline = 0;
+    event::TimerQueue::Id timer = 0;
+  };
+  enum class Reliability { Plain, Reliable, Drop };
 
-  void relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow);
+  // `early`: the early dialog the request belongs to (nullptr: the confirmed dialog);
+  // `extra`: header lines the call writes itself (RAck).
+  void relayRequest(int from, std::unique_ptr<sip::Message> request, const net::Flow& flow,
+                    EarlyDialog* early = nullptr, std::string_view extra = {});
+  // PRACK (RFC 3262 §7.2) and UPDATE (RFC 3311 §5.1) inside an early dialog of the initial INVITE.
+  void onPrack(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow);
+  void onEarlyUpdate(int leg, std::unique_ptr<sip::Message> request, const net::Flow& flow);
+  // The common checks of a request relayed in an early dialog; false when it was answered.
+  bool admitEarlyRequest(int leg, const sip::Message& request, std::uint32_t& last_cseq,
+                         const net::Flow& flow);
+  // Whether the callee's provisional `response` in `dialog` crosses reliably, plainly, or not
+  // at all (a retransmission, out of order, malformed, over the bound); `callee_rseq` is its RSeq.
+  Reliability classifyProvisional(const EarlyDialog& dialog, const sip::Message& response,
+                                  std::uint32_t& callee_rseq);
+  void sendReliableProvisional(InviteExchange& ex, EarlyDialog& dialog, std::uint32_t callee_rseq, int status,
+                               const sip::Message& response, sip::Body body);
+  void retransmitProvisional(ReliableProvisional* provisional);
+  void onPrackTimeout(ReliableProvisional* provisional);
+  // The INVITE got its final response (or the call ends): no more retransmissions.
+  void stopProvisionals();
+  void learnEarlyDialog(EarlyDialog& dialog, const sip::Message& response);
   void relayAck(int from, const sip::Message& ack, const net::Flow& flow);
   void relayInviteResponse(InviteExchange& ex, const sip::Message& response);
   void relayNonInviteResponse(RequestExchange& rx, const sip::Message& response);
@@ -122,9 +164,10 @@ class Call final : public txn::TransactionUser {
   // The body that crosses toward leg `to`; `storage` holds a rewritten one.
   BodyVerdict crossBody(const BodyCrossing& where, const sip::Message& source, std::string& storage);
   std::string buildRequest(int to, std::string_view method, std::uint32_t cseq, const std::string& branch,
-                           const sip::Message* source, sip::Body body, txn::RequestLines* lines);
+                           const sip::Message* source, sip::Body body, txn::RequestLines* lines,
+                           const EarlyDialog* early = nullptr, std::string_view extra = {});
   std::string buildResponse(txn::ServerTransaction& server, int from, const sip::Message& response,
-                            std::string_view to_tag, sip::Body body);
+                            std::string_view to_tag, sip::Body body, std::string_view extra = {});
   std::string contactLine(int leg) const;
   std::string viaLine(int leg, const std::string& branch) const;
   void sendCancel(InviteExchange& invite);
@@ -156,6 +199,8 @@ class Call final : public txn::TransactionUser {
   std::string asserted_;  // an authenticated caller's identity, asserted toward the callee
   std::unique_ptr<CallMedia> media_;
   EarlyDialogs early_;
+  bool caller_reliable_ = false;  // the caller's INVITE offered 100rel (Supported or Require)
+  std::vector<std::unique_ptr<ReliableProvisional>> unacked_;  // at most kMaxUnackedProvisionals
   std::vector<std::unique_ptr<InviteExchange>> invites_;
   std::vector<std::unique_ptr<RequestExchange>> requests_;
   event::TimerQueue::Id duration_timer_ = 0;

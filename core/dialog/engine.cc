@@ -15,9 +15,18 @@ using stats::Counter;
 
 namespace {
 
-constexpr std::string_view kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
-// Extensions we accept in Require / Proxy-Require (RFC 3261 §8.2.2.3): none needs our help.
-constexpr std::string_view kSupported = "timer";
+constexpr std::string_view kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK";
+// Extensions we accept in Require / Proxy-Require (RFC 3261 §8.2.2.3): session timers need
+// nothing of us; reliable provisionals (RFC 3262) are relayed by the call with RSeq/RAck mapped.
+constexpr std::string_view kSupported = "timer, 100rel";
+constexpr std::string_view kSupportedOptions[] = {"timer", "100rel"};
+
+bool supportedOption(std::string_view option) {
+  for (auto known : kSupportedOptions) {
+    if (sip::iequals(option, known)) return true;
+  }
+  return false;
+}
 
 LocalAddress localOf(const config::Listener& listener) {
   LocalAddress out;
@@ -390,7 +399,7 @@ void Engine::onOutOfDialog(std::unique_ptr<sip::Message> request, const net::Flo
     std::vector<std::string_view> options;
     sip::splitList(h.value, options);
     for (auto opt : options) {
-      if (sip::iequals(opt, kSupported)) continue;
+      if (supportedOption(opt)) continue;
       if (!unsupported.empty()) unsupported.append(", ");
       unsupported.append(opt);
     }

@@ -64,6 +64,15 @@ std::string IdGenerator::tag() {
   return out;
 }
 
+std::uint32_t IdGenerator::firstRSeq() {
+  for (;;) {
+    std::uint32_t value = 0;
+    pool_.fill(&value, sizeof(value));
+    value &= 0x7fffffffu;
+    if (value != 0) return value;  // drawn again rather than shifted: stays uniform
+  }
+}
+
 std::string IdGenerator::branch() {
   std::string out;
   out.reserve(12 + 2 * kBranchRandomBytes);

@@ -27,6 +27,8 @@ class IdGenerator {
   std::string callId();  // "P<ww>-<32 hex>"
   std::string tag();     // "<ww><24 hex>"
   std::string branch();  // "z9hG4bK-P<ww>-<24 hex>" (RFC 3261 magic cookie)
+  // The first RSeq of a reliable provisional sequence: uniform in 1..2^31-1 (RFC 3262 §3).
+  std::uint32_t firstRSeq();
 
  private:
   void appendRandomHex(std::string& out, std::size_t bytes);

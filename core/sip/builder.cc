@@ -51,17 +51,33 @@ MessageBuilder& MessageBuilder::product(std::string_view name, std::string_view 
   return *this;
 }
 
+namespace {
+
+// The option tags Palisade relays end to end. `100rel` only on an initial INVITE: the call
+// maps the reliable provisionals of that exchange (RSeq/RAck) across the legs, nothing else.
+bool relayedOption(std::string_view option, bool initial_invite) {
+  return iequals(option, "timer") || (initial_invite && iequals(option, "100rel"));
+}
+
+}  // namespace
+
 MessageBuilder& MessageBuilder::crossing(const Message& source, const HeaderPolicy& policy, net::Side to,
                                          bool identity_trusted) {
+  bool initial_invite = source.isRequest() && source.method() == Method::Invite && source.toTag().empty();
   for (const auto& h : source.headers()) {
-    if (h.id == Hdr::Supported) {
+    // Supported, and Require of requests, shrink to the extensions Palisade relays; a
+    // response's Require is the call's to write (it decides what is reliable on each leg).
+    bool require = h.id == Hdr::Require && source.isRequest();
+    if (h.id == Hdr::Supported || require) {
       std::vector<std::string_view> options;
       if (!splitList(h.value, options)) continue;
+      std::string kept;
       for (auto opt : options) {
-        if (!iequals(opt, "timer")) continue;
-        field("Supported", "timer");
-        break;
+        if (!relayedOption(opt, initial_invite)) continue;
+        if (!kept.empty()) kept.append(", ");
+        kept.append(opt);
       }
+      if (!kept.empty()) field(require ? "Require" : "Supported", kept);
       continue;
     }
     if (!policy.crosses(h, to, identity_trusted)) continue;

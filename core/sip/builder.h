@@ -54,8 +54,9 @@ class MessageBuilder {
   // The product token (User-Agent or Server); nothing when `product` is empty.
   MessageBuilder& product(std::string_view name, std::string_view product);
   // The fields of `source` that `policy` lets cross toward `to`, byte for byte, unless they
-  // hold control characters. Supported is reduced to the extensions Palisade relays (`timer`:
-  // provisionals go across plain, and dialog references are not mapped across).
+  // hold control characters. Supported, and a request's Require, are reduced to the
+  // extensions Palisade relays: `timer`, and `100rel` on an initial INVITE (the call maps
+  // RSeq/RAck across); dialog references (Replaces, Join, GRUU) are not mapped across.
   MessageBuilder& crossing(const Message& source, const HeaderPolicy& policy, net::Side to,
                            bool identity_trusted);
 

@@ -139,6 +139,35 @@ bool parseUnsigned(std::string_view digits, std::uint64_t max, std::uint64_t& ou
   return true;
 }
 
+bool parseRSeq(std::string_view text, std::uint32_t& out) {
+  std::uint64_t value = 0;
+  if (!parseUnsigned(trimLws(text), 0xffffffffu, value) || value == 0) return false;
+  out = static_cast<std::uint32_t>(value);
+  return true;
+}
+
+bool parseRAck(std::string_view text, RAck& out) {
+  // Three fields separated by linear white space; nothing else.
+  std::string_view fields[3];
+  std::string_view s = trimLws(text);
+  for (auto& field : fields) {
+    std::size_t end = 0;
+    while (end < s.size() && !isLws(s[end])) ++end;
+    if (end == 0) return false;
+    field = s.substr(0, end);
+    s = trimLws(s.substr(end));
+  }
+  if (!s.empty()) return false;
+  std::uint64_t cseq = 0;
+  if (!parseRSeq(fields[0], out.rseq) || !parseUnsigned(fields[1], 0xffffffffu, cseq)) return false;
+  for (char c : fields[2]) {
+    if (!isTokenChar(c)) return false;
+  }
+  out.cseq = static_cast<std::uint32_t>(cseq);
+  out.method = fields[2];
+  return true;
+}
+
 std::string_view withoutUriHeaders(std::string_view uri) { return uri.substr(0, uri.find('?')); }
 
 bool Uri::isSip() const { return iequals(scheme, "sip") || iequals(scheme, "sips"); }

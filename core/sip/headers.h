@@ -55,6 +55,17 @@ std::string_view paramValue(std::string_view params, std::string_view name, bool
 // A URI usable as a Request-URI: the same text without its "?headers" part (RFC 3261 §19.1.5).
 std::string_view withoutUriHeaders(std::string_view uri);
 
+// RSeq (RFC 3262 §7.1): 1*DIGIT, 1 to 2^32-1.
+bool parseRSeq(std::string_view text, std::uint32_t& out);
+
+// RAck (RFC 3262 §7.2): response-num LWS CSeq-num LWS Method.
+struct RAck {
+  std::uint32_t rseq = 0;
+  std::uint32_t cseq = 0;
+  std::string_view method;
+};
+bool parseRAck(std::string_view text, RAck& out);
+
 bool isTokenChar(char c);
 bool iequals(std::string_view a, std::string_view b);
 std::string_view trimLws(std::string_view s);

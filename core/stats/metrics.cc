@@ -86,6 +86,11 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
      "Provisional responses of forks beyond the per-call bound."},
     {Counter::RequestsOverCallLimit, "requests_over_call_limit", "",
      "In-dialog requests refused because too many were in flight on the call."},
+    {Counter::ProvisionalsDropped, "provisionals_dropped", "",
+     "Reliable provisional responses of the callee not relayed: malformed or out-of-order RSeq, or "
+     "too many awaiting PRACK on the call."},
+    {Counter::PrackTimeouts, "prack_timeouts", "",
+     "INVITEs rejected with 500 because a reliable provisional was not acknowledged within 64*T1."},
     {Counter::PolicyRejected, "policy_decisions", R"(decision="reject")", kPolicyHelp},
     {Counter::PolicyChallenged, "policy_decisions", R"(decision="challenge")", kPolicyHelp},
     {Counter::PolicyDropped, "policy_decisions", R"(decision="drop")", kPolicyHelp},

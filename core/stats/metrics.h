@@ -44,6 +44,8 @@ enum class Counter : std::uint16_t {
   SentToUnverified,         // messages sent to UDP sources that have not shown they receive there
   EarlyDialogsRefused,      // provisionals of forks beyond the per-call bound
   RequestsOverCallLimit,    // in-dialog requests refused: too many in flight on one call
+  ProvisionalsDropped,      // callee reliable provisionals not relayed (bad RSeq, out of order, bound)
+  PrackTimeouts,            // INVITEs rejected (500) for a reliable provisional never PRACKed
   PolicyRejected,           // requests the policy chain answered with an error
   PolicyChallenged,         // requests the policy chain challenged (401/407)
   PolicyDropped,            // requests the policy chain dropped without an answer

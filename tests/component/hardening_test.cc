@@ -504,12 +504,15 @@ TEST(MediaSeam, EveryOfferAndAnswerGoesThroughTheCallsMedia) {
   ASSERT_TRUE(invite);
   EXPECT_TRUE(anchored(*invite, 1));
   EXPECT_NE(invite->find(sip::Hdr::ContentType), nullptr);
-  // Early media in a 183, then the answer in the 200.
-  h.inject(makeResponse(*invite, 183, "Session Progress", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp),
-           pbxFlow());
+  // Early media in a reliable 183, then the answer in the 200.
+  std::string reliable_183 =
+      makeResponse(*invite, 183, "Session Progress", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp);
+  reliable_183.insert(reliable_183.find("Content-Length:"), "Require: 100rel\r\nRSeq: 1\r\n");
+  h.inject(reliable_183, pbxFlow());
   auto early = h.next(kCallerPort);
   ASSERT_TRUE(early);
   EXPECT_TRUE(anchored(*early, 2));
+  std::string early_rseq(early->find(sip::Hdr::Rseq)->value);
   h.inject(makeResponse(*invite, 200, "OK", "pbx-tag", "sip:pbx@127.0.0.1:5080", kDefaultSdp), pbxFlow());
   auto ok = h.next(kCallerPort);
   ASSERT_TRUE(ok);
@@ -542,7 +545,10 @@ TEST(MediaSeam, EveryOfferAndAnswerGoesThroughTheCallsMedia) {
   auto update_ok = h.next(kCallerPort);
   ASSERT_TRUE(update_ok);
   EXPECT_TRUE(anchored(*update_ok, 7));
-  h.inject(makeRequest(caller, "PRACK", "z9hG4bK-m1-pr", kDefaultSdp), caller.flow);
+  // The PRACK for the 183 (it may come after the 2xx) carries an offer too.
+  std::string prack_bytes = makeRequest(caller, "PRACK", "z9hG4bK-m1-pr", kDefaultSdp);
+  prack_bytes.insert(prack_bytes.find("Content-Length:"), "RAck: " + early_rseq + " 1 INVITE\r\n");
+  h.inject(prack_bytes, caller.flow);
   auto prack = h.next(kPbxPort);
   ASSERT_TRUE(prack);
   EXPECT_TRUE(anchored(*prack, 8));

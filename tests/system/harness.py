@@ -77,6 +77,8 @@ METRICS = {
     "tls_handshakes_refused": "palisade_tls_handshakes_refused_total",
     "tls_client_certificates_refused": "palisade_tls_client_certificates_refused_total",
     "tcp_connections_closed": "palisade_tcp_connections_closed_total",
+    "provisionals_dropped": "palisade_provisionals_dropped_total",
+    "prack_timeouts": "palisade_prack_timeouts_total",
 }
 
 SIPP_EXIT = {

@@ -78,5 +78,18 @@ TEST(Identifiers, ConsecutiveTagsShowNoPattern) {
   for (const auto& seen : digits) EXPECT_EQ(seen.size(), 16u);
 }
 
+// RFC 3262 §3: the first RSeq lies in 1..2^31-1, and one sequence does not predict another.
+TEST(Identifiers, FirstRSeqIsInRangeAndVaries) {
+  IdGenerator ids(3);
+  std::set<std::uint32_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::uint32_t rseq = ids.firstRSeq();
+    EXPECT_GE(rseq, 1u);
+    EXPECT_LE(rseq, 0x7fffffffu);
+    seen.insert(rseq);
+  }
+  EXPECT_GT(seen.size(), 990u);
+}
+
 }  // namespace
 }  // namespace palisade::dialog

@@ -546,5 +546,41 @@ TEST(HeaderHelpersTest, TokenCharsAndCaseFolding) {
   EXPECT_EQ(trimLws("   "), "");
 }
 
+// --- RSeq / RAck (RFC 3262 §7) -----------------------------------------------------------------
+
+TEST(ReliableProvisionalHeadersTest, RSeq) {
+  std::uint32_t rseq = 0;
+  ASSERT_TRUE(parseRSeq("988789", rseq));
+  EXPECT_EQ(rseq, 988789u);
+  ASSERT_TRUE(parseRSeq(" 4294967295 ", rseq));
+  EXPECT_EQ(rseq, 4294967295u);
+  EXPECT_FALSE(parseRSeq("0", rseq));
+  EXPECT_FALSE(parseRSeq("4294967296", rseq));
+  EXPECT_FALSE(parseRSeq("", rseq));
+  EXPECT_FALSE(parseRSeq("12a", rseq));
+  EXPECT_FALSE(parseRSeq("-1", rseq));
+  EXPECT_FALSE(parseRSeq("1 2", rseq));
+}
+
+TEST(ReliableProvisionalHeadersTest, RAck) {
+  RAck rack;
+  ASSERT_TRUE(parseRAck("776656 1 INVITE", rack));
+  EXPECT_EQ(rack.rseq, 776656u);
+  EXPECT_EQ(rack.cseq, 1u);
+  EXPECT_EQ(rack.method, "INVITE");
+  ASSERT_TRUE(parseRAck("  5\t 2\r\n  INVITE  ", rack));
+  EXPECT_EQ(rack.rseq, 5u);
+  EXPECT_EQ(rack.cseq, 2u);
+  EXPECT_EQ(rack.method, "INVITE");
+  EXPECT_FALSE(parseRAck("", rack));
+  EXPECT_FALSE(parseRAck("1 INVITE", rack));
+  EXPECT_FALSE(parseRAck("1 2", rack));
+  EXPECT_FALSE(parseRAck("0 1 INVITE", rack));
+  EXPECT_FALSE(parseRAck("1 x INVITE", rack));
+  EXPECT_FALSE(parseRAck("1 2 INVITE extra", rack));
+  EXPECT_FALSE(parseRAck("1 2 IN<VITE", rack));
+  EXPECT_FALSE(parseRAck("99999999999 1 INVITE", rack));
+}
+
 }  // namespace
 }  // namespace palisade::sip

@@ -59,12 +59,13 @@ def body(run):
         run.check(palisade.metric("dropped_foreign_cancels") - palisade.metric("dropped_foreign_cancels", before) == 1,
                   "the forged CANCEL is counted")
 
-        # The real answer still works and carries the PBX's SDP.
+        # The real answer still works: its SDP (anchored, so naming Palisade) crosses.
         pbx.send(pbx.response_to(invite, 200, "OK", to_tag="pbx-1", sdp=True), invite.source)
         ok = caller.recv(3, want=lambda m: not m.is_request and m.status == 200)
         run.require(ok is not None, "the PBX's 200 reaches the caller")
-        run.check("198.51.100.66" not in ok.body and harness.PBX_IP in ok.body,
-                  "the caller gets the PBX's session description, not the attacker's", ok.body)
+        run.check("198.51.100.66" not in ok.body and "4444" not in ok.body and "a=rtpmap:0 PCMU/8000" in ok.body
+                  and f"c=IN IP4 {harness.PUBLIC_IP}" in ok.body,
+                  "the caller gets the PBX's session description (anchored), not the attacker's", ok.body)
         contact = ok.value("Contact").strip("<>")
         caller.send(caller.ack_for(ok, contact), public)
         run.check(pbx.recv(3, want=lambda m: m.method == "ACK") is not None, "the ACK reaches the PBX")

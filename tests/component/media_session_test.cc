@@ -580,3 +580,36 @@ TEST_F(MediaSessionTest, MediaTimeoutEndsAnAnsweredCall) {
 
 }  // namespace
 }  // namespace palisade
+
+namespace palisade {
+namespace {
+
+TEST_F(MediaSessionTest, SrtcpIsDecryptedTowardThePlainSide) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp), pbx(kPbxIp), pbx_rtcp(kPbxIp);
+  media::srtp::KeyMaterial caller_key;
+  ASSERT_TRUE(media::srtp::randomKey(media::srtp::Suite::AesCm128HmacSha1_80, caller_key));
+  std::string out1, out2;
+  s->rewrite(toPbx(), sdpBody(sdpOf(kCallerIp, caller.port(), "RTP/SAVP", cryptoOf(1, caller_key))), out1);
+  Written to_caller = inspect(s->rewrite(
+      toCaller(),
+      sdpBody(sdpOf(kPbxIp, pbx.port(), "RTP/AVP", fmt::format("a=rtcp:{}\r\n", pbx_rtcp.port()))), out2));
+  auto caller_out = media::srtp::Session::create(media::srtp::Session::Direction::Outbound, caller_key);
+  // An RTCP receiver report (RFC 3550 §6.4.2) with no report blocks.
+  std::vector<std::uint8_t> rr = {0x80, 201, 0, 1, 0, 0, 0x12, 0x34};
+  PacketBuffer b;
+  for (int i = 0; i < 3; ++i) {
+    std::copy(rr.begin(), rr.end(), b.bytes.begin());
+    std::size_t len = rr.size();
+    ASSERT_TRUE(caller_out->protectRtcp(b.bytes.data(), len, b.bytes.size()));
+    caller.sendTo(kPublicMedia, static_cast<std::uint16_t>(to_caller.port + 1), b.bytes.data(), len);
+    auto got = pbx_rtcp.receive(io_);
+    ASSERT_TRUE(got) << "packet " << i;
+    EXPECT_EQ(*got, rr);
+  }
+  EXPECT_EQ(counter(stats::Counter::MediaAuthFailures), 0u);
+}
+
+}  // namespace
+}  // namespace palisade

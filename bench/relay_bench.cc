@@ -420,10 +420,12 @@ int main(int argc, char** argv) {
       to_pbx.from_side = net::Side::Public;
       to_pbx.to_side = net::Side::Pbx;
       to_pbx.source = boost::asio::ip::make_address(kCallerIp);
+      to_pbx.source_verified = true;
       dialog::BodyCrossing to_caller(0, sip::Method::Invite, 200, true);
       to_caller.from_side = net::Side::Pbx;
       to_caller.to_side = net::Side::Public;
       to_caller.source = boost::asio::ip::make_address(kPbxIp);
+      to_caller.source_verified = true;
       std::string offer = sdpOf(kCallerIp, portOf(s.caller_fd), o.srtp, o.srtp ? &s.caller_key : nullptr);
       std::string answer = sdpOf(kPbxIp, portOf(s.pbx_fd), false, nullptr);
       std::string out1, out2;

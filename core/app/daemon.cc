@@ -165,6 +165,11 @@ int Daemon::run() {
     parts.media = std::make_unique<media::WorkerMedia>(parts.worker->io(), parts.worker->clock(), shard,
                                                        config_->startup, i, worker_count_, config_);
     parts.engine->setMediaFactory(parts.media.get());
+    if (config_->media.anchor && parts.media->pool().capacity() == 0) {
+      LOG_ERROR("media: ports {}-{} leave worker {} no RTP/RTCP pair; widen [media] port_min/port_max",
+                config_->startup.media.first, config_->startup.media.last, i);
+      return 1;
+    }
     dialog::Engine* engine = parts.engine.get();
     policy::PolicyChain* chain = parts.chain.get();
     event::Worker* worker = parts.worker.get();

@@ -283,6 +283,7 @@ BodyVerdict Call::crossBody(const BodyCrossing& where, const sip::Message& sourc
   full.from_side = from.side;
   full.to_side = legs_[where.to_leg].side;
   full.source = from.flow.remote.address;
+  full.source_verified = from.flow.verified || net::isReliable(from.flow.transport);
   return media_->rewrite(full, in, storage);
 }
 

@@ -30,6 +30,7 @@ struct BodyCrossing {
   net::Side from_side = net::Side::Public;   // the listener of the leg the body came from
   net::Side to_side = net::Side::Pbx;        // and of the leg it goes to
   boost::asio::ip::address source;           // where the body's message came from (NAT latching)
+  bool source_verified = false;              // and it has shown it receives there (not a spoofed UDP source)
 };
 
 struct BodyVerdict {

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <openssl/crypto.h>
+
 #include "core/base/log.h"
 #include "core/sip/headers.h"
 #include "media/srtp/srtp_session.h"
@@ -22,6 +24,9 @@ namespace asio = boost::asio;
 constexpr std::string_view kSdpType = "application/sdp";
 // Bind attempts per pair before a call is refused: another process may hold a port of the range.
 constexpr int kBindAttempts = 8;
+// Relayed streams per call (audio, video, and room for T.38 or a second video); further m=
+// lines are answered with port 0, so that one INVITE cannot take a worker's ports.
+constexpr std::size_t kMaxRelayedStreams = 4;
 
 bool isSdp(std::string_view content_type) {
   std::string_view type = content_type.substr(0, content_type.find(';'));
@@ -68,23 +73,60 @@ PeerMedia peerOf(const sdp::SessionDescription& sd, std::size_t i, bool mux) {
 }
 
 // A leg's peer moved (re-INVITE to another address): what was latched no longer holds.
-void updatePeer(RelayStream::Leg& leg, const PeerMedia& peer, const asio::ip::address& signalling) {
+void updatePeer(RelayStream::Leg& leg, const PeerMedia& peer, const asio::ip::address& signalling,
+                bool verified) {
   if (leg.known && (leg.peer.rtp != peer.rtp || leg.peer.rtcp != peer.rtcp || leg.signalling != signalling)) {
     leg.latched = {};
   }
   leg.peer = peer;
   leg.signalling = signalling;
+  leg.signalling_verified = verified;
   leg.known = true;
 }
 
-// Keeps the session when the key is the one it already has: a new session would reset the
-// replay window and let old packets in again.
-bool keyInbound(RelayStream::Leg& leg, const srtp::KeyMaterial& key) {
-  if (leg.inbound != nullptr && sameKey(leg.inbound_key, key)) return true;
-  leg.inbound = srtp::Session::create(srtp::Session::Direction::Inbound, key);
-  leg.latched = {};  // a new key: the source proves itself again
-  leg.inbound_key = key;
-  return leg.inbound != nullptr;
+// The sessions one leg gets from an answer, made before anything is changed. A session whose
+// key is unchanged is kept: a new inbound one would reset the replay window (old packets would
+// be accepted again), and a new outbound one would restart the SRTP and SRTCP indexes under the
+// same key (a repeated keystream; with GCM a repeated nonce).
+struct LegKeys {
+  bool secure = false;
+  std::unique_ptr<srtp::Session> inbound, outbound;  // null: keep the leg's own
+  srtp::KeyMaterial inbound_key, outbound_key;
+};
+
+bool prepare(const RelayStream::Leg& leg, bool secure, const srtp::KeyMaterial* peer_key,
+             const srtp::KeyMaterial* our_key, LegKeys& out) {
+  out.secure = secure;
+  if (!secure) return true;
+  out.inbound_key = *peer_key;
+  out.outbound_key = *our_key;
+  if (leg.inbound == nullptr || !sameKey(leg.inbound_key, *peer_key)) {
+    out.inbound = srtp::Session::create(srtp::Session::Direction::Inbound, *peer_key);
+    if (out.inbound == nullptr) return false;
+  }
+  if (leg.outbound == nullptr || !sameKey(leg.outbound_key, *our_key)) {
+    out.outbound = srtp::Session::create(srtp::Session::Direction::Outbound, *our_key);
+    if (out.outbound == nullptr) return false;
+  }
+  return true;
+}
+
+void commit(RelayStream::Leg& leg, LegKeys& keys) {
+  leg.secure = keys.secure;
+  if (!keys.secure) {
+    leg.inbound.reset();
+    leg.outbound.reset();
+    leg.inbound_key.clear();
+    leg.outbound_key.clear();
+    return;
+  }
+  if (keys.inbound != nullptr) {
+    leg.inbound = std::move(keys.inbound);
+    leg.latched = {};  // a new key: the source proves itself again
+  }
+  if (keys.outbound != nullptr) leg.outbound = std::move(keys.outbound);
+  leg.inbound_key = keys.inbound_key;
+  leg.outbound_key = keys.outbound_key;
 }
 
 std::string cryptoLine(std::uint32_t tag, const srtp::KeyMaterial& key) {
@@ -96,7 +138,11 @@ std::string cryptoLine(std::uint32_t tag, const srtp::KeyMaterial& key) {
 // ---- MediaSession ----
 
 MediaSession::MediaSession(WorkerMedia& owner, std::string call_id)
-    : owner_(owner), call_id_(std::move(call_id)), watchdog_(owner.io()) {
+    : owner_(owner),
+      config_(owner.configSnapshot()),
+      suites_(owner.suites()),
+      call_id_(std::move(call_id)),
+      watchdog_(owner.io()) {
   // RFC 8866 §5.2: a session id of our own per leg, numeric and unpredictable enough.
   for (auto& id : session_id_) {
     srtp::KeyMaterial random;
@@ -145,7 +191,7 @@ std::string MediaSession::summary() const {
 }
 
 const config::MediaSidePolicy& MediaSession::policyFor(net::Side side) const {
-  return side == net::Side::Public ? owner_.config().public_side : owner_.config().pbx_side;
+  return side == net::Side::Public ? config_->media.public_side : config_->media.pbx_side;
 }
 
 BodyVerdict MediaSession::refuse(int status, std::string_view reason) {
@@ -167,15 +213,6 @@ BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::
     // A body we cannot rewrite would carry the other side's addresses across.
     return where.status == 0 ? refuse(415, "Unsupported Media Type") : refuse(488, "Not Acceptable Here");
   }
-  // A description repeated as it was (18x then 2xx, a retransmission, a session refresh) gets
-  // what we wrote for it: same keys, same version (RFC 3264 §8).
-  if (in.bytes == last_in_[from] && !last_out_[to].empty()) {
-    storage = last_out_[to];
-    if (final_ok) armWatchdog();
-    return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
-  }
-  auto parsed = sdp::parse(in.bytes);
-  if (!parsed) return refuse(488, "Not Acceptable Here");
   bool is_answer = false;
   if (where.status != 0) {
     if (late_offer_from_ == to) {
@@ -189,11 +226,22 @@ BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::
     if (where.method == Method::Ack && !is_answer) return BodyVerdict{{}, 0, {}};  // nothing to answer
     if (where.method == Method::Invite) late_offer_from_ = -1;
   }
+  // The same answer to the same offer again (18x then 2xx) gets what we wrote for it: same
+  // keys, same version (RFC 3264 §8).
+  if (is_answer && answer_cache_.generation == offer_generation_ && in.bytes == answer_cache_.in) {
+    storage = answer_cache_.out;
+    if (final_ok) armWatchdog();
+    return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
+  }
+  auto parsed = sdp::parse(in.bytes);
+  if (!parsed) return refuse(488, "Not Acceptable Here");
   BodyVerdict verdict =
       is_answer ? answer(where, parsed.value(), storage) : offer(where, parsed.value(), storage);
-  if (verdict.status == 0) {
-    last_in_[from].assign(in.bytes);
-    if (is_answer && (final_ok || where.method == Method::Ack)) armWatchdog();
+  if (verdict.status == 0 && is_answer) {
+    answer_cache_.generation = offer_generation_;
+    answer_cache_.in.assign(in.bytes);
+    answer_cache_.out = storage;
+    if (final_ok || where.method == Method::Ack) armWatchdog();
   }
   return verdict;
 }
@@ -206,7 +254,7 @@ bool MediaSession::ensureStream(std::size_t i, const BodyCrossing& where) {
   const auto& a0 = owner_.address(sides[0]);
   const auto& a1 = owner_.address(sides[1]);
   auto stream = std::make_shared<RelayStream>(owner_.io(), owner_.clock(), owner_.stats(),
-                                              owner_.config().max_packet_rate, false);
+                                              config_->media.max_packet_rate, false);
   if (!owner_.bindPair(*stream, 0, a0)) return false;
   // Two addresses: the same port number serves both legs, which halves what a call takes.
   bool shared = a0 != a1 && stream->bind(1, a1, stream->leg(0).port);
@@ -227,18 +275,22 @@ BodyVerdict MediaSession::offer(const BodyCrossing& where, const sdp::SessionDes
     return refuse(488, "Not Acceptable Here");  // RFC 3264 §8: m= lines stay
   const config::MediaSidePolicy& offerer_policy = policyFor(where.from_side);
   const config::MediaSidePolicy& answerer_policy = policyFor(where.to_side);
-  const auto& suites = owner_.suites();
+  const auto& suites = suites_;
   Offer o;
   o.from = from;
   o.offerer_signalling = where.source;
+  o.offerer_verified = where.source_verified;
   bool any = false;
+  std::size_t relayed = 0;
   for (std::size_t i = 0; i < sd.media.size(); ++i) {
     const sdp::MediaSection& m = sd.media[i];
     StreamOffer so;
     so.proto[0] = so.proto[1] = std::string(m.proto);
     so.direction = sd.directionFor(i);
     const bool udptl = isUdptl(m.proto);
-    so.rejected = m.rejected() || m.port_count != 1 || (!isRtpProfile(m.proto) && !udptl);
+    // Every relayed stream holds port pairs from the offer on: a call gets a few, not sixteen.
+    so.rejected = m.rejected() || m.port_count != 1 || (!isRtpProfile(m.proto) && !udptl) ||
+                  relayed >= kMaxRelayedStreams;
     // The offerer's key: the first a=crypto line whose suite we accept (RFC 4568 §7.1.1). Lines
     // with session parameters (UNENCRYPTED_SRTP, KDR, ...) are skipped: we would not honour them.
     bool keyed = false;
@@ -288,6 +340,7 @@ BodyVerdict MediaSession::offer(const BodyCrossing& where, const sdp::SessionDes
     so.offerer_media = peerOf(sd, i, m.rtcp_mux);
     if (!ensureStream(i, where)) return refuse(503, "Service Unavailable");
     any = true;
+    ++relayed;
     o.streams.push_back(std::move(so));
   }
   if (!any) return refuse(488, "Not Acceptable Here");
@@ -309,6 +362,7 @@ BodyVerdict MediaSession::offer(const BodyCrossing& where, const sdp::SessionDes
   }
   storage = writeFor(to, where.to_side, sd, plan);
   offer_ = std::move(o);
+  ++offer_generation_;
   return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
 }
 
@@ -322,7 +376,7 @@ BodyVerdict MediaSession::answer(const BodyCrossing& where, const sdp::SessionDe
   const config::MediaSidePolicy& answerer_policy = policyFor(where.from_side);
   bool any = false;
   bool unusable = false;
-  bool held = false;
+  bool two_way = false;  // some stream flows both ways: the media timeout applies
   sdp::Plan plan;
   for (std::size_t i = 0; i < sd.media.size(); ++i) {
     StreamOffer& so = o.streams[i];
@@ -364,49 +418,40 @@ BodyVerdict MediaSession::answer(const BodyCrossing& where, const sdp::SessionDe
     }
     RelayStream::Leg& lo = stream->leg(offerer);
     RelayStream::Leg& la = stream->leg(answerer);
-    srtp::KeyMaterial our_key_for_offerer;
-    bool keyed = true;
-    if (so.secure[offerer]) {
-      keyed = srtp::randomKey(so.offerer_key.suite, our_key_for_offerer) && keyInbound(lo, so.offerer_key);
-      lo.outbound =
-          keyed ? srtp::Session::create(srtp::Session::Direction::Outbound, our_key_for_offerer) : nullptr;
-      keyed = keyed && lo.outbound != nullptr;
-      p.crypto.push_back(cryptoLine(so.offerer_tag, our_key_for_offerer));
-    } else {
-      lo.inbound.reset();
-      lo.outbound.reset();
-      lo.inbound_key.clear();
+    // Our key toward the offerer is made once per offer: a re-answer (183 then 200) keeps it.
+    if (so.secure[offerer] && so.our_key_for_offerer.size == 0 &&
+        !srtp::randomKey(so.offerer_key.suite, so.our_key_for_offerer)) {
+      return refuse(500, "Server Internal Error");
     }
-    if (keyed && so.secure[answerer]) {
-      keyed = keyInbound(la, answerer_key);
-      la.outbound = keyed ? srtp::Session::create(srtp::Session::Direction::Outbound, ours->key) : nullptr;
-      keyed = keyed && la.outbound != nullptr;
-    } else if (!so.secure[answerer]) {
-      la.inbound.reset();
-      la.outbound.reset();
-      la.inbound_key.clear();
+    LegKeys offerer_keys, answerer_keys;
+    if (!prepare(lo, so.secure[offerer], &so.offerer_key, &so.our_key_for_offerer, offerer_keys) ||
+        !prepare(la, so.secure[answerer], &answerer_key, ours != nullptr ? &ours->key : nullptr,
+                 answerer_keys)) {
+      return refuse(500, "Server Internal Error");
     }
-    if (!keyed) return refuse(500, "Server Internal Error");
-    lo.secure = so.secure[offerer];
-    la.secure = so.secure[answerer];
+    commit(lo, offerer_keys);
+    commit(la, answerer_keys);
+    if (so.secure[offerer]) p.crypto.push_back(cryptoLine(so.offerer_tag, so.our_key_for_offerer));
     PeerMedia answerer_media = peerOf(sd, i, m.rtcp_mux && so.offerer_media.mux);
-    updatePeer(lo, so.offerer_media, o.offerer_signalling);
-    updatePeer(la, answerer_media, where.source);
+    updatePeer(lo, so.offerer_media, o.offerer_signalling, o.offerer_verified);
+    updatePeer(la, answerer_media, where.source, where.source_verified);
     lo.latching = offerer_policy.latching;
     la.latching = answerer_policy.latching;
-    stream->setMaxPacketRate(owner_.config().max_packet_rate);
+    stream->setMaxPacketRate(config_->media.max_packet_rate);
+    stream->setDatagramsOnly(isUdptl(m.proto));
     stream->setActive(true);
     p.port = lo.port;
     p.rtcp_port = static_cast<std::uint16_t>(lo.port + 1);
     p.rtcp_mux = so.offerer_media.mux;
     p.hold_address = answerer_media.hold;
-    held = held || so.direction != sdp::Direction::SendRecv ||
-           sd.directionFor(i) != sdp::Direction::SendRecv || answerer_media.hold || so.offerer_media.hold;
+    two_way = two_way ||
+              (so.direction == sdp::Direction::SendRecv && sd.directionFor(i) == sdp::Direction::SendRecv &&
+               !answerer_media.hold && !so.offerer_media.hold);
     any = true;
     plan.media.push_back(std::move(p));
   }
   if (!any && unusable) return refuse(488, "Not Acceptable Here");
-  on_hold_ = held;
+  on_hold_ = !two_way;
   storage = writeFor(offerer, where.to_side, sd, plan);
   o.answered = true;
   return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
@@ -436,7 +481,7 @@ void MediaSession::armWatchdog() {
 }
 
 void MediaSession::checkMedia() {
-  const std::uint32_t timeout_s = owner_.config().timeout_s;
+  const std::uint32_t timeout_s = config_->media.timeout_s;
   if (timeout_s != 0 && !on_hold_) {
     base::Millis last = answered_at_;
     for (const auto& s : streams_) {

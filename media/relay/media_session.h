@@ -56,11 +56,12 @@ class MediaSession final : public dialog::CallMedia {
   // What an offer said about one stream, kept until (and after) its answer.
   struct StreamOffer {
     bool rejected = false;
-    bool secure[2] = {false, false};  // SRTP on leg 0 / leg 1
-    std::string proto[2];             // the profile each leg sees
-    std::uint32_t offerer_tag = 0;    // the offerer's chosen a=crypto tag
-    srtp::KeyMaterial offerer_key;    // and key (what it will send with)
-    std::vector<OfferedKey> offered;  // our keys for the answerer, if it is an SRTP leg
+    bool secure[2] = {false, false};        // SRTP on leg 0 / leg 1
+    std::string proto[2];                   // the profile each leg sees
+    std::uint32_t offerer_tag = 0;          // the offerer's chosen a=crypto tag
+    srtp::KeyMaterial offerer_key;          // and key (what it will send with)
+    std::vector<OfferedKey> offered;        // our keys for the answerer, if it is an SRTP leg
+    srtp::KeyMaterial our_key_for_offerer;  // made at the first answer, kept for re-answers
     PeerMedia offerer_media;
     sdp::Direction direction = sdp::Direction::SendRecv;
   };
@@ -68,6 +69,7 @@ class MediaSession final : public dialog::CallMedia {
     int from = 0;  // the leg that made it
     bool answered = false;
     boost::asio::ip::address offerer_signalling;
+    bool offerer_verified = false;
     std::vector<StreamOffer> streams;
   };
   struct Refusal {
@@ -88,13 +90,20 @@ class MediaSession final : public dialog::CallMedia {
   const config::MediaSidePolicy& policyFor(net::Side side) const;
 
   WorkerMedia& owner_;
+  // The configuration the call was admitted under: a reload changes new calls, not this one.
+  std::shared_ptr<const config::Config> config_;
+  std::vector<srtp::Suite> suites_;
   std::string call_id_;
   std::vector<std::shared_ptr<RelayStream>> streams_;
   std::optional<Offer> offer_;
   int late_offer_from_ = -1;  // an INVITE crossed without SDP from this leg: the answer will offer
-  // What each leg last sent (to spot a repeated description) and what we last wrote to it.
-  std::string last_in_[2];
-  std::string last_out_[2];
+  std::uint64_t offer_generation_ = 0;
+  // The last answer and what we wrote for it, to give a repeated answer the same description.
+  struct AnswerCache {
+    std::uint64_t generation = 0;
+    std::string in, out;
+  } answer_cache_;
+  std::string last_out_[2];  // what we last wrote to each leg (its version rises when it changes)
   std::uint64_t session_id_[2] = {0, 0};
   std::uint64_t version_[2] = {1, 1};
   bool established_ = false;
@@ -121,6 +130,7 @@ class WorkerMedia final : public dialog::MediaFactory {
   const base::Clock& clock() const { return clock_; }
   stats::Shard& stats() { return stats_; }
   const config::MediaConfig& config() const { return config_->media; }
+  const std::shared_ptr<const config::Config>& configSnapshot() const { return config_; }
   const std::vector<srtp::Suite>& suites() const { return suites_; }
   const boost::asio::ip::address& address(net::Side side) const { return addresses_[static_cast<int>(side)]; }
   const std::string& addressText(net::Side side) const { return address_texts_[static_cast<int>(side)]; }

@@ -1,6 +1,10 @@
 #include "media/relay/relay_stream.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/post.hpp>
 
@@ -14,12 +18,37 @@ using stats::Counter;
 constexpr int kRtp = 0;
 constexpr int kRtcp = 1;
 
-// One buffer per worker thread: a packet is relayed before the next is read. 4-byte aligned
-// for libsrtp, with room for the largest SRTP trailer.
-struct alignas(16) PacketBuffer {
-  std::array<std::uint8_t, RelayStream::kMaxPacket + srtp::Session::kMaxTrailer + 16> bytes;
+// Per worker thread: what one recvmmsg reads (every packet is relayed before the next read).
+// Each slot is 4-byte aligned for libsrtp and has room for the largest SRTP trailer.
+constexpr std::size_t kSlotSize = RelayStream::kMaxPacket + srtp::Session::kMaxTrailer + 20;
+struct alignas(16) ReadBatch {
+  std::array<std::array<std::uint8_t, kSlotSize>, RelayStream::kReadBudget> slots;
+  std::array<mmsghdr, RelayStream::kReadBudget> headers;
+  std::array<iovec, RelayStream::kReadBudget> vectors;
+  std::array<sockaddr_storage, RelayStream::kReadBudget> sources;
+  bool ready = false;
+
+  // The headers point into the batch once; each read resets only what the kernel wrote.
+  void prepare() {
+    for (int i = 0; i < RelayStream::kReadBudget; ++i) {
+      // One byte more than kMaxPacket: a datagram that fills it was too large and is dropped.
+      vectors[i] = iovec{slots[i].data(), RelayStream::kMaxPacket + 1};
+      headers[i] = mmsghdr{};
+      headers[i].msg_hdr.msg_name = &sources[i];
+      headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      headers[i].msg_hdr.msg_iov = &vectors[i];
+      headers[i].msg_hdr.msg_iovlen = 1;
+    }
+    ready = true;
+  }
 };
-thread_local PacketBuffer t_buffer;
+thread_local ReadBatch t_batch;
+
+udp::endpoint endpointOf(const sockaddr_storage& source) {
+  udp::endpoint e;
+  std::memcpy(e.data(), &source, source.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  return e;
+}
 
 }  // namespace
 
@@ -83,25 +112,36 @@ void RelayStream::arm(int index, int component) {
 void RelayStream::read(int index, int component) {
   udp::socket& socket = component == kRtp ? legs_[index].rtp : legs_[index].rtcp;
   base::Millis now = clock_.now();
-  std::uint8_t* packet = t_buffer.bytes.data();
-  for (int n = 0; n < kReadBudget; ++n) {
-    udp::endpoint from;
-    boost::system::error_code ec;
-    // One byte more than kMaxPacket: a datagram that fills it was too large and is dropped.
-    std::size_t length = socket.receive_from(boost::asio::buffer(packet, kMaxPacket + 1), from, 0, ec);
-    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
-      arm(index, component);
+  ReadBatch& b = t_batch;
+  if (!b.ready) b.prepare();
+  // One system call for whatever is queued (usually one packet per wake at 50 packets/s): the
+  // EAGAIN read that a recvfrom loop ends with is not paid.
+  int got = ::recvmmsg(socket.native_handle(), b.headers.data(), kReadBudget, MSG_DONTWAIT, nullptr);
+  if (got < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      // An ICMP error queued on the socket is returned once; the next read gets data.
+      boost::asio::post(socket.get_executor(), [self = shared_from_this(), index, component] {
+        if (!self->closed_) self->read(index, component);
+      });
       return;
     }
-    if (closed_) return;
-    if (ec) continue;  // an ICMP error queued on the socket: the next read gets data
-    if (length > kMaxPacket) {
+    arm(index, component);
+    return;
+  }
+  for (int i = 0; i < got; ++i) b.headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+  for (int i = 0; i < got && !closed_; ++i) {
+    std::size_t length = b.headers[i].msg_len;
+    if (length > kMaxPacket || (b.headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       legs_[index].counters.unready++;
       stats_.add(Counter::MediaDroppedUnready);
       continue;
     }
-    relay(index, component, packet, length, from, now);
-    if (closed_) return;
+    relay(index, component, b.slots[i].data(), length, endpointOf(b.sources[i]), now);
+  }
+  if (closed_) return;
+  if (got < kReadBudget) {
+    arm(index, component);
+    return;
   }
   // Budget spent: let the worker's other work run, then read on. Never stop reading.
   boost::asio::post(socket.get_executor(), [self = shared_from_this(), index, component] {
@@ -122,23 +162,30 @@ bool RelayStream::takeToken(Leg& in, base::Millis now) {
 }
 
 bool RelayStream::admits(const Leg& in, int component, const udp::endpoint& from) const {
+  const udp::endpoint& signalled = component == kRtp ? in.peer.rtp : in.peer.rtcp;
+  const bool exact = in.peer.named && !in.peer.hold && from == signalled;
   const auto& latched = in.latched[component];
-  if (latched) return *latched == from;
-  if (in.latching == config::Latching::Strict) {
-    const udp::endpoint& signalled = component == kRtp ? in.peer.rtp : in.peer.rtcp;
-    return in.peer.named && !in.peer.hold && from == signalled;
+  if (latched) {
+    // NAT: the exact address and port the SDP names always win the latch back, so a packet
+    // spoofed from the phone's IP before the phone's own cannot keep the stream.
+    return *latched == from || (in.latching == config::Latching::Nat && exact && in.signalling_verified);
   }
-  // NAT: an SRTP peer proves itself by its key (checked next); a plain one by its address.
+  if (in.latching == config::Latching::Strict) return exact;
+  // NAT: an SRTP peer proves itself by its key (checked next); a plain one by its address: the
+  // SIP source's, or the SDP's when that SIP source is known not to be spoofed.
   if (in.secure) return true;
-  return (in.peer.named && from.address() == in.peer.rtp.address()) || from.address() == in.signalling;
+  return from.address() == in.signalling ||
+         (in.signalling_verified && in.peer.named && from.address() == in.peer.rtp.address());
 }
 
 const udp::endpoint* RelayStream::destination(const Leg& out, int component) const {
   if (out.latched[component]) return &*out.latched[component];
   if (component == kRtcp && out.peer.mux && out.latched[kRtp]) return &*out.latched[kRtp];
   if (!out.peer.named || out.peer.hold) return nullptr;
-  // Before a NAT peer's first packet, its SDP address is used only if it is where its SIP came
-  // from: a forged c= line must not aim the other side's media at someone else.
+  // Before the peer's first packet its SDP address is used only if its SIP came from a source
+  // that has shown it receives there, and (NAT) only if the SDP names that same address: a
+  // spoofed INVITE or a forged c= line must not aim the other side's media at someone else.
+  if (!out.signalling_verified) return nullptr;
   if (out.latching == config::Latching::Nat && out.peer.rtp.address() != out.signalling) return nullptr;
   return component == kRtp ? &out.peer.rtp : &out.peer.rtcp;
 }
@@ -161,7 +208,10 @@ void RelayStream::relay(int index, int component, std::uint8_t* packet, std::siz
     drop(in.counters.foreign, Counter::MediaDroppedForeign);
     return;
   }
-  if (!takeToken(in, now)) {
+  // The peer's packets are shed over the rate first; a source not latched yet pays for the
+  // check of its key first, so that a flood of forgeries cannot use up the real peer's rate.
+  const bool from_latched = in.latched[component] && *in.latched[component] == from;
+  if (from_latched && !takeToken(in, now)) {
     drop(in.counters.rate_dropped, Counter::MediaDroppedRate);
     return;
   }
@@ -174,8 +224,12 @@ void RelayStream::relay(int index, int component, std::uint8_t* packet, std::siz
       return;
     }
   }
+  if (!from_latched && !takeToken(in, now)) {
+    drop(in.counters.rate_dropped, Counter::MediaDroppedRate);
+    return;
+  }
   // Only now, with the source admitted and (SRTP) its packet authenticated, is it latched.
-  if (!in.latched[component]) in.latched[component] = from;
+  if (!from_latched) in.latched[component] = from;
   std::size_t received = length;
   in.last_packet = now;
   if (component == kRtp && !datagrams_only_) {
@@ -190,8 +244,8 @@ void RelayStream::relay(int index, int component, std::uint8_t* packet, std::siz
     return;
   }
   if (transform == Transform::Encrypt || transform == Transform::Reencrypt) {
-    bool ok = component == kRtp ? out.outbound->protectRtp(packet, length, t_buffer.bytes.size())
-                                : out.outbound->protectRtcp(packet, length, t_buffer.bytes.size());
+    bool ok = component == kRtp ? out.outbound->protectRtp(packet, length, kSlotSize)
+                                : out.outbound->protectRtcp(packet, length, kSlotSize);
     if (!ok) {
       drop(in.counters.unready, Counter::MediaDroppedUnready);
       return;

@@ -62,13 +62,15 @@ class RelayStream : public std::enable_shared_from_this<RelayStream> {
     bool owns_pair = false;  // this leg took the pair from the pool (the other may share it)
     config::Latching latching = config::Latching::Strict;
     boost::asio::ip::address signalling;  // where the leg's SIP came from
+    bool signalling_verified = false;     // ...and it has shown it receives there (not spoofed)
     PeerMedia peer;
     bool known = false;  // the peer's SDP is known (offer and answer done)
     std::array<std::optional<boost::asio::ip::udp::endpoint>, 2> latched;  // [RTP, RTCP]
     bool secure = false;
     std::unique_ptr<srtp::Session> inbound;   // the peer's key: what it sends us
     std::unique_ptr<srtp::Session> outbound;  // our key for it: what we send it
-    srtp::KeyMaterial inbound_key;            // the key `inbound` was made with (kept to spot a re-key)
+    srtp::KeyMaterial inbound_key;            // the keys the sessions were made with (to spot a re-key)
+    srtp::KeyMaterial outbound_key;
     rtp::SequenceTracker sequence;
     LegCounters counters;
     base::Millis last_packet = 0;
@@ -98,6 +100,8 @@ class RelayStream : public std::enable_shared_from_this<RelayStream> {
   // The last time either peer's packet was relayed (0: never).
   base::Millis lastPacket() const;
   void setMaxPacketRate(std::uint32_t rate) { max_packet_rate_ = rate; }
+  // Not RTP (T.38 over udptl): datagrams are relayed as they are, without RTP checks.
+  void setDatagramsOnly(bool datagrams_only) { datagrams_only_ = datagrams_only; }
 
  private:
   void arm(int index, int component);

@@ -150,6 +150,7 @@ class MediaSessionTest : public ::testing::Test {
     where.from_side = net::Side::Public;
     where.to_side = net::Side::Pbx;
     where.source = boost::asio::ip::make_address(kCallerIp);
+    where.source_verified = true;  // a configured trunk, or a source that showed it receives
     return where;
   }
   static BodyCrossing toCaller(Method method = Method::Invite, int status = 200) {
@@ -157,6 +158,7 @@ class MediaSessionTest : public ::testing::Test {
     where.from_side = net::Side::Pbx;
     where.to_side = net::Side::Public;
     where.source = boost::asio::ip::make_address(kPbxIp);
+    where.source_verified = true;  // the PBX is a configured peer
     return where;
   }
   static sip::Body sdpBody(const std::string& text) { return sip::Body{"application/sdp", text}; }
@@ -246,6 +248,65 @@ TEST_F(MediaSessionTest, SpoofedSourcesAreDroppedAndTheLatchHolds) {
   caller.sendTo(kPublicMedia, to_caller.port, junk, sizeof junk);
   EXPECT_FALSE(pbx.receive(io_, 100));
   EXPECT_EQ(counter(stats::Counter::MediaDroppedUnready), 1u);
+}
+
+TEST_F(MediaSessionTest, NothingGoesToAnUnverifiedCallerUntilItSendsMedia) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp), pbx(kPbxIp);
+  // A UDP INVITE whose source never showed it receives there: maybe spoofed, naming a victim.
+  BodyCrossing spoofable = toPbx();
+  spoofable.source_verified = false;
+  std::string out1, out2;
+  Written to_pbx = inspect(s->rewrite(spoofable, sdpBody(sdpOf(kCallerIp, caller.port())), out1));
+  Written to_caller = inspect(s->rewrite(toCaller(), sdpBody(sdpOf(kPbxIp, pbx.port())), out2));
+  auto ringback = rtpPacket(1, 2, 2);
+  pbx.sendTo(kPbxMedia, to_pbx.port, ringback.data(), ringback.size());
+  EXPECT_FALSE(caller.receive(io_, 100)) << "no media toward an address only the SDP names";
+  // Once the caller's own media arrives from its SIP address, it is latched and gets media.
+  auto voice = rtpPacket(1, 1, 1);
+  caller.sendTo(kPublicMedia, to_caller.port, voice.data(), voice.size());
+  EXPECT_TRUE(pbx.receive(io_));
+  pbx.sendTo(kPbxMedia, to_pbx.port, ringback.data(), ringback.size());
+  EXPECT_TRUE(caller.receive(io_));
+}
+
+TEST_F(MediaSessionTest, NatLatchIsWonBackByTheSignalledPort) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp), pbx(kPbxIp), spoofer(kCallerIp);
+  auto [to_pbx, to_caller] = plainCall(*s, caller, pbx);
+  auto p = rtpPacket(1, 1, 1);
+  // A packet from the caller's IP but another port gets there first and is latched...
+  spoofer.sendTo(kPublicMedia, to_caller.port, p.data(), p.size());
+  EXPECT_TRUE(pbx.receive(io_));
+  // ...but the port the caller's SDP names takes the stream back, and the spoofer is out.
+  caller.sendTo(kPublicMedia, to_caller.port, p.data(), p.size());
+  EXPECT_TRUE(pbx.receive(io_));
+  spoofer.sendTo(kPublicMedia, to_caller.port, p.data(), p.size());
+  EXPECT_FALSE(pbx.receive(io_, 100));
+  auto back = rtpPacket(2, 2, 2);
+  pbx.sendTo(kPbxMedia, to_pbx.port, back.data(), back.size());
+  EXPECT_TRUE(caller.receive(io_));
+  EXPECT_FALSE(spoofer.receive(io_, 50));
+}
+
+TEST_F(MediaSessionTest, AnOfferRelaysAtMostFourStreams) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp);
+  std::string body =
+      fmt::format("v=0\r\no=- 1 1 IN IP4 {}\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\n", kCallerIp, kCallerIp);
+  for (int i = 0; i < 16; ++i) body += fmt::format("m=audio {} RTP/AVP 0\r\n", 5000 + 2 * i);
+  std::string out;
+  BodyVerdict v = s->rewrite(toPbx(), sdpBody(body), out);
+  ASSERT_EQ(v.status, 0);
+  auto sd = media::sdp::parse(out);
+  ASSERT_TRUE(sd.ok());
+  int relayed = 0;
+  for (const auto& m : sd.value().media) relayed += m.port != 0 ? 1 : 0;
+  EXPECT_EQ(relayed, 4);
+  EXPECT_EQ(freePairs(), 50 - 4);
 }
 
 TEST_F(MediaSessionTest, PacketsBeforeTheAnswerAreNotRelayed) {
@@ -393,10 +454,12 @@ TEST_F(MediaSessionTest, RequiredSideGetsSrtpOfferAndRefusesAPlainAnswer) {
   to_public.from_side = net::Side::Pbx;
   to_public.to_side = net::Side::Public;
   to_public.source = boost::asio::ip::make_address(kPbxIp);
+  to_public.source_verified = true;
   BodyCrossing to_pbx(0, Method::Invite, 200, true);
   to_pbx.from_side = net::Side::Public;
   to_pbx.to_side = net::Side::Pbx;
   to_pbx.source = boost::asio::ip::make_address(kCallerIp);
+  to_pbx.source_verified = true;
   {
     auto s = session();
     std::string out1, out2;

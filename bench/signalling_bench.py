@@ -414,9 +414,12 @@ class Palisade(System):
     name = "Palisade"
     memory_metric = "rss"
 
-    def __init__(self, work: Path, binary: Path, workers: int, auth: bool = False):
+    def __init__(self, work: Path, binary: Path, workers: int, auth: bool = False, anchor: bool = True):
         super().__init__(work)
         self.auth = auth
+        self.anchor = anchor
+        if not anchor:
+            self.name = "Palisade-no-anchoring"
         # A private copy: a rebuild in the tree during the run must not change what is measured.
         self.binary = work / "palisade"
         shutil.copy2(binary, self.binary)
@@ -451,6 +454,13 @@ addresses = ["{PBX_IP}"]
 [management]
 address = "127.0.0.1"
 port = {self.mgmt_port}
+
+# Both listeners share 127.0.0.1, so an anchored call takes two port pairs: the range holds
+# 20,000 pairs, enough for the hold test's concurrent calls.
+[media]
+anchor = {"true" if self.anchor else "false"}
+port_min = 20000
+port_max = 59999
 """)
         return path
 
@@ -599,6 +609,59 @@ class Kamailio(System):
         # Start-up chatter is not interesting: keep warnings and errors only.
         text = self.proc.log_tail(200) if self.proc else ""
         return "\n".join(l for l in text.splitlines() if re.search(r"WARN|ERROR|CRIT|BUG|ALERT", l))
+
+
+class KamailioRtpengine(Kamailio):
+    """The reference Kamailio driving rtpengine (userspace forwarding) through its rtpengine
+    module, as a Kamailio operator anchors media: rtpengine_manage() on the INVITE, on replies
+    with SDP and on the BYE. CPU and memory are Kamailio's and rtpengine's together."""
+    name = "Kamailio+rtpengine"
+    NG = "127.0.0.1:22222"
+
+    def __init__(self, work: Path, reference: Path, auth: bool = False):
+        super().__init__(work, reference, auth)
+        self.rtpengine_bin = shutil.which("rtpengine")
+        if not self.rtpengine_bin:
+            sys.exit("rtpengine not found: apt-get install -y --no-install-recommends rtpengine-daemon")
+        self.rtpengine: Optional[Proc] = None
+        self.cfg.write_text(self.with_rtpengine(self.cfg.read_text()))
+
+    @classmethod
+    def with_rtpengine(cls, cfg: str) -> str:
+        load = 'loadmodule "textops.so"\n'
+        initial = "\t\troute(RELAY);\n\t\texit;\n\t}\n\n\tsl_send_reply(\"405\""
+        in_dialog = "\t\tif (loose_route()) {\n\t\t\troute(RELAY);"
+        if load not in cfg or initial not in cfg or in_dialog not in cfg:
+            raise RuntimeError("kamailio.cfg does not have the shape the rtpengine variant edits")
+        cfg = cfg.replace(load, load + f'loadmodule "rtpengine.so"\nmodparam("rtpengine", "rtpengine_sock", "udp:{cls.NG}")\n', 1)
+        cfg = cfg.replace(initial, "\t\trtpengine_manage();\n\t\tt_on_reply(\"MEDIA\");\n" + initial, 1)
+        cfg = cfg.replace(in_dialog, "\t\tif (loose_route()) {\n\t\t\tif (is_method(\"BYE\")) rtpengine_manage();\n\t\t\troute(RELAY);", 1)
+        return cfg + '\nonreply_route[MEDIA] {\n\tif (has_body("application/sdp")) rtpengine_manage();\n}\n'
+
+    def start(self, tag: str) -> None:
+        ng_ip, ng_port = self.NG.split(":")
+        argv = [self.rtpengine_bin, "--foreground", "--log-stderr", "--log-level=4", "--interface=127.0.0.1",
+                f"--listen-ng={self.NG}", "--port-min=30000", "--port-max=60000", "--table=-1",
+                "--num-threads=2", "--delete-delay=0"]
+        self.rtpengine = Proc("rtpengine", argv, self.work / f"{tag}-rtpengine.log", self.work)
+        time.sleep(1.0)
+        if self.rtpengine.poll() is not None:
+            raise RuntimeError(f"rtpengine did not start:\n{self.rtpengine.log_tail()}")
+        super().start(tag)
+
+    def refresh_pids(self) -> None:
+        super().refresh_pids()
+        if self.rtpengine and self.rtpengine.poll() is None:
+            self.pids = self.pids + [self.rtpengine.pid]
+
+    def stop(self) -> None:
+        super().stop()
+        if self.rtpengine:
+            self.rtpengine.stop(signal.SIGTERM, grace=10.0)
+            self.rtpengine = None
+
+    def alive(self) -> bool:
+        return super().alive() and self.rtpengine is not None and self.rtpengine.poll() is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -973,7 +1036,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", help="comma-separated call rates of the ladder "
                    "(default 500,1000,...,8000; --quick: 500,1000)")
     p.add_argument("--duration", type=float, help="seconds per step (default 20; --quick: 5)")
-    p.add_argument("--systems", default="palisade,kamailio", help="palisade,kamailio (default both)")
+    p.add_argument("--systems", default="palisade,kamailio",
+                   help="comma-separated, of palisade, palisade-noanchor (media anchoring off), kamailio, "
+                        "kamailio-rtpengine (Kamailio driving rtpengine); default palisade,kamailio")
     p.add_argument("--retries", type=int, default=None,
                    help="repeat a failing ladder step this many times before stopping (default 1; --quick: 0)")
     p.add_argument("--confirm", type=int, default=None,
@@ -1011,7 +1076,7 @@ def parse_args() -> argparse.Namespace:
     a.no_hold = a.no_hold or a.auth
     a.systems = [s.strip().lower() for s in a.systems.split(",") if s.strip()]
     for s in a.systems:
-        if s not in ("palisade", "kamailio"):
+        if s not in ("palisade", "palisade-noanchor", "kamailio", "kamailio-rtpengine"):
             p.error(f"unknown system {s}")
     return a
 
@@ -1043,10 +1108,11 @@ def main() -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    for name in ("uac_rr.xml", "uas_rr.xml") + (("kamailio.cfg",) if "kamailio" in args.systems else ()):
+    uses_kamailio = any(n.startswith("kamailio") for n in args.systems)
+    for name in ("uac_rr.xml", "uas_rr.xml") + (("kamailio.cfg",) if uses_kamailio else ()):
         if not (args.reference / name).is_file():
             sys.exit(f"missing {args.reference / name} (set --reference)")
-    if "palisade" in args.systems and not os.access(args.palisade, os.X_OK):
+    if any(n.startswith("palisade") for n in args.systems) and not os.access(args.palisade, os.X_OK):
         sys.exit(f"{args.palisade} not found: cmake --preset release && cmake --build build -j2 --target palisade")
     sipp_binary()
     fds = raise_fd_limit()
@@ -1059,8 +1125,12 @@ def main() -> int:
     try:
         systems: list[System] = []
         for name in args.systems:
-            systems.append(Palisade(work, args.palisade, args.workers, args.auth) if name == "palisade"
-                           else Kamailio(work, args.reference, args.auth))
+            if name.startswith("palisade"):
+                systems.append(Palisade(work, args.palisade, args.workers, args.auth, anchor=name == "palisade"))
+            elif name == "kamailio-rtpengine":
+                systems.append(KamailioRtpengine(work, args.reference, args.auth))
+            else:
+                systems.append(Kamailio(work, args.reference, args.auth))
         started = datetime.datetime.now()
         revision = git_revision()  # the tree the copied binary was taken from
         log(f"signalling benchmark {started:%Y-%m-%d %H:%M}  host {platform.node()}  cores {os.cpu_count()}  "

@@ -63,6 +63,8 @@ struct Options {
   int pid = 0;
   int relay_cpu = 0;
   int load_cpu = 1;
+  double overload_s = 0;         // > 0: the overload and recovery test instead of the throughput run
+  bool overload_shared = false;  // the flood comes on the normal streams themselves
 };
 
 void pin(int cpu) {
@@ -343,6 +345,167 @@ void generate(std::vector<Stream>& streams, const Options& o, Totals& totals) {
   drain();
 }
 
+// --overload: the streams are doubled; the second half are flood streams whose callers, for
+// `flood_s` seconds, send as fast as the generator can (from their own, latched addresses: a real
+// overload, not spoofing; their PBX ends are never read, so the kernel drops what the relay
+// forwards there at no cost to the generator), while the first half keep 50 packets/s each, and
+// then only the normal load runs for 3 s. Normal packets carry the 100 ms window they were sent in; what the
+// PBX side receives is counted per window, so the report says how much got through during the flood and how
+// long after it every window was whole again.
+void overload(std::vector<Stream>& all, const Options& o, double flood_s) {
+  const std::size_t half = o.overload_shared ? all.size() : all.size() / 2;
+  std::vector<Stream*> streams_normal, streams_flood;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i < half) streams_normal.push_back(&all[i]);
+    if (i >= half || o.overload_shared) streams_flood.push_back(&all[i]);
+  }
+  for (std::size_t i = half; i < all.size(); ++i) {
+    int tiny = 4096;
+    setsockopt(all[i].pbx_fd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny);
+  }
+  constexpr int kWindowMs = 100;
+  constexpr std::uint32_t kFloodTag = 0xFFFFFFFF;
+  const auto start = Clock::now();
+  const auto flood_end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(flood_s));
+  const auto end = flood_end + std::chrono::seconds(3);
+  const std::size_t windows = static_cast<std::size_t>((flood_s + 3) * 1000 / kWindowMs) + 20;
+  std::vector<std::uint64_t> sent(windows), received(windows);
+  auto windowOf = [&](Clock::time_point t) {
+    return static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t - start).count() / kWindowMs);
+  };
+  alignas(16) std::uint8_t packet[256];
+  std::memset(packet, 0x55, sizeof packet);
+  packet[0] = 0x80;
+  std::uint64_t flood_sent = 0;
+  std::vector<std::uint16_t> flood_seq(streams_flood.size(), 30000);
+  constexpr int kBatch = 32;
+  std::array<std::array<std::uint8_t, 172>, kBatch> flood_packets{};
+  std::array<mmsghdr, kBatch> out{};
+  std::array<iovec, kBatch> out_iov{};
+  alignas(16) static std::uint8_t in_slots[kBatch][2048];
+  std::array<mmsghdr, kBatch> in{};
+  std::array<iovec, kBatch> in_iov{};
+  for (int k = 0; k < kBatch; ++k) {
+    in_iov[k] = iovec{in_slots[k], sizeof in_slots[k]};
+    in[k].msg_hdr.msg_iov = &in_iov[k];
+    in[k].msg_hdr.msg_iovlen = 1;
+  }
+  auto drain = [&] {
+    for (Stream* s : streams_normal) {
+      Stream& st = *s;
+      for (;;) {
+        int n = recvmmsg(st.pbx_fd, in.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (n <= 0) break;
+        for (int k = 0; k < n; ++k) {
+          std::uint32_t tag;
+          std::memcpy(&tag, in_slots[k] + 12, 4);
+          if (tag != kFloodTag && tag < windows) received[tag]++;
+        }
+        if (n < kBatch) break;
+      }
+      // The PBX's replies are not part of this test: empty the caller sockets too.
+      while (recv(st.caller_fd, in_slots[0], sizeof in_slots[0], MSG_DONTWAIT) > 0) {
+      }
+    }
+  };
+  auto next = start;
+  auto next_drain = start;
+  std::size_t rr = 0;
+  std::uint16_t seq = 0;
+  for (;;) {
+    auto now = Clock::now();
+    if (now >= end) break;
+    if (now >= next) {
+      std::uint32_t w = windowOf(now);
+      ++seq;
+      for (std::size_t i = 0; i < streams_normal.size(); ++i) {
+        packet[2] = static_cast<std::uint8_t>(seq >> 8);
+        packet[3] = static_cast<std::uint8_t>(seq);
+        std::uint32_t ssrc = htonl(static_cast<std::uint32_t>(i + 1));
+        std::memcpy(packet + 8, &ssrc, 4);
+        std::memcpy(packet + 12, &w, 4);
+        if (sendto(streams_normal[i]->caller_fd, packet, 172, 0,
+                   reinterpret_cast<const sockaddr*>(&streams_normal[i]->to_public),
+                   sizeof(sockaddr_in)) > 0 &&
+            w < windows) {
+          sent[w]++;
+        }
+      }
+      next += std::chrono::milliseconds(20);
+    }
+    if (now >= next_drain) {
+      drain();
+      next_drain = now + std::chrono::milliseconds(2);
+    }
+    if (now < flood_end) {
+      std::size_t i = rr++ % streams_flood.size();
+      Stream& st = *streams_flood[i];
+      for (int k = 0; k < kBatch; ++k) {
+        auto& f = flood_packets[k];
+        std::memset(f.data(), 0x66, f.size());
+        f[0] = 0x80;
+        std::uint16_t fs = flood_seq[i]++;
+        f[2] = static_cast<std::uint8_t>(fs >> 8);
+        f[3] = static_cast<std::uint8_t>(fs);
+        std::uint32_t ssrc = htonl(static_cast<std::uint32_t>(0x10000 + i));
+        std::memcpy(f.data() + 8, &ssrc, 4);
+        std::memcpy(f.data() + 12, &kFloodTag, 4);
+        out_iov[k] = iovec{f.data(), f.size()};
+        out[k] = mmsghdr{};
+        out[k].msg_hdr.msg_name = &st.to_public;
+        out[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+        out[k].msg_hdr.msg_iov = &out_iov[k];
+        out[k].msg_hdr.msg_iovlen = 1;
+      }
+      int n = sendmmsg(st.caller_fd, out.data(), kBatch, MSG_DONTWAIT);
+      if (n > 0) flood_sent += static_cast<std::uint64_t>(n);
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  drain();
+  const std::uint32_t flood_windows = windowOf(flood_end);
+  std::uint64_t flood_normal_sent = 0, flood_normal_received = 0;
+  for (std::uint32_t w = 0; w < flood_windows; ++w) {
+    flood_normal_sent += sent[w];
+    flood_normal_received += received[w];
+  }
+  // The first window after the flood from which every window (but the unfinished last) is whole.
+  std::uint32_t last = windowOf(end) - 1;
+  std::optional<std::uint32_t> recovered;
+  for (std::uint32_t w = flood_windows; w < last; ++w) {
+    bool whole_from_here = true;
+    for (std::uint32_t v = w; v < last; ++v) {
+      if (received[v] * 100 < sent[v] * 99) whole_from_here = false;
+    }
+    if (whole_from_here) {
+      recovered = w;
+      break;
+    }
+  }
+  std::printf(
+      "overload: %.0f packets/s offered on %zu flood streams for %.0f s, on top of %zu streams x %d pps\n",
+      static_cast<double>(flood_sent) / flood_s, streams_flood.size(), flood_s, streams_normal.size(), o.pps);
+  std::printf("  normal packets delivered during the flood: %.1f%%\n",
+              flood_normal_sent ? 100.0 * static_cast<double>(flood_normal_received) /
+                                      static_cast<double>(flood_normal_sent)
+                                : 0.0);
+  if (recovered) {
+    std::printf("  full rate again %u ms after the flood ended (every 100 ms window >= 99%% delivered)\n",
+                (*recovered - flood_windows) * kWindowMs);
+  } else {
+    std::printf("  NOT recovered within 3 s of the flood's end\n");
+  }
+  for (std::uint32_t w = flood_windows > 5 ? flood_windows - 5 : 0; w < std::min(last, flood_windows + 15);
+       ++w) {
+    std::printf("    window %+5d ms: %llu/%llu\n", static_cast<int>(w - flood_windows) * kWindowMs,
+                static_cast<unsigned long long>(received[w]), static_cast<unsigned long long>(sent[w]));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -368,15 +531,21 @@ int main(int argc, char** argv) {
       o.relay_cpu = std::stoi(value());
     else if (a == "--load-cpu")
       o.load_cpu = std::stoi(value());
+    else if (a == "--overload")
+      o.overload_s = std::stod(value());
+    else if (a == "--shared")
+      o.overload_shared = true;
     else {
       std::fprintf(
           stderr,
           "usage: relay_bench [--target palisade|rtpengine|floor] [--streams N] [--pps N] [--seconds S] "
-          "[--srtp] [--ng IP:PORT --pid PID] [--relay-cpu N] [--load-cpu N]\n");
+          "[--srtp] [--ng IP:PORT --pid PID] [--relay-cpu N] [--load-cpu N] [--overload SECONDS "
+          "[--shared]]\n");
       return 2;
     }
   }
   pin(o.load_cpu);
+  if (o.overload_s > 0 && !o.overload_shared) o.streams *= 2;  // the second half are the flood streams
   std::vector<Stream> streams(static_cast<std::size_t>(o.streams));
   for (auto& s : streams) {
     s.caller_fd = udpSocket(kCallerIp);
@@ -509,7 +678,12 @@ int main(int argc, char** argv) {
     char ready = 'w';
     if (write(pipe_fds[1], &ready, 1) != 1) _exit(1);
     Totals run;
-    generate(streams, o, run);
+    if (o.overload_s > 0) {
+      overload(streams, o, o.overload_s);
+    } else {
+      generate(streams, o, run);
+    }
+    std::fflush(stdout);
     if (write(pipe_fds[1], &run, sizeof run) != static_cast<ssize_t>(sizeof run)) _exit(1);
     _exit(0);
   }
@@ -536,6 +710,10 @@ int main(int argc, char** argv) {
   stop = true;
   if (relay.joinable()) relay.join();
 
+  if (o.overload_s > 0) {
+    std::printf("target %s: relay CPU %.2f s over %.1f s\n", o.target.c_str(), cpu, wall);
+    return 0;
+  }
   std::printf("target %s%s: %d streams x 2 directions x %d pps, %.1f s\n", o.target.c_str(),
               o.srtp ? " (SRTP caller side, RTP PBX side)" : " (RTP both sides)", o.streams, o.pps, wall);
   std::printf(

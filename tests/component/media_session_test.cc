@@ -309,6 +309,63 @@ TEST_F(MediaSessionTest, AnOfferRelaysAtMostFourStreams) {
   EXPECT_EQ(freePairs(), 50 - 4);
 }
 
+TEST_F(MediaSessionTest, T38OverUdptlIsRelayedAsDatagrams) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp), pbx(kPbxIp);
+  auto image = [](const char* ip, std::uint16_t port) {
+    return fmt::format(
+        "v=0\r\no=- 1 1 IN IP4 {}\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\nm=image {} udptl t38\r\n"
+        "a=T38FaxVersion:0\r\na=T38FaxUdpEC:t38UDPRedundancy\r\n",
+        ip, ip, port);
+  };
+  std::string out1, out2;
+  Written to_pbx = inspect(s->rewrite(toPbx(), sdpBody(image(kCallerIp, caller.port())), out1));
+  Written to_caller = inspect(s->rewrite(toCaller(), sdpBody(image(kPbxIp, pbx.port())), out2));
+  EXPECT_EQ(to_pbx.proto, "udptl");
+  EXPECT_NE(to_pbx.text.find("a=T38FaxVersion:0"), std::string::npos);
+  // A UDPTL packet is not RTP (no version 2 header): it crosses as it is, both ways.
+  std::vector<std::uint8_t> ifp = {0x00, 0x01, 0x06, 0x01, 0x02, 0x03, 0x04, 0x05, 0x00, 0x00};
+  caller.sendTo(kPublicMedia, to_caller.port, ifp.data(), ifp.size());
+  auto got = pbx.receive(io_);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, ifp);
+  pbx.sendTo(kPbxMedia, to_pbx.port, ifp.data(), ifp.size());
+  got = caller.receive(io_);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, ifp);
+}
+
+TEST_F(MediaSessionTest, ASessionRefreshFromTheCalleeKeepsTheCallWorking) {
+  start();
+  auto s = session();
+  Peer caller(kCallerIp), pbx(kPbxIp);
+  auto [to_pbx, to_caller] = plainCall(*s, caller, pbx);
+  // The PBX re-INVITEs with its SDP unchanged; the caller answers with a new port.
+  Peer caller_moved(kCallerIp);
+  BodyCrossing reinvite_from_pbx(0, Method::Invite, 0, false);
+  reinvite_from_pbx.from_side = net::Side::Pbx;
+  reinvite_from_pbx.to_side = net::Side::Public;
+  reinvite_from_pbx.source = boost::asio::ip::make_address(kPbxIp);
+  reinvite_from_pbx.source_verified = true;
+  BodyCrossing answer_from_caller(1, Method::Invite, 200, false);
+  answer_from_caller.from_side = net::Side::Public;
+  answer_from_caller.to_side = net::Side::Pbx;
+  answer_from_caller.source = boost::asio::ip::make_address(kCallerIp);
+  answer_from_caller.source_verified = true;
+  std::string out1, out2;
+  Written offer = inspect(s->rewrite(reinvite_from_pbx, sdpBody(sdpOf(kPbxIp, pbx.port())), out1));
+  EXPECT_EQ(offer.address, kPublicMedia);
+  EXPECT_EQ(offer.port, to_caller.port);
+  Written answer = inspect(
+      s->rewrite(answer_from_caller, sdpBody(sdpOf(kCallerIp, caller_moved.port(), "RTP/AVP", "", 2)), out2));
+  EXPECT_EQ(answer.address, kPbxMedia);
+  auto p = rtpPacket(1, 4, 4);
+  pbx.sendTo(kPbxMedia, to_pbx.port, p.data(), p.size());
+  EXPECT_TRUE(caller_moved.receive(io_)) << "media follows the caller's new port";
+  EXPECT_FALSE(caller.receive(io_, 50));
+}
+
 TEST_F(MediaSessionTest, PacketsBeforeTheAnswerAreNotRelayed) {
   start();
   auto s = session();

@@ -155,11 +155,13 @@ MediaSession::MediaSession(WorkerMedia& owner, std::string call_id)
 
 MediaSession::~MediaSession() {
   alive_.reset();
-  boost::system::error_code ec;
   watchdog_.cancel();
-  bool relayed =
-      std::any_of(streams_.begin(), streams_.end(), [](const auto& s) { return s && s->active(); });
-  if (relayed) LOG_INFO("call {}: media {}", call_id_, summary());
+  bool anchored = std::any_of(streams_.begin(), streams_.end(), [](const auto& s) { return s != nullptr; });
+  if (anchored) LOG_INFO("call {}: media {}", call_id_, summary());
+  // What we wrote holds our SDES keys.
+  for (std::string* text : {&last_out_[0], &last_out_[1], &answer_cache_.out}) {
+    OPENSSL_cleanse(text->data(), text->size());
+  }
   for (auto& stream : streams_) {
     if (!stream) continue;
     stream->close();

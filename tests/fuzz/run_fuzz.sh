@@ -4,7 +4,7 @@
 #   cmake --preset fuzz && cmake --build build-fuzz
 #   tests/fuzz/run_fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp.
+# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media.
 # Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
 # variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
 # are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
@@ -20,7 +20,7 @@ out="${PALISADE_FUZZ_OUT:-$build/fuzz-out}"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media)
 
 for t in "${targets[@]}"; do
   if [ ! -x "$build/fuzz/$t" ]; then
@@ -115,6 +115,22 @@ golden = os.path.join(os.environ["PALISADE_ROOT"], "tests", "golden", "sdp")
 for f in os.listdir(golden):
     if f.endswith(".in"):
         open(os.path.join(sdp, f), "wb").write(open(os.path.join(golden, f), "rb").read())
+
+# fuzz_media: offer/answer sequences (selector byte + body, records split by two NULs) made of
+# the golden inputs: an offer toward the PBX answered by a 200, a late offer answered in the ACK,
+# and a re-INVITE from the PBX side.
+media = os.path.join(seeds, "fuzz_media"); os.makedirs(media)
+bodies = [open(os.path.join(golden, f), "rb").read() for f in sorted(os.listdir(golden)) if f.endswith(".in")]
+for i, body in enumerate(bodies):
+    other = bodies[(i + 1) % len(bodies)]
+    sequences = [
+        [b"\x11" + body, b"\x14" + other],                    # INVITE offer, 200 answer
+        [b"\x11", b"\x14" + body, b"\x17" + other],           # late offer: 200 offers, ACK answers
+        [b"\x11" + body, b"\x12" + other, b"\x14" + other,   # 183 then 200, then a re-INVITE
+         b"\x10" + other, b"\x15" + body],
+    ]
+    for j, seq in enumerate(sequences):
+        open(os.path.join(media, f"seq-{i}-{j}"), "wb").write(b"\x00\x00".join(seq))
 
 PY
 mkdir -p "$seeds/fuzz_datagram"

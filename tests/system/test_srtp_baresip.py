@@ -16,37 +16,9 @@ import time
 import harness
 from harness import PBX_IP, PUBLIC_IP
 from sip_peer import UdpPeer
-from test_tls_baresip import write_wav
+from test_tls_baresip import PHONE_IP, baresip_config
 
-PHONE_IP = "127.0.0.6"
 ECHO_SECONDS = 4
-
-
-def phone_config(run, folder, sip_port, tls_port):
-    os.makedirs(folder, exist_ok=True)
-    wav = os.path.join(folder, "source.wav")
-    write_wav(wav)
-    user = harness.TEST_USER
-    with open(os.path.join(folder, "config"), "w") as f:
-        f.write(f"""poll_method epoll
-sip_listen {PHONE_IP}:{sip_port}
-sip_cafile {run.certs['ca']}
-module_path /usr/lib/baresip/modules
-module stdio.so
-module g711.so
-module aufile.so
-module aubridge.so
-module srtp.so
-module account.so
-module menu.so
-audio_player aubridge,nil
-audio_source aufile,{wav}
-audio_alert aubridge,nil
-""")
-    with open(os.path.join(folder, "accounts"), "w") as f:
-        f.write(f"<sip:{user['name']}@{PUBLIC_IP};transport=tls>;auth_pass={user['password']};"
-                f"outbound=\"sip:{PUBLIC_IP}:{tls_port};transport=tls\";regint=300;mediaenc=srtp-mand\n")
-    open(os.path.join(folder, "contacts"), "w").close()
 
 
 class Sniffer(threading.Thread):
@@ -134,7 +106,7 @@ def body(run):
     pbx_thread.start()
 
     folder = run.path("baresip")
-    phone_config(run, folder, harness.free_ports(PHONE_IP, 1)[0], tls_port)
+    baresip_config(run, folder, harness.free_ports(PHONE_IP, 1)[0], tls_port, srtp=True)
     log_path = run.path("baresip.log")
     with open(log_path, "w") as log:
         phone = subprocess.Popen(["baresip", "-f", folder, "-n", PHONE_IP, "-t", str(ECHO_SECONDS + 12),

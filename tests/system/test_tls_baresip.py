@@ -28,7 +28,9 @@ def write_wav(path, seconds=10):
         w.writeframes(b"".join(struct.pack("<h", (i % 40) * 200 - 4000) for i in range(8000 * seconds)))
 
 
-def baresip_config(run, folder, sip_port, tls_port, dial_seconds):
+def baresip_config(run, folder, sip_port, tls_port, srtp=False):
+    """baresip's folder for user 2001 over TLS; `srtp`: SDES-SRTP mandatory (the module is loaded
+    before account.so, which reads the account's mediaenc)."""
     os.makedirs(folder, exist_ok=True)
     wav = os.path.join(folder, "source.wav")
     write_wav(wav)
@@ -42,6 +44,7 @@ module stdio.so
 module g711.so
 module aufile.so
 module aubridge.so
+{"module srtp.so" if srtp else ""}
 module account.so
 module menu.so
 audio_player aubridge,nil
@@ -50,7 +53,8 @@ audio_alert aubridge,nil
 """)
     with open(os.path.join(folder, "accounts"), "w") as f:
         f.write(f"<sip:{user['name']}@{PUBLIC_IP};transport=tls>;auth_pass={user['password']};"
-                f"outbound=\"sip:{PUBLIC_IP}:{tls_port};transport=tls\";regint=300;answermode=auto\n")
+                f"outbound=\"sip:{PUBLIC_IP}:{tls_port};transport=tls\";regint=300;"
+                + ("mediaenc=srtp-mand\n" if srtp else "answermode=auto\n"))
     with open(os.path.join(folder, "contacts"), "w") as f:
         f.write("")
 
@@ -74,7 +78,7 @@ def body(run):
     # The PBX answers baresip's call and hangs up after its pause.
     uas = run.sipp("uas-pbx", "uas_bye", PBX_IP, pbx_port, calls=1, timeout_s=60, recv_timeout_ms=40000)
     folder = run.path("baresip")
-    baresip_config(run, folder, harness.free_ports(PHONE_IP, 1)[0], tls_port, 4)
+    baresip_config(run, folder, harness.free_ports(PHONE_IP, 1)[0], tls_port)
     log_path = run.path("baresip.log")
     with open(log_path, "w") as log:
         phone = subprocess.Popen(

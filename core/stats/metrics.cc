@@ -44,6 +44,14 @@ constexpr std::string_view kMediaDroppedHelp =
     "Media packets dropped, by reason: SRTP authentication or replay failure, a source other than "
     "the stream's peer, over max_packet_rate, before the answer or not RTP.";
 
+constexpr std::string_view kFraudHelp =
+    "New calls refused by the toll-fraud rules, by reason: a denied or high-risk destination, "
+    "international calling not allowed, a number the dial plan cannot read, a rate or time limit, "
+    "a spend cap, a source blocked by anomaly detection.";
+
+constexpr std::string_view kWebhookHelp =
+    "Alert events for the webhook: delivered (2xx), given up after the retries, not queued (queue full).";
+
 constexpr std::array<CounterInfo, kCounterCount> kCounters{{
     {Counter::CallsAttempted, "calls_attempted", "", "INVITEs that started a call."},
     {Counter::CallsAnswered, "calls_answered", "", "Calls that received a 2xx."},
@@ -142,6 +150,20 @@ constexpr std::array<CounterInfo, kCounterCount> kCounters{{
      "Mutual TLS: client certificates that did not carry the trunk's tls_client_names."},
     {Counter::ConfigReloads, "config_reloads", "", "Configuration reloads applied."},
     {Counter::ConfigReloadFailures, "config_reload_failures", "", "Configuration reloads rejected."},
+    {Counter::FraudRefusedDestination, "fraud_refused", R"(reason="destination")", kFraudHelp},
+    {Counter::FraudRefusedInternational, "fraud_refused", R"(reason="international")", kFraudHelp},
+    {Counter::FraudRefusedUnknownNumber, "fraud_refused", R"(reason="unknown_number")", kFraudHelp},
+    {Counter::FraudRefusedLimit, "fraud_refused", R"(reason="limit")", kFraudHelp},
+    {Counter::FraudRefusedSpendCap, "fraud_refused", R"(reason="spend_cap")", kFraudHelp},
+    {Counter::FraudRefusedBlockedSource, "fraud_refused", R"(reason="blocked_source")", kFraudHelp},
+    {Counter::FraudAlerts, "fraud_alerts", "", "Fraud events raised (log line and webhook)."},
+    {Counter::CallsMaxDuration, "calls_max_duration", "", "Calls ended at their maximum duration."},
+    {Counter::CdrRecordsWritten, "cdr_records_written", "", "CDR lines written."},
+    {Counter::CdrRecordsDropped, "cdr_records_dropped", "",
+     "CDR records lost: the queue to the writer was full or the file could not be written."},
+    {Counter::AlertWebhooksSent, "alert_webhooks", R"(result="sent")", kWebhookHelp},
+    {Counter::AlertWebhooksFailed, "alert_webhooks", R"(result="failed")", kWebhookHelp},
+    {Counter::AlertWebhooksDropped, "alert_webhooks", R"(result="dropped")", kWebhookHelp},
 }};
 
 constexpr std::array<GaugeInfo, kGaugeCount> kGauges{{

@@ -87,6 +87,19 @@ enum class Counter : std::uint16_t {
   TlsClientCertificatesRefused,  // mutual TLS: a verified certificate without the trunk's names
   ConfigReloads,
   ConfigReloadFailures,
+  FraudRefusedDestination,    // new calls refused (403): a denied or high-risk destination
+  FraudRefusedInternational,  // international calls from a peer without international calling
+  FraudRefusedUnknownNumber,  // dialled numbers the dial plan cannot normalise
+  FraudRefusedLimit,          // over a per-minute, international-per-hour or calling-hours limit
+  FraudRefusedSpendCap,       // over a 24 h spend cap
+  FraudRefusedBlockedSource,  // from a user or trunk blocked by anomaly detection
+  FraudAlerts,                // fraud events raised (log line, webhook)
+  CallsMaxDuration,           // calls ended at their maximum duration
+  CdrRecordsWritten,          // CDR lines written
+  CdrRecordsDropped,          // CDR records lost to a full queue or a failed write
+  AlertWebhooksSent,          // alert webhook POSTs answered 2xx
+  AlertWebhooksFailed,        // alert events given up after every retry
+  AlertWebhooksDropped,       // alert events not queued: the webhook queue was full
   kCount
 };
 

@@ -5,6 +5,7 @@
 #include "policy/auth/digest_stage.h"
 #include "policy/bans/ban_source.h"
 #include "policy/flood/admission_stage.h"
+#include "policy/fraud/fraud_stage.h"
 
 namespace palisade::policy {
 
@@ -14,6 +15,7 @@ PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const b
 
 void installDefaultStages(PolicyChain& chain) {
   chain.addStage(std::make_unique<auth::DigestStage>());
+  chain.addStage(std::make_unique<fraud::FraudStage>());
   chain.addStage(std::make_unique<flood::AdmissionStage>());
 }
 

@@ -6,8 +6,9 @@
 // Packet filter: the source ACL of the PBX-facing listener (only the PBX may talk to it), the
 // classification of public sources (a trunk, or the internet) and default deny (with no user
 // configured, or none that may come from the source, the internet is dropped before parsing).
-// Request stages, in order: digest authentication (installDefaultStages); flood limits, fraud
-// and STIR/SHAKEN are added after it.
+// Request stages, in order (installDefaultStages): digest authentication, toll fraud (the
+// destination, the caller's limits), admission (calls per second, concurrent calls);
+// STIR/SHAKEN comes after them.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "core/base/clock.h"
 #include "core/base/owner_thread.h"
 #include "core/stats/metrics.h"
+#include "policy/api/alert.h"
 #include "policy/api/filters.h"
 #include "policy/snapshot.h"
 
@@ -30,6 +32,7 @@ class StageServices {
   virtual std::uint64_t newPendingToken() = 0;
   virtual base::Millis now() const = 0;            // the worker's monotonic clock
   virtual void count(stats::Counter counter) = 0;  // the worker's metrics
+  virtual void alert(FraudEvent&& event) = 0;      // counted, then to the alert sink if any
 };
 
 class Stage {
@@ -52,6 +55,8 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   void apply(std::shared_ptr<const PolicySnapshot> snapshot);
   // Set-up, before the worker runs.
   void addStage(std::unique_ptr<Stage> stage) { stages_.push_back(std::move(stage)); }
+  // Set-up: where fraud events go besides the log and the metrics (null: nowhere else).
+  void setAlertSink(AlertSink* sink) { alerts_ = sink; }
 
   // PacketFilter
   bool admit(net::Flow& flow, std::string_view bytes) override;
@@ -73,6 +78,10 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   void count(stats::Counter counter) override {
     if (stats_ != nullptr) stats_->add(counter);
   }
+  void alert(FraudEvent&& event) override {
+    count(stats::Counter::FraudAlerts);
+    if (alerts_ != nullptr) alerts_->raise(std::move(event));
+  }
 
   // The peer class of a source as the packet filter classified it.
   PeerKind kindOf(const net::Flow& flow) const;
@@ -89,6 +98,7 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<std::unique_ptr<Stage>> stages_;
   PendingSink* sink_ = nullptr;
+  AlertSink* alerts_ = nullptr;
   std::uint64_t next_token_ = 1;
 };
 

@@ -31,6 +31,12 @@ const PeerInfo* PolicySnapshot::peer(std::uint16_t id) const {
   return nullptr;
 }
 
+const PeerInfo* PolicySnapshot::routedTrunk(std::string_view request_user) const {
+  // peers: the PBX, then the trunks in config order (compileSnapshot).
+  std::size_t index = 1 + trunk_routes.route(request_user);
+  return index < peers.size() ? &peers[index] : nullptr;
+}
+
 namespace {
 
 // A calls-per-second limit lets one second's worth through at once.
@@ -51,7 +57,8 @@ base::Result<bool> addPeer(PolicySnapshot& snapshot, RuleRegistry& registry, Add
                            bool trust_identity, std::uint32_t max_calls = 0, std::uint32_t max_cps = 0) {
   auto id = registry.idOf(fmt::format("peer:{}:{}", peerKindName(kind), name));
   if (!id) return base::Error{"too many rules"};
-  snapshot.peers.push_back(PeerInfo{*id, kind, name, trust_identity, max_calls, callRate(max_cps)});
+  snapshot.peers.push_back(
+      PeerInfo{*id, kind, name, trust_identity, max_calls, callRate(max_cps), false, {}});
   for (const auto& text : addresses) {
     auto prefix = parsePrefix(text);
     if (!prefix) return base::Error{fmt::format("{}: bad address {}", name, text)};
@@ -104,8 +111,14 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
   for (const auto& name : config.auth.algorithms) {
     if (auto algorithm = auth::algorithmFromName(name)) snapshot->algorithms.push_back(*algorithm);
   }
+  auto destinations = fraud::compileDestinationRules(config.fraud);
+  if (!destinations) return destinations.error();
+  snapshot->destinations = std::move(destinations.value());
   for (const config::User& user : config.users) {
     UserEntry entry;
+    auto rules = fraud::compilePeerRules(user.fraud, "user:" + user.name, snapshot->destinations);
+    if (!rules) return rules.error();
+    entry.fraud = std::move(rules.value());
     auto id = registry.idOf("user:" + user.name);
     if (!id) return base::Error{"too many rules"};
     entry.id = *id;
@@ -141,16 +154,24 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
   auto pbx = addPeer(*snapshot, registry, snapshot->pbx_sources, "pbx", PeerKind::Pbx, config.pbx.addresses,
                      config.pbx.trust_identity);
   if (!pbx) return pbx.error();
+  auto pbx_rules = fraud::compilePeerRules(config.pbx.fraud, "pbx", snapshot->destinations);
+  if (!pbx_rules) return pbx_rules.error();
+  snapshot->peers.back().fraud = std::move(pbx_rules.value());
   // Trunks in config order: where address ranges overlap, the longest prefix decides.
   for (const config::Trunk& trunk : config.trunks) {
     auto added = addPeer(*snapshot, registry, snapshot->public_sources, trunk.name, PeerKind::Trunk,
                          trunk.addresses, trunk.trust_identity, trunk.max_calls, trunk.max_cps);
     if (!added) return added.error();
+    auto rules = fraud::compilePeerRules(trunk.fraud, "trunk:" + trunk.name, snapshot->destinations);
+    if (!rules) return rules.error();
+    snapshot->peers.back().fraud = std::move(rules.value());
+    for (const auto& prefix : trunk.prefixes) snapshot->trunk_routes.add(prefix, snapshot->peers.size() - 2);
     if (!trunk.tls_client_ca.empty()) {
       snapshot->peers.back().tls_only = true;
       snapshot->any_tls_only = true;
     }
   }
+  snapshot->trunk_routes.build();
   return std::shared_ptr<const PolicySnapshot>(std::move(snapshot));
 }
 

@@ -13,6 +13,7 @@
 #include "core/config/config.h"
 #include "core/net/endpoint.h"
 #include "core/routing/location_store.h"
+#include "core/routing/trunk_routes.h"
 #include "policy/acl/address_trie.h"
 #include "policy/api/request_context.h"
 #include "policy/api/shared_counters.h"
@@ -20,6 +21,7 @@
 #include "policy/auth/nonce_counts.h"
 #include "policy/bans/state_store.h"
 #include "policy/flood/flood_guard.h"
+#include "policy/fraud/destination_rules.h"
 
 namespace palisade::policy {
 
@@ -43,6 +45,7 @@ struct PeerInfo {
   std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
   Rate max_cps;                 // its new calls per second
   bool tls_only = false;        // mutual TLS: its addresses count as it over TLS only
+  fraud::PeerRules fraud;       // its toll-fraud rules
 };
 
 // A user that authenticates with digest credentials.
@@ -56,6 +59,7 @@ struct UserEntry {
   AddressTrie sources;
   std::uint32_t max_calls = 0;  // its calls in progress (0: no limit of its own)
   Rate max_cps;                 // its new calls per second
+  fraud::PeerRules fraud;       // its toll-fraud rules
 };
 
 // State that outlives snapshots (nonces issued before a reload stay valid after it), shared by
@@ -99,6 +103,13 @@ struct PolicySnapshot {
   // the per-peer limits (null: no admission limits, as in tests that do not need them).
   Rate max_cps;
   SharedCounters* shared = nullptr;
+
+  // Toll fraud: the destination rules, and the routing of the PBX's calls to trunks (the same
+  // as the engine's), so that the rules of the trunk a call goes out through apply to it.
+  fraud::DestinationRules destinations;
+  routing::TrunkRoutes trunk_routes;
+  // The trunk a Request-URI user part from the PBX is routed to (null without trunks).
+  const PeerInfo* routedTrunk(std::string_view request_user) const;
 };
 
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,

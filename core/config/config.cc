@@ -33,9 +33,9 @@ constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 constexpr std::size_t kMaxUserAgentChars = 64;
 constexpr std::string_view kDefaultSourceName = "<default>";
 
-constexpr std::string_view kTables[] = {"general", "public",     "pbx_side",  "pbx",      "trunks",  "auth",
-                                        "users",   "ban",        "registrar", "sip",      "headers", "tcp",
-                                        "limits",  "management", "flood",     "scanners", "tls",     "media"};
+constexpr std::string_view kTables[] = {
+    "general", "public", "pbx_side", "pbx",        "trunks", "auth",     "users", "ban",   "registrar", "sip",
+    "headers", "tcp",    "limits",   "management", "flood",  "scanners", "tls",   "media", "fraud"};
 
 // strerror() is not thread-safe; the error category's message() is.
 std::string errnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
@@ -418,6 +418,33 @@ std::optional<std::string> checkDialPrefix(std::string_view text) {
   return fmt::format("must be 1 to 20 digits with an optional leading '+', got {}", quoted(text));
 }
 
+// An E.164 prefix in the fraud rules: '+' and 1 to 15 digits (E.164 §6: at most 15 in all).
+std::optional<std::string> checkE164Prefix(std::string_view text) {
+  bool ok = text.size() >= 2 && text.size() <= 16 && text[0] == '+' &&
+            std::all_of(text.begin() + 1, text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) return std::nullopt;
+  return fmt::format("must be '+' and 1 to 15 digits (an E.164 prefix such as \"+44\"), got {}",
+                     quoted(text));
+}
+
+std::optional<std::string> checkDigits(std::string_view text, std::size_t min, std::size_t max) {
+  bool ok = text.size() >= min && text.size() <= max &&
+            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) return std::nullopt;
+  return fmt::format("must be {} to {} digits, got {}", min, max, quoted(text));
+}
+
+// The fraud keys of a [[trunks]], [[users]] or [pbx] table.
+void readFraudRules(Section& s, FraudRules& rules) {
+  s.boolean("international", rules.international);
+  s.stringList("allow", rules.allow, checkE164Prefix, true);
+  s.stringList("deny", rules.deny, checkE164Prefix, true);
+  s.string("dial_plan", rules.dial_plan, checkTrunkName);
+  s.integer("max_calls_per_minute", 0, 1000000, rules.max_calls_per_minute);
+  s.integer("max_international_per_hour", 0, 1000000, rules.max_international_per_hour);
+  s.integer("max_call_duration_s", 0, 604800, rules.max_call_duration_s);
+}
+
 void readPeer(Loader& loader, const toml::table& root, std::string_view name, Peer& peer) {
   Section s(loader, root, name);
   s.string("host", peer.host, checkPeerAddress);
@@ -428,6 +455,7 @@ void readPeer(Loader& loader, const toml::table& root, std::string_view name, Pe
   s.stringList("addresses", peer.addresses, checkSourcePrefix);
   s.boolean("trust_identity", peer.trust_identity);
   s.string("tls_server_name", peer.tls_server_name, checkCertificateName);
+  readFraudRules(s, peer.fraud);
   s.finish();
 }
 
@@ -570,6 +598,7 @@ void readUsers(Loader& loader, const toml::table& root, Config& c) {
     s.integer("max_calls", 0, 10000000, user.max_calls);
     s.integer("max_cps", 0, 100000, user.max_cps);
     s.boolean("require_tls", user.require_tls);
+    readFraudRules(s, user.fraud);
     s.finish();
     if (!loader.written(path + ".name"))
       loader.fail(user.line, path + ".name", "is required in every [[users]] entry");
@@ -662,6 +691,7 @@ void readTrunks(Loader& loader, const toml::table& root, Config& c) {
     s.string("tls_client_ca", trunk.tls_client_ca, checkFileName);
     trunk.tls_client_ca = loader.resolve(trunk.tls_client_ca);
     s.stringList("tls_client_names", trunk.tls_client_names, checkCertificateName);
+    readFraudRules(s, trunk.fraud);
     s.finish();
     if (!trunk.tls_client_ca.empty() && trunk.tls_client_names.empty())
       loader.fail(loader.lineFor(path + ".tls_client_ca"), path + ".tls_client_names",
@@ -895,6 +925,105 @@ void readMedia(Loader& loader, const toml::table& root, Config& c) {
   s.finish();
 }
 
+void readDialPlan(Section& s, DialPlanConfig& plan) {
+  s.string("country_code", plan.country_code, [](std::string_view t) { return checkDigits(t, 1, 3); });
+  s.string("national_prefix", plan.national_prefix, [](std::string_view t) { return checkDigits(t, 0, 4); });
+  s.string("international_prefix", plan.international_prefix,
+           [](std::string_view t) { return checkDigits(t, 1, 4); });
+  s.stringList(
+      "emergency", plan.emergency, [](std::string_view t) { return checkDigits(t, 2, 6); }, true);
+  s.integer("national_min", 1, 15, plan.national_min);
+  s.integer("national_max", 1, 15, plan.national_max);
+}
+
+void checkDialPlan(Loader& loader, const DialPlanConfig& plan, const std::string& path) {
+  if (plan.national_max < plan.national_min)
+    loader.fail(
+        loader.lineFor(path + ".national_max"), path + ".national_max",
+        fmt::format("must be at least national_min ({}), got {}", plan.national_min, plan.national_max));
+  if (plan.international_prefix == plan.national_prefix)
+    loader.fail(loader.lineFor(path + ".international_prefix"), path + ".international_prefix",
+                "must differ from national_prefix");
+}
+
+// The same prefix both allowed and denied in one list pair is a mistake, not a rule.
+void checkAllowDeny(Loader& loader, const FraudRules& rules, const std::string& path) {
+  for (const std::string& prefix : rules.allow) {
+    if (std::find(rules.deny.begin(), rules.deny.end(), prefix) != rules.deny.end())
+      loader.fail(loader.lineFor(path + ".deny"), path + ".deny",
+                  fmt::format("{} is also in {}.allow", quoted(prefix), path));
+  }
+}
+
+void readFraud(Loader& loader, const toml::table& root, Config& c) {
+  Section s(loader, root, "fraud");
+  FraudConfig& f = c.fraud;
+  s.string("high_risk_file", f.high_risk_file, checkOptionalFileName);
+  f.high_risk_file = loader.resolve(f.high_risk_file);
+  FraudRules global;
+  s.stringList("allow", f.allow, checkE164Prefix, true);
+  s.stringList("deny", f.deny, checkE164Prefix, true);
+  global.allow = f.allow;
+  global.deny = f.deny;
+  checkAllowDeny(loader, global, "fraud");
+  s.integer("extension_max_digits", 0, 8, f.extension_max_digits);
+  if (const toml::table* table = s.table("dial_plan")) {
+    Section plan(loader, table, "fraud.dial_plan");
+    readDialPlan(plan, f.dial_plan);
+    plan.finish();
+    checkDialPlan(loader, f.dial_plan, "fraud.dial_plan");
+  }
+  s.skip("dial_plans");
+  const toml::node* fraud_node = root.get("fraud");
+  const toml::table* fraud_table = fraud_node != nullptr ? fraud_node->as_table() : nullptr;
+  if (const toml::node* node = fraud_table != nullptr ? fraud_table->get("dial_plans") : nullptr) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+      loader.fail(lineOf(node->source()), "fraud.dial_plans",
+                  "must be written as [[fraud.dial_plans]] tables");
+    } else {
+      for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::table* table = (*array)[i].as_table();
+        std::string path = fmt::format("fraud.dial_plans[{}]", i + 1);
+        Section plan_section(loader, table, path);
+        DialPlanConfig plan;
+        plan.line = lineOf(table->source());
+        plan_section.string("name", plan.name, checkTrunkName);
+        readDialPlan(plan_section, plan);
+        plan_section.finish();
+        checkDialPlan(loader, plan, path);
+        if (!loader.written(path + ".name"))
+          loader.fail(plan.line, path + ".name", "is required in every [[fraud.dial_plans]] entry");
+        for (const DialPlanConfig& earlier : f.dial_plans) {
+          if (!plan.name.empty() && earlier.name == plan.name)
+            loader.fail(loader.lineFor(path + ".name"), path + ".name",
+                        fmt::format("{} is already the name of the dial plan at line {}", quoted(plan.name),
+                                    earlier.line));
+        }
+        f.dial_plans.push_back(std::move(plan));
+      }
+    }
+  }
+  s.finish();
+}
+
+// Every peer's fraud rules: its dial plan exists, no prefix both allowed and denied.
+void checkPeerFraud(Loader& loader, const Config& c) {
+  auto check = [&](const FraudRules& rules, const std::string& path) {
+    checkAllowDeny(loader, rules, path);
+    if (rules.dial_plan.empty()) return;
+    bool known = std::any_of(c.fraud.dial_plans.begin(), c.fraud.dial_plans.end(),
+                             [&](const DialPlanConfig& plan) { return plan.name == rules.dial_plan; });
+    if (!known)
+      loader.fail(loader.lineFor(path + ".dial_plan"), path + ".dial_plan",
+                  fmt::format("{} is not the name of a [[fraud.dial_plans]] entry", quoted(rules.dial_plan)));
+  };
+  check(c.pbx.fraud, "pbx");
+  for (std::size_t i = 0; i < c.trunks.size(); ++i)
+    check(c.trunks[i].fraud, fmt::format("trunks[{}]", i + 1));
+  for (std::size_t i = 0; i < c.users.size(); ++i) check(c.users[i].fraud, fmt::format("users[{}]", i + 1));
+}
+
 void readFlood(Loader& loader, const toml::table& root, Config& c) {
   Section s(loader, root, "flood");
   std::string action;
@@ -950,6 +1079,8 @@ void readAll(Loader& loader, const toml::table& root, Config& c) {
   readTrunks(loader, root, c);
   readAuth(loader, root, c);
   readUsers(loader, root, c);
+  readFraud(loader, root, c);
+  checkPeerFraud(loader, c);
   {
     Section s(loader, root, "ban");
     s.integer("threshold", 1, 1000, c.ban.threshold);

@@ -21,6 +21,48 @@ struct Listener {
   bool operator==(const Listener&) const = default;
 };
 
+// The toll-fraud rules of one peer (a trunk, a user, the PBX): where its calls may go and how
+// many it may make. Prefixes are E.164 with '+' ("+44", "+4420"); the longest match across the
+// peer's lists, the [fraud] lists and the high-risk file decides.
+struct FraudRules {
+  bool international = true;                     // may call international numbers (users: false by default)
+  std::vector<std::string> allow;                // destinations allowed (an allow longer than a deny wins)
+  std::vector<std::string> deny;                 // destinations refused (403)
+  std::string dial_plan;                         // a [[fraud.dial_plans]] name; empty: [fraud.dial_plan]
+  std::uint32_t max_calls_per_minute = 0;        // new calls in any 60 s (0: no limit)
+  std::uint32_t max_international_per_hour = 0;  // international calls in any hour (0: no limit)
+  std::uint32_t max_call_duration_s = 0;         // 0: sip.max_call_duration_s
+};
+
+// Users may not call international numbers unless their rules say so.
+inline FraudRules userFraudRules() {
+  FraudRules rules;
+  rules.international = false;
+  return rules;
+}
+
+// How a peer's dialled numbers are read (E.164 normalisation).
+struct DialPlanConfig {
+  std::string name;  // [[fraud.dial_plans]] only
+  std::string country_code = "1";
+  std::string national_prefix = "1";
+  std::string international_prefix = "011";
+  std::vector<std::string> emergency = {"911", "112"};
+  std::uint32_t national_min = 4;  // digits of a national number without its prefix
+  std::uint32_t national_max = 12;
+  std::uint32_t line = 0;
+};
+
+// [fraud]: the rules every call's destination passes, on every path.
+struct FraudConfig {
+  DialPlanConfig dial_plan;                // [fraud.dial_plan]: the default
+  std::vector<DialPlanConfig> dial_plans;  // [[fraud.dial_plans]]: named, for peers that dial otherwise
+  std::string high_risk_file;              // empty: the shipped list (policy/fraud/high_risk_ranges.txt)
+  std::vector<std::string> allow;          // global allow and deny prefixes
+  std::vector<std::string> deny;
+  std::uint32_t extension_max_digits = 6;  // shorter all-digit numbers toward the PBX are extensions
+};
+
 // A next hop that calls are sent to, and the source addresses that identify that peer.
 struct Peer {
   std::string host;  // numeric address (DNS comes with RFC 3263 routing)
@@ -29,6 +71,7 @@ struct Peer {
   std::vector<std::string> addresses;  // numeric source addresses of this peer
   bool trust_identity = true;          // its identity headers (P-Asserted-Identity, ...) may cross
   std::string tls_server_name;         // TLS: the name its certificate must carry (empty: host)
+  FraudRules fraud;                    // [pbx]: the PBX's outgoing calls
 };
 
 // A trunk (a carrier or another SIP peer that is trusted by address): calls from the PBX go to
@@ -50,6 +93,7 @@ struct Trunk {
   // carrying one of tls_client_names as a DNS or IP subjectAltName or as the subject's CN.
   std::string tls_client_ca;
   std::vector<std::string> tls_client_names;
+  FraudRules fraud;  // calls from it and calls routed to it
 };
 
 // [auth]: how Palisade challenges its users (RFC 3261 §22, RFC 7616, RFC 8760).
@@ -72,6 +116,7 @@ struct User {
   std::uint32_t max_calls = 4;  // its calls in progress (0: no limit of its own)
   std::uint32_t max_cps = 2;    // its new calls per second (0: no limit of its own)
   bool require_tls = false;     // registers and calls only over TLS
+  FraudRules fraud = userFraudRules();
 };
 
 // [ban]: brute-force defence. Failed authentications (and requests for unknown users or from
@@ -290,10 +335,10 @@ struct Config {
   std::string log_level = "info";
   std::uint32_t drain_timeout_s = 30;  // SIGTERM: how long calls in progress may take to end
 
-  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true, {}};
+  Peer pbx{"127.0.0.1", 5080, TransportKind::Udp, {"127.0.0.1"}, true, {}, {}};
   // [[trunks]]: at least one; a file that names none gets this one (the loopback carrier).
-  std::vector<Trunk> trunks{
-      Trunk{"carrier", {"127.0.0.1"}, "127.0.0.1", 5090, TransportKind::Udp, {}, true, 0, 0, 0, {}, {}, {}}};
+  std::vector<Trunk> trunks{Trunk{
+      "carrier", {"127.0.0.1"}, "127.0.0.1", 5090, TransportKind::Udp, {}, true, 0, 0, 0, {}, {}, {}, {}}};
 
   // [sip]
   SipTiming timing;
@@ -324,6 +369,9 @@ struct Config {
 
   // [media]
   MediaConfig media;
+
+  // [fraud]
+  FraudConfig fraud;
 
   // [tcp]
   std::uint32_t tcp_idle_timeout_s = 600;

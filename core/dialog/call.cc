@@ -139,6 +139,7 @@ Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_p
       rules_(admitted.rules),
       header_policy_(engine.headerPolicy()),
       asserted_(admitted.asserted_identity),
+      max_duration_s_(admitted.max_duration_s),
       media_(std::move(media)) {
   legs_[0].identity_trusted = admitted.identity_trusted;
   engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
@@ -250,10 +251,14 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
   std::string bytes = buildRequest(1, "INVITE", ex->to_cseq, branch, &req, offer.body, &lines);
   LOG_DEBUG("call {}: {} -> {} as {}", a.call_id, a.flow.remote.toString(), b.flow.remote.toString(),
             b.call_id);
-  duration_timer_ = engine_.timers().schedule(
-      engine_.now() + static_cast<base::Millis>(engine_.config().max_call_duration_s) * 1000, [this] {
+  // The caller's own limit (its toll-fraud rules) when it is shorter than sip.max_call_duration_s.
+  std::uint32_t max_duration_s = engine_.config().max_call_duration_s;
+  if (max_duration_s_ != 0 && max_duration_s_ < max_duration_s) max_duration_s = max_duration_s_;
+  duration_timer_ =
+      engine_.timers().schedule(engine_.now() + static_cast<base::Millis>(max_duration_s) * 1000, [this] {
         duration_timer_ = 0;
-        LOG_INFO("call {} reached max_call_duration_s, tearing down", legs_[0].call_id);
+        LOG_INFO("call {} reached its maximum duration, tearing down", legs_[0].call_id);
+        engine_.stats().add(Counter::CallsMaxDuration);
         terminate(true);
       });
   // Timer C: a callee that rings but never answers does not hold the call forever.

@@ -196,7 +196,8 @@ class Call final : public txn::TransactionUser {
   Leg legs_[2];
   policy::RuleIds rules_;  // shared counters this call holds besides the global one
   std::shared_ptr<const sip::HeaderPolicy> header_policy_;  // as admitted: a reload does not change it
-  std::string asserted_;  // an authenticated caller's identity, asserted toward the callee
+  std::string asserted_;              // an authenticated caller's identity, asserted toward the callee
+  std::uint32_t max_duration_s_ = 0;  // the caller's maximum duration (0: sip.max_call_duration_s)
   std::unique_ptr<CallMedia> media_;
   EarlyDialogs early_;
   bool caller_reliable_ = false;  // the caller's INVITE offered 100rel (Supported or Require)

@@ -61,21 +61,6 @@ Target targetOf(const std::string& host, std::uint16_t port, config::TransportKi
 
 // The dialled number as routing reads it: a leading '+' and the digits, without the visual
 // separators people and PBXs write (RFC 3966 §5.1.1).
-std::string dialledNumber(std::string_view user) {
-  std::string out;
-  for (std::size_t i = 0; i < user.size(); ++i) {
-    char c = user[i];
-    if (c >= '0' && c <= '9') {
-      out.push_back(c);
-    } else if (c == '+' && out.empty()) {
-      out.push_back(c);
-    } else if (c != '-' && c != '.' && c != '(' && c != ')' && c != ' ') {
-      break;  // ;params or letters: the number ends
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void UnverifiedSendCounter::send(const net::Flow& flow, std::string&& bytes) {
@@ -162,16 +147,13 @@ void Engine::compileTargets() {
   pbx_target_ =
       targetOf(pbx.host, pbx.port, pbx.transport, pbx.addresses, pbx.trust_identity, net::Side::Pbx);
   trunk_targets_.clear();
-  trunk_prefixes_.clear();
+  trunk_routes_.clear();
   for (const config::Trunk& trunk : config_->trunks) {
     trunk_targets_.push_back(targetOf(trunk.host, trunk.port, trunk.transport, trunk.addresses,
                                       trunk.trust_identity, net::Side::Public));
-    for (const auto& prefix : trunk.prefixes) trunk_prefixes_.emplace_back(prefix, trunk_targets_.size() - 1);
+    for (const auto& prefix : trunk.prefixes) trunk_routes_.add(prefix, trunk_targets_.size() - 1);
   }
-  // Sorted, so that the longest match is a few binary searches rather than a scan. The first
-  // trunk that names a prefix keeps it.
-  std::stable_sort(trunk_prefixes_.begin(), trunk_prefixes_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  trunk_routes_.build();
   users_by_name_.clear();
   for (const config::User& user : config_->users) users_by_name_.push_back(&user);
   std::sort(users_by_name_.begin(), users_by_name_.end(),
@@ -243,14 +225,8 @@ const Target* Engine::targetFor(const sip::Message& request, net::Side from) con
   if (from == net::Side::Public) return &pbx_target_;
   if (trunk_targets_.empty()) return nullptr;
   sip::Uri uri;
-  std::string number = sip::parseUri(request.requestUri(), uri) ? dialledNumber(uri.user) : std::string();
-  for (std::size_t length = std::min<std::size_t>(number.size(), 21); length > 0; --length) {
-    std::string_view candidate(number.data(), length);
-    auto it = std::lower_bound(trunk_prefixes_.begin(), trunk_prefixes_.end(), candidate,
-                               [](const auto& entry, std::string_view key) { return entry.first < key; });
-    if (it != trunk_prefixes_.end() && it->first == candidate) return &trunk_targets_[it->second];
-  }
-  return &trunk_targets_.front();
+  std::string_view user = sip::parseUri(request.requestUri(), uri) ? uri.user : std::string_view();
+  return &trunk_targets_[trunk_routes_.route(user)];
 }
 
 void Engine::applyConfig(std::shared_ptr<const config::Config> config) {

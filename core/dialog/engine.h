@@ -18,6 +18,7 @@
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
 #include "core/routing/location_store.h"
+#include "core/routing/trunk_routes.h"
 #include "core/sip/header_policy.h"
 #include "core/sip/message.h"
 #include "core/stats/metrics.h"
@@ -167,8 +168,8 @@ class Engine final : public policy::PendingSink {
   std::shared_ptr<const sip::HeaderPolicy> header_policy_;
   LocalAddress local_[2];
   Target pbx_target_;
-  std::vector<Target> trunk_targets_;                                // in config order
-  std::vector<std::pair<std::string, std::size_t>> trunk_prefixes_;  // sorted prefix -> trunk
+  std::vector<Target> trunk_targets_;  // in config order
+  routing::TrunkRoutes trunk_routes_;
   UnverifiedSendCounter network_;
   event::TimerQueue timer_queue_;
   txn::TransactionLayer layer_;

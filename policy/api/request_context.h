@@ -37,6 +37,12 @@ struct RequestContext {
   std::string identity;           // set by the stage that authenticated the request (the user name)
   std::string asserted_identity;  // what the call asserts toward the PBX (the user's number or name)
   RuleIds rules;
+  // What the toll-fraud stage made of the call (for its CDR and its limits).
+  std::string fraud_source;            // "user:2001", "trunk:carrier", "pbx"
+  std::string destination;             // "+E164" (empty when it could not be read)
+  const char* destination_class = "";  // "domestic", "international", "emergency", "internal"
+  std::string fraud_rule;              // the rule that decided
+  std::uint32_t max_duration_s = 0;    // the caller's maximum call duration (0: sip.max_call_duration_s)
   // The filter's own bookkeeping: after a Pending decision resolves to Continue, the engine
   // calls check() again with the same context and the filter goes on from here.
   std::uint8_t resume_at = 0;

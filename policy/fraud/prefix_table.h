@@ -54,6 +54,8 @@ class PrefixTable {
     return std::nullopt;
   }
   std::size_t size() const { return entries_.size(); }
+  // Sorted by prefix once built.
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
 
  private:
   std::vector<std::pair<std::string, Value>> entries_;

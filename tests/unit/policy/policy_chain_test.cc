@@ -71,6 +71,7 @@ TEST(PolicyChain, ClassifiesSourcesAsConfiguredPeers) {
                                          0,
                                          {},
                                          {},
+                                         {},
                                          {}});
   RuleRegistry registry;
   ManualClock clock;

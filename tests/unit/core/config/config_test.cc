@@ -987,3 +987,82 @@ latching = "nat"
               "must be set: the listener address 0.0.0.0 is the wildcard, which SDP cannot name");
   expectError("[media]\nbogus = 1\n", 2, "media.bogus", "unknown key");
 }
+
+TEST(ConfigFraud, DefaultsValuesAndErrors) {
+  Config defaults;
+  EXPECT_TRUE(defaults.pbx.fraud.international);
+  EXPECT_TRUE(defaults.trunks.front().fraud.international);
+  palisade::config::User user;
+  EXPECT_FALSE(user.fraud.international);  // users may not call abroad unless allowed
+  EXPECT_EQ(defaults.fraud.dial_plan.country_code, "1");
+  EXPECT_EQ(defaults.fraud.dial_plan.international_prefix, "011");
+  EXPECT_TRUE(defaults.fraud.high_risk_file.empty());
+
+  auto config = parseOk(R"toml([fraud]
+high_risk_file = "ranges.txt"
+deny = ["+44"]
+allow = ["+4420"]
+extension_max_digits = 4
+[fraud.dial_plan]
+country_code = "44"
+national_prefix = "0"
+international_prefix = "00"
+emergency = ["999", "112"]
+national_min = 9
+national_max = 10
+[[fraud.dial_plans]]
+name = "nanp"
+country_code = "1"
+[pbx]
+deny = ["+1900"]
+max_calls_per_minute = 30
+[[trunks]]
+name = "carrier"
+addresses = ["127.0.0.1"]
+host = "127.0.0.1"
+international = false
+dial_plan = "nanp"
+max_call_duration_s = 3600
+[[users]]
+name = "2001"
+password = "Correct-Horse-Battery-9"
+international = true
+allow = ["+33"]
+max_international_per_hour = 5
+)toml");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->fraud.high_risk_file, "ranges.txt");  // relative to the config's folder (none here)
+  EXPECT_EQ(config->fraud.deny, std::vector<std::string>{"+44"});
+  EXPECT_EQ(config->fraud.allow, std::vector<std::string>{"+4420"});
+  EXPECT_EQ(config->fraud.extension_max_digits, 4u);
+  EXPECT_EQ(config->fraud.dial_plan.country_code, "44");
+  EXPECT_EQ(config->fraud.dial_plan.emergency, (std::vector<std::string>{"999", "112"}));
+  EXPECT_EQ(config->fraud.dial_plan.national_min, 9u);
+  ASSERT_EQ(config->fraud.dial_plans.size(), 1u);
+  EXPECT_EQ(config->fraud.dial_plans[0].name, "nanp");
+  EXPECT_EQ(config->fraud.dial_plans[0].international_prefix, "011");  // the defaults fill the rest
+  EXPECT_EQ(config->pbx.fraud.deny, std::vector<std::string>{"+1900"});
+  EXPECT_EQ(config->pbx.fraud.max_calls_per_minute, 30u);
+  EXPECT_FALSE(config->trunks[0].fraud.international);
+  EXPECT_EQ(config->trunks[0].fraud.dial_plan, "nanp");
+  EXPECT_EQ(config->trunks[0].fraud.max_call_duration_s, 3600u);
+  EXPECT_TRUE(config->users[0].fraud.international);
+  EXPECT_EQ(config->users[0].fraud.allow, std::vector<std::string>{"+33"});
+  EXPECT_EQ(config->users[0].fraud.max_international_per_hour, 5u);
+
+  expectError("[fraud]\ndeny = [\"0044\"]\n", 2, "fraud.deny",
+              "entry 1: must be '+' and 1 to 15 digits (an E.164 prefix such as \"+44\"), got \"0044\"");
+  expectError("[fraud]\nallow = [\"+44\"]\ndeny = [\"+44\"]\n", 3, "fraud.deny",
+              "\"+44\" is also in fraud.allow");
+  expectError("[pbx]\ndial_plan = \"de\"\n", 2, "pbx.dial_plan",
+              "\"de\" is not the name of a [[fraud.dial_plans]] entry");
+  expectError("[fraud]\n[fraud.dial_plan]\nnational_min = 10\nnational_max = 9\n", 4,
+              "fraud.dial_plan.national_max", "must be at least national_min (10), got 9");
+  expectError("[fraud]\n[fraud.dial_plan]\ncountry_code = \"+1\"\n", 3, "fraud.dial_plan.country_code",
+              "must be 1 to 3 digits, got \"+1\"");
+  expectError("[fraud]\n[[fraud.dial_plans]]\ncountry_code = \"49\"\n", 2, "fraud.dial_plans[1].name",
+              "is required in every [[fraud.dial_plans]] entry");
+  expectError("[[users]]\nname = \"2001\"\npassword = \"Correct-Horse-Battery-9\"\ninternational = \"yes\"\n",
+              4, "users[1].international", "expected a boolean, got a string");
+  expectError("[fraud]\nbogus = 1\n", 2, "fraud.bogus", "unknown key");
+}

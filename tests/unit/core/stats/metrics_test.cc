@@ -158,9 +158,10 @@ TEST(MetricsTest, EverySampleFollowsItsTypeLine) {
   }
   // Six message series share one family, five policy decisions another, eight drop reasons,
   // five rejection reasons and five authentication failure reasons three more, four media drop
-  // reasons one more; workers and build_info come on top of the Gauge enum.
+  // reasons one more, six fraud refusal reasons and three webhook results two more; workers and
+  // build_info come on top of the Gauge enum.
   EXPECT_EQ(samples, static_cast<int>(kCounters + kGauges + 2));
-  EXPECT_EQ(typed.size(), kCounters - 5 - 4 - 7 - 4 - 4 - 3 + kGauges + 2);
+  EXPECT_EQ(typed.size(), kCounters - 5 - 4 - 7 - 4 - 4 - 3 - 5 - 2 + kGauges + 2);
 }
 
 }  // namespace

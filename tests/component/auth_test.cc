@@ -61,25 +61,6 @@ std::vector<std::string> shapeOf(const Challenge& c) {
   return out;
 }
 
-std::string credentials(const std::string& user, const std::string& password, const std::string& nonce,
-                        const std::string& uri, const std::string& method,
-                        Algorithm algorithm = Algorithm::Sha256, const std::string& nc = "00000001",
-                        const std::string& uri_in_credentials = {}) {
-  std::string used_uri = uri_in_credentials.empty() ? uri : uri_in_credentials;
-  std::string ha1 = policy::auth::ha1(algorithm, user, "palisade", password);
-  std::string response =
-      policy::auth::requestDigest(algorithm, ha1, nonce, nc, "c0ffee", "auth", method, used_uri);
-  return fmt::format(
-      "Digest username=\"{}\", realm=\"palisade\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}, "
-      "cnonce=\"c0ffee\", qop=auth, nc={}",
-      user, nonce, used_uri, response, policy::auth::algorithmName(algorithm), nc);
-}
-
-std::string withHeader(std::string message, const std::string& line) {
-  message.insert(message.find("Content-Length:"), line);
-  return message;
-}
-
 class AuthTest : public ::testing::Test {
  protected:
   AuthTest() : h_(usersConfig(), nullptr, true) {}
@@ -114,7 +95,7 @@ TEST_F(AuthTest, AUserIsChallengedThenLetThroughWithItsAssertedIdentity) {
   EXPECT_EQ(h_.pending(kPbxPort), 0u);
 
   caller.cseq = 2;
-  std::string auth = credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
+  std::string auth = digestCredentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
   std::string bytes = withHeader(makeInvite(caller, "z9hG4bK-a2"),
                                  "Proxy-Authorization: " + auth + "\r\nP-Asserted-Identity: <sip:911@x>\r\n");
   h_.inject(bytes, caller.flow);
@@ -145,12 +126,12 @@ TEST_F(AuthTest, EveryFailureLooksTheSame) {
     std::string authorization;
   };
   std::vector<Case> cases = {
-      {"unknown user", credentials("9999", kPassword, reference.nonce, uri, "INVITE")},
-      {"wrong password", credentials("2001", "Wr0ng-Password!123", reference.nonce, uri, "INVITE")},
-      {"disallowed source", credentials("2002", kPassword, reference.nonce, uri, "INVITE")},
-      {"other URI", credentials("2001", kPassword, reference.nonce, uri, "INVITE", Algorithm::Sha256,
-                                "00000001", "sip:other@127.0.0.1")},
-      {"made-up nonce", credentials("2001", kPassword, std::string(64, 'a'), uri, "INVITE")},
+      {"unknown user", digestCredentials("9999", kPassword, reference.nonce, uri, "INVITE")},
+      {"wrong password", digestCredentials("2001", "Wr0ng-Password!123", reference.nonce, uri, "INVITE")},
+      {"disallowed source", digestCredentials("2002", kPassword, reference.nonce, uri, "INVITE")},
+      {"other URI", digestCredentials("2001", kPassword, reference.nonce, uri, "INVITE", Algorithm::Sha256,
+                                      "00000001", "sip:other@127.0.0.1")},
+      {"made-up nonce", digestCredentials("2001", kPassword, std::string(64, 'a'), uri, "INVITE")},
       {"malformed", "Digest username=\"2001\", realm=\"palisade\""},
   };
   int n = 0;
@@ -173,7 +154,7 @@ TEST_F(AuthTest, ReplayedAndStaleNonces) {
   PeerDialog caller = callerPeer("replay-1");
   Challenge c = challengeOf(*invite(caller, "z9hG4bK-r0"));
   caller.cseq = 2;
-  std::string auth = credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
+  std::string auth = digestCredentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE");
   h_.inject(withHeader(makeInvite(caller, "z9hG4bK-r1"), "Proxy-Authorization: " + auth + "\r\n"),
             caller.flow);
   ASSERT_TRUE(h_.next(kPbxPort));
@@ -185,19 +166,19 @@ TEST_F(AuthTest, ReplayedAndStaleNonces) {
   EXPECT_EQ(h_.pending(kPbxPort), 0u);
   // The next count on the same nonce is fine.
   PeerDialog next = callerPeer("replay-3");
-  h_.inject(
-      withHeader(makeInvite(next, "z9hG4bK-r3"), "Proxy-Authorization: " +
-                                                     credentials("2001", kPassword, c.nonce, next.request_uri,
-                                                                 "INVITE", Algorithm::Sha256, "00000002") +
-                                                     "\r\n"),
-      next.flow);
+  h_.inject(withHeader(makeInvite(next, "z9hG4bK-r3"),
+                       "Proxy-Authorization: " +
+                           digestCredentials("2001", kPassword, c.nonce, next.request_uri, "INVITE",
+                                             Algorithm::Sha256, "00000002") +
+                           "\r\n"),
+            next.flow);
   EXPECT_TRUE(h_.next(kPbxPort));
   // After the nonce's lifetime, the right password draws stale=true (RFC 7616 §3.3).
   h_.clock().advance(301'000);
   PeerDialog late = callerPeer("replay-4");
-  auto stale = invite(
-      late, "z9hG4bK-r4",
-      credentials("2001", kPassword, c.nonce, late.request_uri, "INVITE", Algorithm::Sha256, "00000003"));
+  auto stale = invite(late, "z9hG4bK-r4",
+                      digestCredentials("2001", kPassword, c.nonce, late.request_uri, "INVITE",
+                                        Algorithm::Sha256, "00000003"));
   ASSERT_TRUE(stale);
   Challenge s = challengeOf(*stale);
   EXPECT_EQ(s.status, 407);
@@ -206,7 +187,7 @@ TEST_F(AuthTest, ReplayedAndStaleNonces) {
   // The wrong password with an old nonce is told nothing of the kind.
   PeerDialog wrong = callerPeer("replay-5");
   auto plain = invite(wrong, "z9hG4bK-r5",
-                      credentials("2001", "Wr0ng-Password!123", c.nonce, wrong.request_uri, "INVITE"));
+                      digestCredentials("2001", "Wr0ng-Password!123", c.nonce, wrong.request_uri, "INVITE"));
   ASSERT_TRUE(plain);
   EXPECT_EQ(challengeOf(*plain).headers[0].find("stale"), std::string::npos);
 }
@@ -215,12 +196,12 @@ TEST_F(AuthTest, Md5AndRegisterAndWhatIsNeverChallenged) {
   PeerDialog caller = callerPeer("md5-1");
   Challenge c = challengeOf(*invite(caller, "z9hG4bK-m0"));
   caller.cseq = 2;
-  h_.inject(
-      withHeader(makeInvite(caller, "z9hG4bK-m1"),
-                 "Proxy-Authorization: " +
-                     credentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE", Algorithm::Md5) +
-                     "\r\n"),
-      caller.flow);
+  h_.inject(withHeader(makeInvite(caller, "z9hG4bK-m1"),
+                       "Proxy-Authorization: " +
+                           digestCredentials("2001", kPassword, c.nonce, caller.request_uri, "INVITE",
+                                             Algorithm::Md5) +
+                           "\r\n"),
+            caller.flow);
   EXPECT_TRUE(h_.next(kPbxPort));  // MD5 was offered too
 
   // REGISTER is challenged with 401 and WWW-Authenticate (RFC 3261 §22.2).
@@ -272,9 +253,9 @@ TEST(Bans, FailedAuthenticationsBanTheSource) {
   std::string nonce = challengeOf(*first).nonce;
   for (int i = 1; i <= 5; ++i) {
     caller.cseq = static_cast<std::uint32_t>(i + 1);
-    auto answer = challenge(
-        caller, fmt::format("z9hG4bK-b{}", i),
-        credentials("2001", fmt::format("Guess-{}-Password!x", i), nonce, caller.request_uri, "INVITE"));
+    auto answer = challenge(caller, fmt::format("z9hG4bK-b{}", i),
+                            digestCredentials("2001", fmt::format("Guess-{}-Password!x", i), nonce,
+                                              caller.request_uri, "INVITE"));
     ASSERT_TRUE(answer) << i;  // each guess is answered like any failure, up to the threshold
     EXPECT_EQ(answer->statusCode(), 407);
   }
@@ -284,7 +265,7 @@ TEST(Bans, FailedAuthenticationsBanTheSource) {
   // Banned: nothing is parsed or answered, not even the right password.
   caller.cseq = 20;
   EXPECT_FALSE(challenge(caller, "z9hG4bK-b-right",
-                         credentials("2001", kPassword, nonce, caller.request_uri, "INVITE")));
+                         digestCredentials("2001", kPassword, nonce, caller.request_uri, "INVITE")));
   EXPECT_GE(h.counter(stats::Counter::DroppedBanned), 1u);
   EXPECT_EQ(h.pending(kPbxPort), 0u);
   // The ban ends after its duration; the next one lasts twice as long.
@@ -296,7 +277,7 @@ TEST(Bans, FailedAuthenticationsBanTheSource) {
   for (int i = 0; i < 5; ++i) {
     caller.cseq = static_cast<std::uint32_t>(30 + i);
     challenge(caller, fmt::format("z9hG4bK-c{}", i),
-              credentials("9999", kPassword, nonce, caller.request_uri, "INVITE"));
+              digestCredentials("9999", kPassword, nonce, caller.request_uri, "INVITE"));
   }
   auto bans = h.store().bans(h.clock().now());
   ASSERT_EQ(bans.size(), 1u);
@@ -321,8 +302,8 @@ TEST(Bans, OneUserNameGuessedFromManySources) {
     p.cseq = 2;
     h.inject(withHeader(makeInvite(p, fmt::format("z9hG4bK-s{}b", i)),
                         "Proxy-Authorization: " +
-                            credentials("2001", "Wr0ng-Password!123", challengeOf(*c).nonce, p.request_uri,
-                                        "INVITE") +
+                            digestCredentials("2001", "Wr0ng-Password!123", challengeOf(*c).nonce,
+                                              p.request_uri, "INVITE") +
                             "\r\n"),
              p.flow);
     while (h.next(5061)) {

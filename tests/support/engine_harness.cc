@@ -163,4 +163,23 @@ std::string makeResponse(const sip::Message& req, int status, const std::string&
   return out;
 }
 
+std::string digestCredentials(const std::string& user, const std::string& password, const std::string& nonce,
+                              const std::string& uri, const std::string& method,
+                              policy::auth::Algorithm algorithm, const std::string& nc,
+                              const std::string& uri_in_credentials) {
+  std::string used_uri = uri_in_credentials.empty() ? uri : uri_in_credentials;
+  std::string ha1 = policy::auth::ha1(algorithm, user, "palisade", password);
+  std::string response =
+      policy::auth::requestDigest(algorithm, ha1, nonce, nc, "c0ffee", "auth", method, used_uri);
+  return fmt::format(
+      "Digest username=\"{}\", realm=\"palisade\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}, "
+      "cnonce=\"c0ffee\", qop=auth, nc={}",
+      user, nonce, used_uri, response, policy::auth::algorithmName(algorithm), nc);
+}
+
+std::string withHeader(std::string message, const std::string& line) {
+  message.insert(message.find("Content-Length:"), line);
+  return message;
+}
+
 }  // namespace palisade::testing

@@ -9,6 +9,7 @@
 #include "core/dialog/engine.h"
 #include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
+#include "policy/auth/digest.h"
 #include "policy/bans/local_store.h"
 #include "policy/policy_chain.h"
 #include "tests/support/fake_network.h"
@@ -107,5 +108,14 @@ std::string makeCancel(const PeerDialog& peer, std::uint32_t cseq, const std::st
 // Response from a peer to a request it received.
 std::string makeResponse(const sip::Message& request, int status, const std::string& reason,
                          const std::string& to_tag, const std::string& contact, const std::string& body = {});
+
+// A digest Proxy-Authorization value for `nonce` (RFC 7616, qop=auth, the "palisade" realm);
+// `uri_in_credentials` replaces the URI the credentials name (to test a mismatch).
+std::string digestCredentials(const std::string& user, const std::string& password, const std::string& nonce,
+                              const std::string& uri, const std::string& method,
+                              policy::auth::Algorithm algorithm = policy::auth::Algorithm::Sha256,
+                              const std::string& nc = "00000001", const std::string& uri_in_credentials = {});
+// `message` with the header `line` (ending in CRLF) added before its Content-Length.
+std::string withHeader(std::string message, const std::string& line);
 
 }  // namespace palisade::testing

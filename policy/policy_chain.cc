@@ -1,6 +1,10 @@
 #include "policy/policy_chain.h"
 
+#include <chrono>
+
 #include <fmt/format.h>
+
+#include "core/base/log.h"
 
 #include "policy/auth/digest_stage.h"
 #include "policy/bans/ban_source.h"
@@ -11,7 +15,14 @@ namespace palisade::policy {
 
 PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
                          stats::Shard* stats, std::uint32_t worker)
-    : clock_(clock), stats_(stats), worker_(worker), snapshot_(std::move(snapshot)) {}
+    : clock_(clock),
+      wall_base_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count() -
+                 clock.now()),
+      stats_(stats),
+      worker_(worker),
+      snapshot_(std::move(snapshot)) {}
 
 void installDefaultStages(PolicyChain& chain) {
   chain.addStage(std::make_unique<auth::DigestStage>());
@@ -176,6 +187,63 @@ Decision PolicyChain::check(RequestContext& context) {
     if (decision.kind != Decision::Kind::Continue) return decision;
   }
   return Decision::proceed();
+}
+
+void PolicyChain::callAnswered(const RequestContext& admitted, std::uint64_t call_token,
+                               std::int64_t unix_ms) {
+  owner_.check("PolicyChain");
+  fraud::FraudStore* store = snapshot_->fraud_store;
+  if (store == nullptr || admitted.micros_per_minute == 0) return;
+  // Its cost so far counts toward the caps from now on (the projected cost of active calls).
+  for (const std::string* key : {&admitted.fraud_source, &admitted.fraud_trunk}) {
+    if (!key->empty()) store->startActive(*key, call_token, admitted.micros_per_minute, unix_ms);
+  }
+}
+
+std::int64_t PolicyChain::callEnded(const RequestContext& admitted, std::uint64_t call_token,
+                                    std::int64_t answer_ms, std::int64_t end_ms) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  if (s.fraud_store == nullptr || admitted.fraud_source.empty() || answer_ms == 0) return 0;
+  fraud::FraudStore& store = *s.fraud_store;
+  std::int64_t cost =
+      fraud::costMicros(admitted.micros_per_minute, std::max<std::int64_t>(end_ms - answer_ms, 0));
+  for (const std::string* key : {&admitted.fraud_source, &admitted.fraud_trunk}) {
+    if (key->empty() || admitted.micros_per_minute == 0) continue;
+    // Committed before the active entry goes: briefly counted twice, never missed.
+    store.addSpend(*key, cost, end_ms);
+    store.endActive(*key, call_token);
+  }
+  if (admitted.destination.size() > 1 && admitted.destination[0] == '+') {
+    fraud::AnomalyDetector detector(store, s.anomaly);
+    std::string_view digits = std::string_view(admitted.destination).substr(1);
+    if (auto anomaly = detector.onCallEnded(admitted.fraud_source, digits, end_ms - answer_ms, end_ms)) {
+      LOG_WARN("fraud: {} by {}: {}", anomaly->name(), admitted.fraud_source, anomaly->detail);
+      std::string reason = fmt::format("{}: {}", anomaly->name(), anomaly->detail);
+      if (s.block_on_anomaly &&
+          store.block(admitted.fraud_source, reason, end_ms) == fraud::BlockResult::Blocked)
+        LOG_WARN("fraud: {} blocked until an operator clears it (DELETE /fraud/blocks/{})",
+                 admitted.fraud_source, admitted.fraud_source);
+      alert(FraudEvent{anomaly->name(),
+                       admitted.fraud_source,
+                       admitted.flow.remote.toString(),
+                       admitted.destination,
+                       anomaly->name(),
+                       anomaly->detail,
+                       {}});
+    }
+  }
+  return cost;
+}
+
+bool PolicyChain::overSpendCap(const RequestContext& admitted, std::int64_t unix_ms) {
+  owner_.check("PolicyChain");
+  const PolicySnapshot& s = *snapshot_;
+  if (s.fraud_store == nullptr || !s.end_calls_over_cap || admitted.micros_per_minute == 0) return false;
+  return (admitted.source_spend_cap != 0 &&
+          s.fraud_store->spend(admitted.fraud_source, unix_ms) >= admitted.source_spend_cap) ||
+         (admitted.trunk_spend_cap != 0 &&
+          s.fraud_store->spend(admitted.fraud_trunk, unix_ms) >= admitted.trunk_spend_cap);
 }
 
 void PolicyChain::cancelPending(std::uint64_t token) {

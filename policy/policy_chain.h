@@ -31,6 +31,7 @@ class StageServices {
   virtual PendingSink& pendingSink() = 0;
   virtual std::uint64_t newPendingToken() = 0;
   virtual base::Millis now() const = 0;            // the worker's monotonic clock
+  virtual std::int64_t unixMillis() const = 0;     // wall-clock time, moving with now()
   virtual void count(stats::Counter counter) = 0;  // the worker's metrics
   virtual void alert(FraudEvent&& event) = 0;      // counted, then to the alert sink if any
 };
@@ -68,6 +69,10 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   void noteLoad(base::Millis lag_ms, unsigned inbox_fill_percent);
   // RequestFilter
   Decision check(RequestContext& context) override;
+  void callAnswered(const RequestContext& admitted, std::uint64_t call_token, std::int64_t unix_ms) override;
+  std::int64_t callEnded(const RequestContext& admitted, std::uint64_t call_token, std::int64_t answer_ms,
+                         std::int64_t end_ms) override;
+  bool overSpendCap(const RequestContext& admitted, std::int64_t unix_ms) override;
   void bindPendingSink(PendingSink* sink) override { sink_ = sink; }
   void cancelPending(std::uint64_t token) override;
 
@@ -75,6 +80,7 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
   PendingSink& pendingSink() override { return *sink_; }
   std::uint64_t newPendingToken() override { return next_token_++; }
   base::Millis now() const override { return clock_.now(); }
+  std::int64_t unixMillis() const override { return wall_base_ + clock_.now(); }
   void count(stats::Counter counter) override {
     if (stats_ != nullptr) stats_->add(counter);
   }
@@ -89,6 +95,7 @@ class PolicyChain final : public PacketFilter, public RequestFilter, private Sta
 
   base::OwnerThread owner_;
   const base::Clock& clock_;
+  std::int64_t wall_base_;  // Unix ms at the clock's zero: wall time that moves with the worker's clock
   stats::Shard* stats_;
   std::uint32_t worker_;
   bool overloaded_ = false;  // this worker sheds new work

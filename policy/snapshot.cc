@@ -76,11 +76,9 @@ bool PolicySnapshot::allowsBinding(const routing::Binding& binding) const {
          (!entry->require_tls || binding.flow.transport == net::Transport::Tls);
 }
 
-base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config::Config& config,
-                                                                    RuleRegistry& registry, AuthState& auth,
-                                                                    bans::StateStore& store,
-                                                                    const routing::LocationStore& location,
-                                                                    SharedCounters* shared) {
+base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(
+    const config::Config& config, RuleRegistry& registry, AuthState& auth, bans::StateStore& store,
+    const routing::LocationStore& location, SharedCounters* shared, fraud::FraudStore* fraud_store) {
   auto snapshot = std::make_shared<PolicySnapshot>();
   snapshot->shared = shared;
   snapshot->max_cps = callRate(config.max_cps);
@@ -114,6 +112,22 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
   auto destinations = fraud::compileDestinationRules(config.fraud);
   if (!destinations) return destinations.error();
   snapshot->destinations = std::move(destinations.value());
+  snapshot->fraud_store = fraud_store;
+  if (!config.fraud.rate_file.empty()) {
+    auto rates = fraud::loadRateTable(config.fraud.rate_file);
+    if (!rates) return rates.error();
+    snapshot->rates = std::make_shared<const fraud::RateTable>(std::move(rates.value()));
+  }
+  snapshot->currency = config.fraud.currency;
+  snapshot->spend_warning_percent = config.fraud.spend_warning_percent;
+  snapshot->end_calls_over_cap = config.fraud.end_calls_over_cap;
+  snapshot->anomaly.spike_factor = config.fraud.spike_factor;
+  snapshot->anomaly.min_spike_attempts = config.fraud.min_spike_attempts;
+  snapshot->anomaly.sequential_run = config.fraud.sequential_run;
+  snapshot->anomaly.short_calls.count = config.fraud.short_call_count;
+  snapshot->anomaly.short_calls.max_duration_s = config.fraud.short_call_max_s;
+  snapshot->anomaly.short_calls.window_s = config.fraud.short_call_window_s;
+  snapshot->block_on_anomaly = config.fraud.block_on_anomaly;
   for (const config::User& user : config.users) {
     UserEntry entry;
     auto rules = fraud::compilePeerRules(user.fraud, "user:" + user.name, snapshot->destinations);

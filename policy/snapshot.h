@@ -21,7 +21,10 @@
 #include "policy/auth/nonce_counts.h"
 #include "policy/bans/state_store.h"
 #include "policy/flood/flood_guard.h"
+#include "policy/fraud/anomaly_detector.h"
 #include "policy/fraud/destination_rules.h"
+#include "policy/fraud/fraud_store.h"
+#include "policy/fraud/rate_table.h"
 
 namespace palisade::policy {
 
@@ -108,6 +111,15 @@ struct PolicySnapshot {
   // as the engine's), so that the rules of the trunk a call goes out through apply to it.
   fraud::DestinationRules destinations;
   routing::TrunkRoutes trunk_routes;
+  // Limits, spend and anomalies are counted in the fraud store (null: none of them apply, as in
+  // tests that do not need them); prices come from the rate table (null: calls are not rated).
+  fraud::FraudStore* fraud_store = nullptr;
+  std::shared_ptr<const fraud::RateTable> rates;
+  std::string currency;
+  std::uint32_t spend_warning_percent = 80;
+  bool end_calls_over_cap = false;
+  fraud::AnomalySettings anomaly;
+  bool block_on_anomaly = false;
   // The trunk a Request-URI user part from the PBX is routed to (null without trunks).
   const PeerInfo* routedTrunk(std::string_view request_user) const;
 };
@@ -116,6 +128,7 @@ base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(const config
                                                                     RuleRegistry& registry, AuthState& auth,
                                                                     bans::StateStore& store,
                                                                     const routing::LocationStore& location,
-                                                                    SharedCounters* shared = nullptr);
+                                                                    SharedCounters* shared = nullptr,
+                                                                    fraud::FraudStore* fraud_store = nullptr);
 
 }  // namespace palisade::policy

@@ -284,6 +284,55 @@ class Section {
   // A key read some other way (an array of tables inside this table).
   void skip(std::string_view key) { known_.push_back(key); }
 
+  // An amount of money (an integer or a float, at least 0) as millionths of the currency.
+  void money(std::string_view key, std::int64_t& out_micros) {
+    known_.push_back(key);
+    if (table_ == nullptr) return;
+    const toml::node* node = table_->get(key);
+    if (node == nullptr) return;
+    loader_.noteLine(path(key), lineOf(node->source()));
+    double value = 0;
+    if (const auto* integer = node->as_integer()) {
+      value = static_cast<double>(integer->get());
+    } else if (const auto* floating = node->as_floating_point()) {
+      value = floating->get();
+    } else {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("expected a number, got {}", typeName(node->type())));
+      return;
+    }
+    if (!(value >= 0 && value <= 1e9)) {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("must be between 0 and 1000000000, got {}", value));
+      return;
+    }
+    out_micros = static_cast<std::int64_t>(value * 1e6 + 0.5);
+  }
+
+  void floating(std::string_view key, double min, double max, double& out) {
+    known_.push_back(key);
+    if (table_ == nullptr) return;
+    const toml::node* node = table_->get(key);
+    if (node == nullptr) return;
+    loader_.noteLine(path(key), lineOf(node->source()));
+    double value = 0;
+    if (const auto* integer = node->as_integer()) {
+      value = static_cast<double>(integer->get());
+    } else if (const auto* floating = node->as_floating_point()) {
+      value = floating->get();
+    } else {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("expected a number, got {}", typeName(node->type())));
+      return;
+    }
+    if (!(value >= min && value <= max)) {
+      loader_.fail(lineOf(node->source()), path(key),
+                   fmt::format("must be between {} and {}, got {}", min, max, value));
+      return;
+    }
+    out = value;
+  }
+
   void boolean(std::string_view key, bool& out) {
     const toml::node* node = take(key, toml::node_type::boolean);
     if (node != nullptr) out = node->as_boolean()->get();
@@ -427,6 +476,19 @@ std::optional<std::string> checkE164Prefix(std::string_view text) {
                      quoted(text));
 }
 
+// A webhook URL, checked fully when the alert sender is set up; here the shape an operator
+// can see at a glance (the scheme, a host, no whitespace).
+std::optional<std::string> checkWebhookUrl(std::string_view text) {
+  bool scheme = text.starts_with("http://") || text.starts_with("https://");
+  std::string_view rest = text.substr(text.find("//") + 2);
+  bool clean = std::none_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+  });
+  if (text.empty() || (scheme && clean && !rest.empty() && rest[0] != '/' && text.size() <= 2048))
+    return std::nullopt;
+  return "must be an http:// or https:// URL with a host and no spaces";
+}
+
 std::optional<std::string> checkDigits(std::string_view text, std::size_t min, std::size_t max) {
   bool ok = text.size() >= min && text.size() <= max &&
             std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -443,6 +505,7 @@ void readFraudRules(Section& s, FraudRules& rules) {
   s.integer("max_calls_per_minute", 0, 1000000, rules.max_calls_per_minute);
   s.integer("max_international_per_hour", 0, 1000000, rules.max_international_per_hour);
   s.integer("max_call_duration_s", 0, 604800, rules.max_call_duration_s);
+  s.money("max_spend_24h", rules.max_spend_24h_micros);
 }
 
 void readPeer(Loader& loader, const toml::table& root, std::string_view name, Peer& peer) {
@@ -967,6 +1030,29 @@ void readFraud(Loader& loader, const toml::table& root, Config& c) {
   global.deny = f.deny;
   checkAllowDeny(loader, global, "fraud");
   s.integer("extension_max_digits", 0, 8, f.extension_max_digits);
+  s.string("rate_file", f.rate_file, checkOptionalFileName);
+  f.rate_file = loader.resolve(f.rate_file);
+  s.string("currency", f.currency, [](std::string_view t) -> std::optional<std::string> {
+    bool ok = t.size() == 3 && std::all_of(t.begin(), t.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    if (ok) return std::nullopt;
+    return fmt::format("must be a three-letter ISO 4217 code such as \"USD\", got {}", quoted(t));
+  });
+  s.integer("spend_warning_percent", 1, 100, f.spend_warning_percent);
+  s.boolean("end_calls_over_cap", f.end_calls_over_cap);
+  s.floating("spike_factor", 1.5, 1000, f.spike_factor);
+  s.integer("min_spike_attempts", 1, 100000, f.min_spike_attempts);
+  s.integer("sequential_run", 2, 1000, f.sequential_run);
+  s.integer("short_call_count", 1, 16, f.short_call_count);
+  s.integer("short_call_max_s", 1, 3600, f.short_call_max_s);
+  s.integer("short_call_window_s", 60, 86400, f.short_call_window_s);
+  s.boolean("block_on_anomaly", f.block_on_anomaly);
+  s.string("webhook_url", f.webhook_url, checkWebhookUrl);
+  s.integer("webhook_timeout_s", 1, 60, f.webhook_timeout_s);
+  s.integer("webhook_retries", 0, 10, f.webhook_retries);
+  s.string("webhook_ca_file", f.webhook_ca_file, checkOptionalFileName);
+  f.webhook_ca_file = loader.resolve(f.webhook_ca_file);
+  s.string("cdr_file", f.cdr_file, checkOptionalFileName);
+  f.cdr_file = loader.resolve(f.cdr_file);
   if (const toml::table* table = s.table("dial_plan")) {
     Section plan(loader, table, "fraud.dial_plan");
     readDialPlan(plan, f.dial_plan);

@@ -32,6 +32,7 @@ struct FraudRules {
   std::uint32_t max_calls_per_minute = 0;        // new calls in any 60 s (0: no limit)
   std::uint32_t max_international_per_hour = 0;  // international calls in any hour (0: no limit)
   std::uint32_t max_call_duration_s = 0;         // 0: sip.max_call_duration_s
+  std::int64_t max_spend_24h_micros = 0;         // rated spend in any 24 h, millionths (0: no cap)
 };
 
 // Users may not call international numbers unless their rules say so.
@@ -61,6 +62,27 @@ struct FraudConfig {
   std::vector<std::string> allow;          // global allow and deny prefixes
   std::vector<std::string> deny;
   std::uint32_t extension_max_digits = 6;  // shorter all-digit numbers toward the PBX are extensions
+  // Spend control: the rate table (prefix, price per minute) and what a cap does.
+  std::string rate_file;  // empty: calls are not rated, and no spend cap applies
+  std::string currency = "USD";
+  std::uint32_t spend_warning_percent =
+      80;                           // an alert when a caller's 24 h spend reaches this share of its cap
+  bool end_calls_over_cap = false;  // true: a caller's active calls end when it reaches its cap
+  // Anomaly detection (per user, trunk and the PBX).
+  double spike_factor = 5.0;  // international attempts in an hour over this many times the baseline
+  std::uint32_t min_spike_attempts = 10;  // and at least this many
+  std::uint32_t sequential_run = 5;       // consecutive attempts to incrementing numbers
+  std::uint32_t short_call_count = 5;     // answered calls shorter than short_call_max_s to one range...
+  std::uint32_t short_call_max_s = 10;
+  std::uint32_t short_call_window_s = 600;  // ...within this window
+  bool block_on_anomaly = false;            // true: an anomaly blocks the caller until an operator clears it
+  // Alerts: every fraud event is a log line and a metric, and is POSTed here as JSON if set.
+  std::string webhook_url;
+  std::uint32_t webhook_timeout_s = 5;
+  std::uint32_t webhook_retries = 3;
+  std::string webhook_ca_file;  // https: the CA to verify the server with (empty: the system's)
+  // CDRs: one JSON line per call attempt (empty: none); reopened on SIGHUP (logrotate).
+  std::string cdr_file;
 };
 
 // A next hop that calls are sent to, and the source addresses that identify that peer.

@@ -140,7 +140,11 @@ Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_p
       header_policy_(engine.headerPolicy()),
       asserted_(admitted.asserted_identity),
       max_duration_s_(admitted.max_duration_s),
+      admitted_(admitted),
       media_(std::move(media)) {
+  admitted_.request = nullptr;
+  record_.start_ms = engine_.unixNow();
+  record_.decision = "allowed";
   legs_[0].identity_trusted = admitted.identity_trusted;
   engine_.stats().adjust(stats::Gauge::ActiveCalls, 1);
   if (media_ != nullptr) {
@@ -148,12 +152,24 @@ Call::Call(Engine& engine, const policy::RequestContext& admitted, std::unique_p
       if (state_ == State::Ended) return;
       LOG_INFO("call {}: {}, tearing down", legs_[0].call_id, reason);
       engine_.stats().add(Counter::CallsMediaTimedOut);
+      noteEnd("palisade", "media_timeout");
       terminate(false);
     });
   }
 }
 
 Call::~Call() {
+  record_.end_ms = engine_.unixNow();
+  if (record_.ended_by.empty()) noteEnd("palisade", "shutdown");
+  bool srtp_leg[2] = {false, false};
+  if (media_ != nullptr) media_->describe(record_, srtp_leg);
+  for (int leg = 0; leg < 2; ++leg) {
+    (legs_[leg].side == net::Side::Public ? record_.srtp_public : record_.srtp_pbx) |= srtp_leg[leg];
+  }
+  if (policy::RequestFilter* filter = engine_.filter())
+    record_.cost_micros = filter->callEnded(admitted_, token(), record_.answer_ms, record_.end_ms);
+  if (CallRecordSink* sink = engine_.recordSink()) sink->write(std::move(record_));
+  engine_.timers().cancel(spend_timer_);
   media_.reset();  // media resources go with the call, however it ended
   engine_.shared().release(policy::SharedCounters::kGlobalCalls);
   for (std::uint8_t i = 0; i < rules_.count; ++i) engine_.shared().release(rules_.ids[i]);
@@ -185,6 +201,7 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
     }
   }
   a.remote_cseq = req.cseq();
+  describeAttempt(req, invite.flow(), admitted_, record_);
   caller_reliable_ = hasOption(req, Hdr::Supported, "100rel") || hasOption(req, Hdr::Require, "100rel");
 
   // The callee leg names nobody from the caller side: our address, the target's address.
@@ -259,6 +276,7 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
         duration_timer_ = 0;
         LOG_INFO("call {} reached its maximum duration, tearing down", legs_[0].call_id);
         engine_.stats().add(Counter::CallsMaxDuration);
+        noteEnd("palisade", "max_duration");
         terminate(true);
       });
   // Timer C: a callee that rings but never answers does not hold the call forever.
@@ -568,6 +586,14 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
       state_ = State::Answered;
       engine_.timers().cancel(ring_timer_);
       engine_.stats().add(Counter::CallsAnswered);
+      record_.answer_ms = engine_.unixNow();
+      record_.final_status = status;
+      if (policy::RequestFilter* filter = engine_.filter()) {
+        filter->callAnswered(admitted_, token(), record_.answer_ms);
+        if (admitted_.micros_per_minute != 0 &&
+            (admitted_.source_spend_cap != 0 || admitted_.trunk_spend_cap != 0))
+          spend_timer_ = engine_.timers().schedule(engine_.now() + kSpendCheckMs, [this] { checkSpend(); });
+      }
     } else {
       sip::NameAddr contact;
       if (response.firstContact(contact)) legs_[to].remote_target = targetOf(contact.uri);
@@ -602,7 +628,11 @@ void Call::relayInviteResponse(InviteExchange& ex, const sip::Message& response)
     }
     engine_.layer().respond(*server, status,
                             buildResponse(*server, ex.from, response, tag, sip::bodyOf(response)));
-    if (initial && state_ == State::Calling) engine_.stats().add(Counter::CallsFailed);
+    if (initial && state_ == State::Calling) {
+      engine_.stats().add(Counter::CallsFailed);
+      record_.final_status = status;
+      noteEnd("callee", "rejected");
+    }
   }
   if (initial || state_ == State::Cancelled) end();
 }
@@ -694,6 +724,8 @@ void Call::onCancel(txn::ServerTransaction& txn) {
     state_ = State::Cancelled;
     stopProvisionals();
     engine_.stats().add(Counter::CallsCancelled);
+    record_.final_status = 487;
+    noteEnd("caller", "cancel");
     // If the callee never answers the CANCEL or the INVITE, give up after 64*T1 (§9.1).
     cancel_guard_timer_ = engine_.timers().schedule(engine_.now() + 64 * engine_.layer().timers().t1, [this] {
       cancel_guard_timer_ = 0;
@@ -997,6 +1029,7 @@ void Call::relayRequest(int from, std::unique_ptr<sip::Message> request, const n
                         EarlyDialog* early, std::string_view extra) {
   int to = 1 - from;
   Method method = request->method();
+  if (method == Method::Bye) noteEnd(from == 0 ? "caller" : "callee", "bye");
   txn::ServerTransaction* server = engine_.layer().startServer(std::move(request), flow, this);
   if (server == nullptr) return;
   const sip::Message& req = server->request();
@@ -1102,7 +1135,28 @@ void Call::terminate(bool count_timeout) {
     sendCancel(ex);
   }
   if (count_timeout) engine_.stats().add(Counter::CallsTimedOut);
+  if (state_ == State::Calling) record_.final_status = 408;
+  noteEnd("palisade", count_timeout ? "timeout" : "media_refused");
   end();
+}
+
+void Call::noteEnd(const char* by, const char* reason) {
+  if (!record_.ended_by.empty()) return;
+  record_.ended_by = by;
+  record_.end_reason = reason;
+}
+
+void Call::checkSpend() {
+  spend_timer_ = 0;
+  if (state_ == State::Ended) return;
+  policy::RequestFilter* filter = engine_.filter();
+  if (filter != nullptr && filter->overSpendCap(admitted_, engine_.unixNow())) {
+    LOG_WARN("call {}: its caller reached its spend cap, tearing down", legs_[0].call_id);
+    noteEnd("palisade", "spend_cap");
+    terminate(false);
+    return;
+  }
+  spend_timer_ = engine_.timers().schedule(engine_.now() + kSpendCheckMs, [this] { checkSpend(); });
 }
 
 void Call::end() {
@@ -1111,6 +1165,8 @@ void Call::end() {
   engine_.timers().cancel(duration_timer_);
   engine_.timers().cancel(ring_timer_);
   engine_.timers().cancel(cancel_guard_timer_);
+  engine_.timers().cancel(spend_timer_);
+  spend_timer_ = 0;
   stopProvisionals();
   // Requests still waiting for the other leg get their answer now: a BYE that crossed ours
   // is done (200), anything else has lost its dialog (481).

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dialog/call_record.h"
 #include "core/dialog/media_hook.h"
 #include "core/event/timer_queue.h"
 #include "core/net/endpoint.h"
@@ -47,6 +48,7 @@ class Call final : public txn::TransactionUser {
   static constexpr std::size_t kMaxRequestsInFlight = 16;     // relayed non-INVITE requests
   static constexpr std::size_t kMaxInviteExchanges = 8;       // INVITE exchanges kept at once
   static constexpr std::size_t kMaxUnackedProvisionals = 16;  // reliable provisionals awaiting PRACK
+  static constexpr base::Millis kSpendCheckMs = 5000;         // how often a rated call checks the caps
 
   // `admitted`: what the policy chain knew when it let the INVITE in (kept for the call's life).
   Call(Engine& engine, const policy::RequestContext& admitted, std::unique_ptr<CallMedia> media);
@@ -185,6 +187,11 @@ class Call final : public txn::TransactionUser {
   bool reachable(int leg) const;
   void markVerified(int leg, const net::Flow& flow);
   void terminate(bool count_timeout);
+  // Who ended the call and why, for its CDR; the first one said counts.
+  void noteEnd(const char* by, const char* reason);
+  // Unique on this node while the call lives (spend accounting names its active call by it).
+  std::uint64_t token() const { return reinterpret_cast<std::uintptr_t>(this); }
+  void checkSpend();
   void end();
   InviteExchange* findInvite(const txn::ClientTransaction* client);
   InviteExchange* findInvite(const txn::ServerTransaction* server);
@@ -198,6 +205,8 @@ class Call final : public txn::TransactionUser {
   std::shared_ptr<const sip::HeaderPolicy> header_policy_;  // as admitted: a reload does not change it
   std::string asserted_;              // an authenticated caller's identity, asserted toward the callee
   std::uint32_t max_duration_s_ = 0;  // the caller's maximum duration (0: sip.max_call_duration_s)
+  policy::RequestContext admitted_;   // what the policy chain made of it (its request pointer cleared)
+  CallRecord record_;                 // its CDR, filled as it goes, written when it ends
   std::unique_ptr<CallMedia> media_;
   EarlyDialogs early_;
   bool caller_reliable_ = false;  // the caller's INVITE offered 100rel (Supported or Require)
@@ -207,6 +216,7 @@ class Call final : public txn::TransactionUser {
   event::TimerQueue::Id duration_timer_ = 0;
   event::TimerQueue::Id ring_timer_ = 0;
   event::TimerQueue::Id cancel_guard_timer_ = 0;
+  event::TimerQueue::Id spend_timer_ = 0;  // answered rated calls: whether the caller reached its cap
 };
 
 }  // namespace palisade::dialog

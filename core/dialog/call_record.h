@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <string>
 
+#include "core/net/endpoint.h"
+#include "core/sip/message.h"
+#include "policy/api/request_context.h"
+
 namespace palisade::dialog {
 
 struct CallRecord {
@@ -33,6 +37,11 @@ struct CallRecord {
   std::string decision;          // "allowed" or "refused"
   std::string rule;              // the rule that decided ("high-risk +881", "user:2001 deny +44", ...)
 };
+
+// The fields of `record` a new INVITE gives before anything happens to it: who called whom
+// from where, how it authenticated, and what the policy chain made of it.
+void describeAttempt(const sip::Message& invite, const net::Flow& flow, const policy::RequestContext& context,
+                     CallRecord& record);
 
 // Where a worker sends its records. write() is called on the worker and must not block: a full
 // queue is counted, never waited on.

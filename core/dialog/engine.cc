@@ -1,5 +1,7 @@
 #include "core/dialog/engine.h"
 
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "core/base/log.h"
@@ -113,6 +115,10 @@ class Engine::ParkedUser final : public txn::TransactionUser {
 Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
                std::shared_ptr<const config::Config> config, policy::SharedCounters& shared)
     : clock_(clock),
+      wall_base_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count() -
+                 clock.now()),
       stats_(stats),
       shared_(shared),
       network_(network, stats),
@@ -412,6 +418,7 @@ void Engine::decide(const policy::Decision& decision, std::unique_ptr<sip::Messa
       return;
     case policy::Decision::Kind::Reject:
       stats_.add(Counter::PolicyRejected);
+      if (req.method() == Method::Invite) recordRefused(req, flow, context, decision.status, "policy");
       answer(req, parked, flow, decision.status, decision.reason, decision.headers);
       return;
     case policy::Decision::Kind::Challenge:
@@ -478,6 +485,7 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
         if (!userTarget(*callee, user_target)) {
           releaseRules(context);
           stats_.add(Counter::CallsToUnregistered);
+          recordRefused(req, flow, context, 480, "unregistered");
           answer(req, parked, flow, 480, "Temporarily Unavailable");
           return;
         }
@@ -494,6 +502,7 @@ void Engine::admit(std::unique_ptr<sip::Message> request, txn::ServerTransaction
       if (!shared_.tryAcquire(policy::SharedCounters::kGlobalCalls, config_->max_calls)) {
         releaseRules(context);
         stats_.add(Counter::Rejected503);
+        recordRefused(req, flow, context, 503, "max_calls");
         answer(req, parked, flow, 503, "Service Unavailable", "Retry-After: 5\r\n");
         return;
       }
@@ -571,6 +580,19 @@ void Engine::unpark(std::uint64_t token) {
   parked_.erase(it);
   // Last: the stage may react (even resume another request) without touching this entry.
   if (filter_ != nullptr) filter_->cancelPending(token);
+}
+
+void Engine::recordRefused(const sip::Message& request, const net::Flow& flow,
+                           const policy::RequestContext& context, int status, std::string_view reason) {
+  if (records_ == nullptr) return;
+  CallRecord record;
+  describeAttempt(request, flow, context, record);
+  record.start_ms = record.end_ms = unixNow();
+  record.final_status = status;
+  record.ended_by = "palisade";
+  record.end_reason = std::string(reason);
+  record.decision = "refused";
+  records_->write(std::move(record));
 }
 
 void Engine::releaseRules(policy::RequestContext& context) {

@@ -13,6 +13,7 @@
 #include "core/base/clock.h"
 #include "core/base/owner_thread.h"
 #include "core/config/config.h"
+#include "core/dialog/call_record.h"
 #include "core/dialog/identifiers.h"
 #include "core/dialog/media_hook.h"
 #include "core/event/timer_queue.h"
@@ -90,6 +91,10 @@ class Engine final : public policy::PendingSink {
   void setLocation(routing::LocationStore* location) { location_ = location; }
   // Before the first message: where calls get their media handling (none: bodies cross as is).
   void setMediaFactory(MediaFactory* factory) { media_ = factory; }
+  // Where call records (CDRs) go: every call, and every new INVITE refused (null: nowhere).
+  void setRecordSink(CallRecordSink* sink) { records_ = sink; }
+  CallRecordSink* recordSink() const { return records_; }
+  policy::RequestFilter* filter() const { return filter_; }
 
   // policy::PendingSink: a stage decided about a request it answered Pending for.
   void resume(std::uint64_t token, policy::Decision decision) override;
@@ -104,6 +109,8 @@ class Engine final : public policy::PendingSink {
   txn::TransactionLayer& layer() { return layer_; }
   event::TimerQueue& timers() { return timer_queue_; }
   base::Millis now() const { return clock_.now(); }
+  // Wall-clock Unix ms that moves with now() (CDR times, spend; a manual clock in tests).
+  std::int64_t unixNow() const { return wall_base_ + clock_.now(); }
   IdGenerator& ids() { return ids_; }
   stats::Shard& stats() { return stats_; }
   policy::SharedCounters& shared() { return shared_; }
@@ -136,6 +143,9 @@ class Engine final : public policy::PendingSink {
              policy::RequestContext context);
   // Gives back the shared counters the stages took for a request that will not be a call.
   void releaseRules(policy::RequestContext& context);
+  // The CDR of a new INVITE that did not become a call.
+  void recordRefused(const sip::Message& request, const net::Flow& flow,
+                     const policy::RequestContext& context, int status, std::string_view reason);
   void answer(const sip::Message& request, txn::ServerTransaction* parked, const net::Flow& flow, int status,
               std::string_view reason, std::string_view extra_headers = {});
   // Carries out the policy's decision about a new request (see admit() for the two forms).
@@ -162,6 +172,7 @@ class Engine final : public policy::PendingSink {
 
   base::OwnerThread owner_;
   const base::Clock& clock_;
+  std::int64_t wall_base_;  // Unix ms at the clock's zero
   stats::Shard& stats_;
   policy::SharedCounters& shared_;
   std::shared_ptr<const config::Config> config_;
@@ -176,6 +187,7 @@ class Engine final : public policy::PendingSink {
   IdGenerator ids_;
   policy::RequestFilter* filter_ = nullptr;
   MediaFactory* media_ = nullptr;
+  CallRecordSink* records_ = nullptr;
   routing::LocationStore* location_ = nullptr;
   std::vector<const config::User*> users_by_name_;  // into config_, sorted by name
   std::unique_ptr<ParkedUser> parked_user_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/dialog/call_record.h"
 #include "core/net/endpoint.h"
 #include "core/sip/builder.h"
 #include "core/sip/message.h"
@@ -48,6 +49,9 @@ class CallMedia {
   // How the media layer ends the call (media timeout): `end` runs on the call's worker, never
   // from inside rewrite(), and not after the CallMedia is destroyed.
   virtual void setEndHandler(std::function<void(std::string_view reason)> end) { (void)end; }
+  // The call's media as its CDR records it: packets, bytes, gaps, SRTP authentication failures,
+  // and which leg's media was SRTP (leg 0 faces the caller).
+  virtual void describe(CallRecord& record, bool srtp_leg[2]) const { (void)record, (void)srtp_leg; }
 };
 
 class MediaFactory {

@@ -171,6 +171,20 @@ MediaSession::~MediaSession() {
   }
 }
 
+void MediaSession::describe(dialog::CallRecord& record, bool srtp_leg[2]) const {
+  for (const auto& stream : streams_) {
+    if (stream == nullptr) continue;
+    for (int leg = 0; leg < 2; ++leg) {
+      const RelayStream::Leg& l = stream->leg(leg);
+      record.packets += l.counters.packets;
+      record.bytes += l.counters.bytes;
+      record.sequence_gaps += l.sequence.gaps();
+      record.srtp_auth_failures += l.counters.auth_failures;
+      srtp_leg[leg] = srtp_leg[leg] || l.secure;
+    }
+  }
+}
+
 std::string MediaSession::summary() const {
   std::string out;
   for (std::size_t i = 0; i < streams_.size(); ++i) {

@@ -36,6 +36,7 @@ class MediaSession final : public dialog::CallMedia {
  public:
   MediaSession(WorkerMedia& owner, std::string call_id);
   ~MediaSession() override;
+  void describe(dialog::CallRecord& record, bool srtp_leg[2]) const override;
   MediaSession(const MediaSession&) = delete;
   MediaSession& operator=(const MediaSession&) = delete;
 

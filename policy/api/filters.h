@@ -63,6 +63,18 @@ class RequestFilter {
   virtual void cancelPending(std::uint64_t token) = 0;
   // As PacketFilter::report, for what the engine sees (the answers it sends).
   virtual void report(const net::Flow& /*flow*/, Offence /*offence*/) {}
+  // A call the filter admitted was answered, and later ended (its cost counts toward spend
+  // caps; short calls feed anomaly detection). `call_token` names it uniquely on this node;
+  // times are Unix ms. callEnded returns the call's cost in millionths (0: not rated).
+  virtual void callAnswered(const RequestContext& /*admitted*/, std::uint64_t /*call_token*/,
+                            std::int64_t /*unix_ms*/) {}
+  virtual std::int64_t callEnded(const RequestContext& /*admitted*/, std::uint64_t /*call_token*/,
+                                 std::int64_t /*answer_ms*/, std::int64_t /*end_ms*/) {
+    return 0;
+  }
+  // Whether an answered call must end now: its caller (or trunk) reached its spend cap and the
+  // config says active calls end then.
+  virtual bool overSpendCap(const RequestContext& /*admitted*/, std::int64_t /*unix_ms*/) { return false; }
 };
 
 }  // namespace palisade::policy

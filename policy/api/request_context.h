@@ -39,10 +39,15 @@ struct RequestContext {
   RuleIds rules;
   // What the toll-fraud stage made of the call (for its CDR and its limits).
   std::string fraud_source;            // "user:2001", "trunk:carrier", "pbx"
+  std::string fraud_trunk;             // the trunk it goes through ("trunk:carrier"; empty: none)
   std::string destination;             // "+E164" (empty when it could not be read)
   const char* destination_class = "";  // "domestic", "international", "emergency", "internal"
   std::string fraud_rule;              // the rule that decided
   std::uint32_t max_duration_s = 0;    // the caller's maximum call duration (0: sip.max_call_duration_s)
+  std::int64_t micros_per_minute = 0;  // the destination's price (0: not rated)
+  bool international = false;          // the destination is international
+  std::int64_t source_spend_cap = 0;   // the caller's and the trunk's 24 h caps when admitted (0: none)
+  std::int64_t trunk_spend_cap = 0;
   // The filter's own bookkeeping: after a Pending decision resolves to Continue, the engine
   // calls check() again with the same context and the filter goes on from here.
   std::uint8_t resume_at = 0;

@@ -145,6 +145,7 @@ base::Result<PeerRules> compilePeerRules(const config::FraudRules& config, std::
   rules.max_calls_per_minute = config.max_calls_per_minute;
   rules.max_international_per_hour = config.max_international_per_hour;
   rules.max_call_duration_s = config.max_call_duration_s;
+  rules.max_spend_24h_micros = config.max_spend_24h_micros;
   if (!config.dial_plan.empty()) {
     auto it = std::find(global.dial_plan_names.begin(), global.dial_plan_names.end(), config.dial_plan);
     if (it == global.dial_plan_names.end())

@@ -37,6 +37,7 @@ struct PeerRules {
   std::uint32_t max_calls_per_minute = 0;
   std::uint32_t max_international_per_hour = 0;
   std::uint32_t max_call_duration_s = 0;  // 0: the global one
+  std::int64_t max_spend_24h_micros = 0;  // 0: no cap
 };
 
 struct DestinationRules {

@@ -11,31 +11,18 @@ namespace palisade::policy::fraud {
 
 namespace {
 
-// What the caller is told: the class of refusal, never which rule matched.
-struct Refusal {
-  stats::Counter counter;
-  const char* kind;
-  const char* text;
-};
-
-Refusal refusalOf(Judgement::Outcome outcome) {
-  switch (outcome) {
-    case Judgement::Outcome::International:
-      return {stats::Counter::FraudRefusedInternational, "international_refused",
-              "International calls not allowed"};
-    case Judgement::Outcome::UnknownNumber:
-      return {stats::Counter::FraudRefusedUnknownNumber, "unknown_number", "Number not recognised"};
-    case Judgement::Outcome::Denied:
-    case Judgement::Outcome::Allowed:
-      break;
-  }
-  return {stats::Counter::FraudRefusedDestination, "destination_refused", "Destination not allowed"};
-}
+constexpr std::int64_t kMinuteMs = 60'000;
+constexpr std::int64_t kHourMs = 3'600'000;
+constexpr std::int64_t kDayMs = 86'400'000;
 
 std::uint32_t shorterLimit(std::uint32_t a, std::uint32_t b) {
   if (a == 0) return b;
   if (b == 0) return a;
   return std::min(a, b);
+}
+
+std::string money(std::int64_t micros, const std::string& currency) {
+  return fmt::format("{}.{:02d} {}", micros / 1'000'000, (micros % 1'000'000) / 10'000, currency);
 }
 
 }  // namespace
@@ -54,6 +41,77 @@ bool FraudStage::mayLog(base::Millis now) {
   }
   ++skipped_;
   return false;
+}
+
+AnomalyDetector& FraudStage::detector(const PolicySnapshot& snapshot) {
+  if (!detector_ || detector_snapshot_ != &snapshot) {
+    detector_.emplace(*snapshot.fraud_store, snapshot.anomaly);
+    detector_snapshot_ = &snapshot;
+  }
+  return *detector_;
+}
+
+Decision FraudStage::refuse(RequestContext& context, const Refusal& refusal, std::string destination,
+                            StageServices& services) {
+  services.count(refusal.counter);
+  context.fraud_rule = refusal.rule;
+  std::string source_address = context.flow.remote.toString();
+  std::string call_id(context.request->callId());
+  if (mayLog(services.now()))
+    LOG_WARN("fraud: refused call {} from {} ({}) to {}: {}", call_id, context.fraud_source, source_address,
+             destination, refusal.rule);
+  services.alert(FraudEvent{refusal.kind, context.fraud_source, std::move(source_address),
+                            std::move(destination), refusal.rule, refusal.text, std::move(call_id)});
+  return Decision::reject(403, "Forbidden",
+                          fmt::format("Reason: SIP;cause=403;text=\"{}\"\r\n", refusal.text));
+}
+
+std::optional<FraudStage::Refusal> FraudStage::limits(const PeerRules& rules, bool international,
+                                                      const PolicySnapshot& snapshot, std::int64_t now) {
+  FraudStore& store = *snapshot.fraud_store;
+  if (auto reason = store.blocked(rules.key))
+    return Refusal{stats::Counter::FraudRefusedBlockedSource, "source_blocked", "Caller blocked",
+                   fmt::format("{} blocked: {}", rules.key, *reason)};
+  if (rules.max_calls_per_minute != 0) {
+    std::uint32_t calls = store.countInWindow(rules.key, now, kMinuteMs, 1);
+    if (calls > rules.max_calls_per_minute)
+      return Refusal{stats::Counter::FraudRefusedLimit, "limit", "Call limit reached",
+                     fmt::format("{} max_calls_per_minute {}", rules.key, rules.max_calls_per_minute)};
+  }
+  if (international && rules.max_international_per_hour != 0) {
+    std::uint32_t calls = store.countInWindow(rules.key, now, kHourMs, 1);
+    if (calls > rules.max_international_per_hour)
+      return Refusal{
+          stats::Counter::FraudRefusedLimit, "limit", "Call limit reached",
+          fmt::format("{} max_international_per_hour {}", rules.key, rules.max_international_per_hour)};
+  }
+  return std::nullopt;
+}
+
+std::optional<FraudStage::Refusal> FraudStage::spendCap(const PeerRules& rules,
+                                                        const PolicySnapshot& snapshot,
+                                                        RequestContext& context, StageServices& services,
+                                                        std::int64_t now) {
+  if (rules.max_spend_24h_micros == 0 || context.micros_per_minute == 0) return std::nullopt;
+  FraudStore& store = *snapshot.fraud_store;
+  std::int64_t spent = store.spend(rules.key, now);
+  if (spent >= rules.max_spend_24h_micros)
+    return Refusal{
+        stats::Counter::FraudRefusedSpendCap, "spend_cap", "Spend limit reached",
+        fmt::format("{} max_spend_24h {} (spent {})", rules.key,
+                    money(rules.max_spend_24h_micros, snapshot.currency), money(spent, snapshot.currency))};
+  // The warning, once a day per key: the first time a day's spend crosses the threshold.
+  std::int64_t threshold = rules.max_spend_24h_micros / 100 * snapshot.spend_warning_percent;
+  if (spent >= threshold && store.countInWindow(rules.key, now, kDayMs, 1) == 1) {
+    std::string detail =
+        fmt::format("{} spent {} of its {} cap in 24 h", rules.key, money(spent, snapshot.currency),
+                    money(rules.max_spend_24h_micros, snapshot.currency));
+    LOG_WARN("fraud: spend warning: {}", detail);
+    services.alert(FraudEvent{"spend_warning", rules.key, context.flow.remote.toString(), context.destination,
+                              fmt::format("spend_warning_percent {}", snapshot.spend_warning_percent),
+                              std::move(detail), std::string(context.request->callId())});
+  }
+  return std::nullopt;
 }
 
 Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& snapshot,
@@ -87,26 +145,74 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
   }
   Judgement judgement = judge(uri.user, toward_pbx, *caller, trunk, snapshot.destinations);
   context.fraud_source = caller->key;
+  context.fraud_trunk = trunk != nullptr ? trunk->key : std::string();
   context.destination = judgement.destination;
   context.destination_class = judgement.destination_class;
   context.fraud_rule = judgement.rule;
+  context.international = judgement.international;
+  context.source_spend_cap = caller->max_spend_24h_micros;
+  context.trunk_spend_cap = trunk != nullptr ? trunk->max_spend_24h_micros : 0;
   context.max_duration_s =
       shorterLimit(caller->max_call_duration_s, trunk != nullptr ? trunk->max_call_duration_s : 0);
-  if (judgement.allowed()) return Decision::proceed();
-
-  Refusal refusal = refusalOf(judgement.outcome);
-  services.count(refusal.counter);
   // As dialled when it could not be read, cut short: it is the attacker's text.
   std::string destination =
       judgement.destination.empty() ? std::string(uri.user.substr(0, 64)) : judgement.destination;
-  std::string source_address = context.flow.remote.toString();
-  if (mayLog(services.now()))
-    LOG_WARN("fraud: refused call {} from {} ({}) to {}: {}", request.callId(), caller->key, source_address,
-             destination, judgement.rule);
-  services.alert(FraudEvent{refusal.kind, caller->key, std::move(source_address), std::move(destination),
-                            judgement.rule, refusal.text, std::string(request.callId())});
-  return Decision::reject(403, "Forbidden",
-                          fmt::format("Reason: SIP;cause=403;text=\"{}\"\r\n", refusal.text));
+  switch (judgement.outcome) {
+    case Judgement::Outcome::Allowed:
+      break;
+    case Judgement::Outcome::Denied:
+      return refuse(context,
+                    {stats::Counter::FraudRefusedDestination, "destination_refused",
+                     "Destination not allowed", judgement.rule},
+                    std::move(destination), services);
+    case Judgement::Outcome::International:
+      return refuse(context,
+                    {stats::Counter::FraudRefusedInternational, "international_refused",
+                     "International calls not allowed", judgement.rule},
+                    std::move(destination), services);
+    case Judgement::Outcome::UnknownNumber:
+      return refuse(context,
+                    {stats::Counter::FraudRefusedUnknownNumber, "unknown_number", "Number not recognised",
+                     judgement.rule},
+                    std::move(destination), services);
+  }
+  if (std::string_view(judgement.destination_class) == "emergency" || snapshot.fraud_store == nullptr)
+    return Decision::proceed();
+
+  std::int64_t now = services.unixMillis();
+  for (const PeerRules* rules : {caller, trunk}) {
+    if (rules == nullptr) continue;
+    if (auto refusal = limits(*rules, judgement.international, snapshot, now))
+      return refuse(context, *refusal, std::move(destination), services);
+  }
+  if (judgement.international) {
+    std::string_view digits = std::string_view(judgement.destination).substr(1);
+    if (auto anomaly = detector(snapshot).onInternationalAttempt(caller->key, digits, now)) {
+      LOG_WARN("fraud: {} by {}: {}", anomaly->name(), caller->key, anomaly->detail);
+      services.alert(FraudEvent{anomaly->name(), caller->key, context.flow.remote.toString(), destination,
+                                anomaly->name(), anomaly->detail, std::string(request.callId())});
+      if (snapshot.block_on_anomaly) {
+        std::string reason = fmt::format("{}: {}", anomaly->name(), anomaly->detail);
+        if (snapshot.fraud_store->block(caller->key, reason, now) == BlockResult::Blocked)
+          LOG_WARN("fraud: {} blocked until an operator clears it (DELETE /fraud/blocks/{})", caller->key,
+                   caller->key);
+        return refuse(context,
+                      {stats::Counter::FraudRefusedBlockedSource, "source_blocked", "Caller blocked",
+                       fmt::format("{} blocked: {}", caller->key, reason)},
+                      std::move(destination), services);
+      }
+    }
+  }
+  if (snapshot.rates != nullptr && !judgement.destination.empty()) {
+    if (auto rate = snapshot.rates->rateOf(std::string_view(judgement.destination).substr(1)))
+      context.micros_per_minute = rate->micros_per_minute;
+  }
+  for (const PeerRules* rules : {caller, trunk}) {
+    if (rules == nullptr) continue;
+    if (auto refusal = spendCap(*rules, snapshot, context, services, now))
+      return refuse(context, *refusal, std::move(destination), services);
+  }
+  return Decision::proceed();
 }
 
 }  // namespace palisade::policy::fraud

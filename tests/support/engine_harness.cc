@@ -11,8 +11,9 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
   engine_ = std::make_unique<dialog::Engine>(0, network_, clock_, metrics_.shard(0), config, *shared_);
   if (with_policy) {
     chain_ = std::make_unique<policy::PolicyChain>(
-        policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_).value(), clock_,
-        &metrics_.shard(0));
+        policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_, fraud_store_.get())
+            .value(),
+        clock_, &metrics_.shard(0));
     policy::installDefaultStages(*chain_);
     engine_->setFilter(chain_.get());
     // Scanned messages reach the engine as in the daemon: through a dispatcher that screens
@@ -27,7 +28,9 @@ EngineHarness::EngineHarness(std::shared_ptr<const config::Config> config, polic
 void EngineHarness::reload(std::shared_ptr<const config::Config> config) {
   engine_->applyConfig(config);
   if (!chain_) return;
-  auto snapshot = policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_).value();
+  auto snapshot =
+      policy::compileSnapshot(*config, rules_, *auth_, *store_, *location_, shared_, fraud_store_.get())
+          .value();
   chain_->apply(snapshot);
   location_->retain(
       [&snapshot](const routing::Binding& binding) { return snapshot->allowsBinding(binding); });

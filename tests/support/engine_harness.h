@@ -11,6 +11,7 @@
 #include "policy/api/shared_counters.h"
 #include "policy/auth/digest.h"
 #include "policy/bans/local_store.h"
+#include "policy/fraud/local_fraud_store.h"
 #include "policy/policy_chain.h"
 #include "tests/support/fake_network.h"
 
@@ -58,6 +59,7 @@ class EngineHarness {
   ManualClock& clock() { return clock_; }
   policy::bans::LocalStateStore& store() { return *store_; }
   routing::LocalLocationStore& location() { return *location_; }
+  policy::fraud::LocalFraudStore& fraudStore() { return *fraud_store_; }
   // What the daemon does on SIGHUP: a new config and policy snapshot, and the registrations
   // the new snapshot no longer allows end.
   void reload(std::shared_ptr<const config::Config> config);
@@ -72,6 +74,8 @@ class EngineHarness {
   std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   std::unique_ptr<routing::LocalLocationStore> location_ = std::make_unique<routing::LocalLocationStore>();
+  std::unique_ptr<policy::fraud::LocalFraudStore> fraud_store_ =
+      std::make_unique<policy::fraud::LocalFraudStore>();
   std::unique_ptr<policy::PolicyChain> chain_;
   std::unique_ptr<dialog::Dispatcher> dispatcher_;
   std::unique_ptr<dialog::Engine> engine_;

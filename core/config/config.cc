@@ -479,8 +479,9 @@ std::optional<std::string> checkE164Prefix(std::string_view text) {
 // A webhook URL, checked fully when the alert sender is set up; here the shape an operator
 // can see at a glance (the scheme, a host, no whitespace).
 std::optional<std::string> checkWebhookUrl(std::string_view text) {
+  if (text.empty()) return std::nullopt;
   bool scheme = text.starts_with("http://") || text.starts_with("https://");
-  std::string_view rest = text.substr(text.find("//") + 2);
+  std::string_view rest = scheme ? text.substr(text.find("//") + 2) : std::string_view();
   bool clean = std::none_of(text.begin(), text.end(), [](char c) {
     return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
   });

@@ -1064,5 +1064,15 @@ max_international_per_hour = 5
               "is required in every [[fraud.dial_plans]] entry");
   expectError("[[users]]\nname = \"2001\"\npassword = \"Correct-Horse-Battery-9\"\ninternational = \"yes\"\n",
               4, "users[1].international", "expected a boolean, got a string");
+  expectError("[fraud]\nwebhook_url = \"ftp://x\"\n", 2, "fraud.webhook_url",
+              "must be an http:// or https:// URL with a host and no spaces");
+  expectError("[fraud]\ncurrency = \"usd\"\n", 2, "fraud.currency",
+              "must be a three-letter ISO 4217 code such as \"USD\", got \"usd\"");
+  expectError("[pbx]\nmax_spend_24h = -1.0\n", 2, "pbx.max_spend_24h", "must be between 0 and 1000000000, got -1");
+  expectError("[pbx]\nmax_spend_24h = \"5\"\n", 2, "pbx.max_spend_24h", "expected a number, got a string");
+  auto spend = parseOk("[pbx]\nmax_spend_24h = 25.5\n[fraud]\nspike_factor = 8\n");
+  ASSERT_NE(spend, nullptr);
+  EXPECT_EQ(spend->pbx.fraud.max_spend_24h_micros, 25'500'000);
+  EXPECT_EQ(spend->fraud.spike_factor, 8.0);
   expectError("[fraud]\nbogus = 1\n", 2, "fraud.bogus", "unknown key");
 }

@@ -2,12 +2,23 @@
 exact bytes (SIPp cannot forge a response from a third address or read one header).
 Python 3 standard library only. Every receive is bounded by a timeout."""
 
+import hashlib
 import re
 import socket
 import time
 
 SDP = ("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
        "m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+def digest(user, password, nonce, uri, method="INVITE", nc="00000001"):
+    """A SHA-256 digest Proxy-Authorization value (RFC 7616, qop=auth, realm "palisade")."""
+    h = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
+    ha1 = h(f"{user}:palisade:{password}")
+    ha2 = h(f"{method}:{uri}")
+    response = h(f"{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}")
+    return (f'Digest username="{user}", realm="palisade", nonce="{nonce}", uri="{uri}", response="{response}", '
+            f'algorithm=SHA-256, cnonce="c0ffee", qop=auth, nc={nc}')
 
 
 class Message:

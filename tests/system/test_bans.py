@@ -10,20 +10,10 @@ import time
 import urllib.request
 
 import harness
-from sip_peer import UdpPeer
+from sip_peer import UdpPeer, digest
 
 ATTACKER_IP = "127.0.0.6"
 PASSWORD = harness.TEST_USER["password"]
-
-
-def digest(user, password, nonce, uri, method="INVITE", nc="00000001"):
-    import hashlib
-    h = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
-    ha1 = h(f"{user}:palisade:{password}")
-    ha2 = h(f"{method}:{uri}")
-    response = h(f"{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}")
-    return (f'Digest username="{user}", realm="palisade", nonce="{nonce}", uri="{uri}", response="{response}", '
-            f'algorithm=SHA-256, cnonce="c0ffee", qop=auth, nc={nc}')
 
 
 def request(url, method="GET"):

@@ -61,7 +61,7 @@ else
   echo "tsan build failed"; total_failed=$((total_failed + 1))
 fi
 
-if build fuzz fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media; then
+if build fuzz fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media fuzz_cdr; then
   fuzz_log="$(mktemp)"
   fuzz_out="$(mktemp -d)"
   PALISADE_FUZZ_OUT="$fuzz_out" bash tests/fuzz/run_fuzz.sh 15 2>&1 | tee "$fuzz_log"

@@ -4,7 +4,7 @@
 #   cmake --preset fuzz && cmake --build build-fuzz
 #   tests/fuzz/run_fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media.
+# SECONDS_PER_TARGET defaults to 60; TARGET defaults to fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media fuzz_cdr.
 # Seeds (the RFC 4475, RFC 5118 wire, PROTOS c07 and capture files, plus framed and call-flow
 # variants) go to a temporary folder. What a run learns is kept for the next one, and crashes
 # are written, under $PALISADE_FUZZ_OUT (default build-fuzz/fuzz-out/<target>/).
@@ -20,7 +20,7 @@ out="${PALISADE_FUZZ_OUT:-$build/fuzz-out}"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_datagram fuzz_stream fuzz_engine fuzz_digest fuzz_sdp fuzz_media fuzz_cdr)
 
 for t in "${targets[@]}"; do
   if [ ! -x "$build/fuzz/$t" ]; then
@@ -133,8 +133,10 @@ for i, body in enumerate(bodies):
         open(os.path.join(media, f"seq-{i}-{j}"), "wb").write(b"\x00\x00".join(seq))
 
 PY
-mkdir -p "$seeds/fuzz_datagram"
+mkdir -p "$seeds/fuzz_datagram" "$seeds/fuzz_cdr"
 cp "$seeds"/raw/* "$seeds/fuzz_datagram/"
+# fuzz_cdr: SIP messages as raw bytes for the record's fields (From/To/Call-ID text).
+cp "$seeds"/raw/* "$seeds/fuzz_cdr/"
 
 status=0
 for t in "${targets[@]}"; do

@@ -8,6 +8,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/app/json_text.h"
 #include "core/base/log.h"
 #include "core/net/endpoint.h"
 #include "core/stats/http_server.h"
@@ -24,20 +25,10 @@ std::uint32_t workerCountFor(const config::Config& config) {
   return cores == 0 ? 1 : std::min(cores, 256u);
 }
 
-// Text from the network inside a JSON string: quotes, backslashes and control characters.
-std::string jsonEscape(std::string_view text) {
+// Text from the network as a JSON string value, quotes included (bad UTF-8 repaired).
+std::string jsonString(std::string_view text) {
   std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-    } else {
-      out.push_back(c);
-    }
-  }
+  appendJsonString(out, text);
   return out;
 }
 
@@ -133,7 +124,8 @@ int Daemon::run() {
     LOG_ERROR("cannot listen: {}", free.error().message);
     return 1;
   }
-  auto compiled = policy::compileSnapshot(*config_, rules_, *auth_, *store_, *location_, &shared_);
+  auto compiled =
+      policy::compileSnapshot(*config_, rules_, *auth_, *store_, *location_, &shared_, fraud_store_.get());
   if (!compiled) {
     LOG_ERROR("cannot start: policy: {}", compiled.error().message);
     return 1;
@@ -146,6 +138,23 @@ int Daemon::run() {
   }
   tls_ = tls.value();
   std::map<std::string, std::string> tls_peer_names = tlsPeerNames(*config_);
+
+  if (!config_->fraud.cdr_file.empty()) {
+    auto cdr = CdrWriter::open(control_, config_->fraud.cdr_file, metrics_.controlShard());
+    if (!cdr) {
+      LOG_ERROR("cannot start: fraud.cdr_file: {}", cdr.error().message);
+      return 1;
+    }
+    cdr_ = std::move(cdr.value());
+  }
+  alerts_ = std::make_unique<AlertRelay>(control_, metrics_.controlShard());
+  if (auto webhook = makeWebhook(*config_); !webhook) {
+    LOG_ERROR("cannot start: fraud.webhook_url: {}", webhook.error().message);
+    return 1;
+  } else {
+    webhook_ = std::move(webhook.value());
+    alerts_->setWebhook(webhook_.get());
+  }
 
   sip::Limits limits = transport::limitsOf(*config_);
   for (std::uint32_t i = 0; i < worker_count_; ++i) {
@@ -161,6 +170,11 @@ int Daemon::run() {
     parts.engine =
         std::make_unique<dialog::Engine>(i, *parts.network, parts.worker->clock(), shard, config_, shared_);
     parts.engine->setFilter(parts.chain.get());
+    parts.chain->setAlertSink(alerts_.get());
+    if (cdr_ != nullptr) {
+      cdr_sinks_.push_back(cdr_->sinkFor(shard));
+      parts.engine->setRecordSink(cdr_sinks_.back().get());
+    }
     parts.engine->setLocation(location_.get());
     parts.media = std::make_unique<media::WorkerMedia>(parts.worker->io(), parts.worker->clock(), shard,
                                                        config_->startup, i, worker_count_, config_);
@@ -200,6 +214,9 @@ int Daemon::run() {
                                      [this] { return metrics_.renderPrometheus() + tlsMetrics(); });
   management.addRoute(
       "/bans", [this](std::string_view method, std::string_view path) { return bansRoute(method, path); });
+  management.addRoute("/fraud/blocks", [this](std::string_view method, std::string_view path) {
+    return fraudRoute(method, path);
+  });
   management.addRoute("/registrations", [this](std::string_view method, std::string_view path) {
     return registrationsRoute(method, path);
   });
@@ -315,7 +332,21 @@ int Daemon::run() {
   return 0;
 }
 
+base::Result<std::unique_ptr<AlertWebhook>> Daemon::makeWebhook(const config::Config& config) {
+  const config::FraudConfig& f = config.fraud;
+  if (f.webhook_url.empty()) return std::unique_ptr<AlertWebhook>();
+  auto url = parseWebhookUrl(f.webhook_url);
+  if (!url) return url.error();
+  WebhookOptions options;
+  options.timeout = std::chrono::seconds(f.webhook_timeout_s);
+  options.retries = static_cast<int>(f.webhook_retries);
+  options.ca_file = f.webhook_ca_file;
+  return AlertWebhook::create(control_, std::move(url.value()), metrics_.controlShard(), options);
+}
+
 void Daemon::reload() {
+  // logrotate's SIGHUP: the CDR file is reopened whatever becomes of the new config.
+  if (cdr_ != nullptr) cdr_->reopen();
   config::ConfigResult loaded = loadConfig(config_path_);
   if (!loaded) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
@@ -329,7 +360,27 @@ void Daemon::reload() {
   // Start-up settings (listen addresses, workers, inbox depth) never change under a running
   // daemon: what it advertises in Via and Contact stays what it is bound to.
   std::shared_ptr<const config::Config> next = config::mergeForReload(*config_, *loaded.value());
-  auto compiled = policy::compileSnapshot(*next, rules_, *auth_, *store_, *location_, &shared_);
+  if (next->fraud.cdr_file != config_->fraud.cdr_file)
+    LOG_WARN(
+        "reload: fraud.cdr_file changed but only takes effect after a restart; keeping the running value");
+  const config::FraudConfig& was = config_->fraud;
+  const config::FraudConfig& now = next->fraud;
+  bool webhook_changed =
+      now.webhook_url != was.webhook_url || now.webhook_timeout_s != was.webhook_timeout_s ||
+      now.webhook_retries != was.webhook_retries || now.webhook_ca_file != was.webhook_ca_file;
+  std::unique_ptr<AlertWebhook> next_webhook;
+  if (webhook_changed) {
+    auto made = makeWebhook(*next);
+    if (!made) {
+      metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
+      LOG_ERROR("reload rejected, keeping the running config: {}: fraud.webhook_url: {}", next->source_name,
+                made.error().message);
+      return;
+    }
+    next_webhook = std::move(made.value());
+  }
+  auto compiled =
+      policy::compileSnapshot(*next, rules_, *auth_, *store_, *location_, &shared_, fraud_store_.get());
   if (!compiled) {
     metrics_.controlShard().add(stats::Counter::ConfigReloadFailures);
     LOG_ERROR("reload rejected, keeping the running config: {}: policy: {}", next->source_name,
@@ -383,6 +434,10 @@ void Daemon::reload() {
           network->setTls(contexts, tls_peer_names);
         });
   }
+  if (webhook_changed) {
+    alerts_->setWebhook(next_webhook.get());
+    webhook_ = std::move(next_webhook);  // the old one's queued events are dropped with it
+  }
   metrics_.controlShard().add(stats::Counter::ConfigReloads);
   LOG_INFO("config reloaded from {}", next->source_name);
 }
@@ -423,6 +478,27 @@ stats::ManagementServer::Reply Daemon::bansRoute(std::string_view method, std::s
           "\n"};
 }
 
+stats::ManagementServer::Reply Daemon::fraudRoute(std::string_view method, std::string_view path) {
+  constexpr std::string_view kPrefix = "/fraud/blocks";
+  if (method == "GET" && path == kPrefix) {
+    std::string body = "[";
+    for (const auto& block : fraud_store_->blockedList()) {
+      if (body.size() > 1) body += ",";
+      body += fmt::format(R"({{"key":{},"since_ms":{},"reason":{}}})", jsonString(block.key), block.since,
+                          jsonString(block.reason));
+    }
+    return {200, "OK", "application/json", body + "]\n"};
+  }
+  if (method == "DELETE" && path.size() > kPrefix.size() + 1 && path[kPrefix.size()] == '/') {
+    std::string key(path.substr(kPrefix.size() + 1));
+    if (!fraud_store_->clear(key))
+      return {404, "Not Found", "application/json", "{\"error\":\"not blocked\"}\n"};
+    LOG_WARN("fraud: {} unblocked (management)", key);
+    return {200, "OK", "application/json", "{\"unblocked\":" + jsonString(key) + "}\n"};
+  }
+  return {404, "Not Found", "application/json", "{\"error\":\"not found\"}\n"};
+}
+
 stats::ManagementServer::Reply Daemon::registrationsRoute(std::string_view method, std::string_view path) {
   if (method != "GET" || path != "/registrations")
     return {404, "Not Found", "application/json", "{\"error\":\"not found\"}\n"};
@@ -431,8 +507,8 @@ stats::ManagementServer::Reply Daemon::registrationsRoute(std::string_view metho
   for (const auto& binding : location_->all(now)) {
     if (body.size() > 1) body += ",";
     // The user and contact are the peer's text: escaped for JSON.
-    body += fmt::format(R"({{"user":"{}","contact":"{}","source":"{}","transport":"{}","seconds_left":{}}})",
-                        jsonEscape(binding.user), jsonEscape(binding.contact), binding.flow.remote.toString(),
+    body += fmt::format(R"({{"user":{},"contact":{},"source":"{}","transport":"{}","seconds_left":{}}})",
+                        jsonString(binding.user), jsonString(binding.contact), binding.flow.remote.toString(),
                         net::transportName(binding.flow.transport), (binding.expires - now + 999) / 1000);
   }
   stats::ManagementServer::Reply reply;
@@ -466,6 +542,13 @@ void Daemon::shutdown() {
   for (auto& parts : workers_) parts.media.reset();
   for (auto& parts : workers_) parts.network.reset();
   workers_.clear();
+  // The calls ended above wrote their records: every one reaches the file.
+  if (cdr_ != nullptr) cdr_->flush();
+  cdr_sinks_.clear();
+  cdr_.reset();
+  if (alerts_ != nullptr) alerts_->stop();
+  alerts_.reset();
+  webhook_.reset();
 }
 
 }  // namespace palisade::app

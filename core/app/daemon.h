@@ -11,6 +11,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include "certs/cert_store.h"
+#include "core/app/alert_relay.h"
+#include "core/app/alert_webhook.h"
+#include "core/app/cdr_writer.h"
 #include "core/config/config.h"
 #include "core/dialog/dispatcher.h"
 #include "core/dialog/engine.h"
@@ -21,6 +24,7 @@
 #include "media/relay/media_session.h"
 #include "policy/api/shared_counters.h"
 #include "policy/bans/local_store.h"
+#include "policy/fraud/local_fraud_store.h"
 #include "policy/policy_chain.h"
 #include "policy/snapshot.h"
 #include "transport/worker_network.h"
@@ -57,6 +61,8 @@ class Daemon {
     std::unique_ptr<dialog::Engine> engine;
   };
   void reload();
+  // The alert webhook `config` asks for (null for none); control thread.
+  base::Result<std::unique_ptr<AlertWebhook>> makeWebhook(const config::Config& config);
   void shutdown();
   // The certificates of `config`, checked; logs what expires soon. Control thread.
   base::Result<std::shared_ptr<const certs::TlsContexts>, certs::CertError> loadTls(
@@ -65,6 +71,8 @@ class Daemon {
   std::string tlsMetrics() const;
   // GET /bans (JSON) and DELETE /bans/ADDRESS; control thread.
   stats::ManagementServer::Reply bansRoute(std::string_view method, std::string_view path);
+  // GET /fraud/blocks (JSON) and DELETE /fraud/blocks/KEY (a caller anomaly detection blocked).
+  stats::ManagementServer::Reply fraudRoute(std::string_view method, std::string_view path);
   // GET /registrations (JSON); control thread.
   stats::ManagementServer::Reply registrationsRoute(std::string_view method, std::string_view path);
   // Once a second on the control thread: logs bans and registrations that ended, updates the
@@ -84,6 +92,9 @@ class Daemon {
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   // The users' registrations, shared by every worker; survives reloads.
   std::unique_ptr<routing::LocalLocationStore> location_ = std::make_unique<routing::LocalLocationStore>();
+  // Toll-fraud counts, spend, anomaly baselines and blocks, shared by every worker; survives reloads.
+  std::unique_ptr<policy::fraud::LocalFraudStore> fraud_store_ =
+      std::make_unique<policy::fraud::LocalFraudStore>();
   policy::SharedCounters shared_;
   std::shared_ptr<const policy::PolicySnapshot> policy_;
   transport::ConnectionLimiter limiter_;
@@ -93,6 +104,11 @@ class Daemon {
   std::shared_ptr<const certs::TlsContexts> tls_;
   std::vector<WorkerParts> workers_;
   boost::asio::io_context control_;
+  // On the control thread's io_context, so after it (destroyed first).
+  std::unique_ptr<CdrWriter> cdr_;                                  // null: no fraud.cdr_file
+  std::vector<std::unique_ptr<dialog::CallRecordSink>> cdr_sinks_;  // one per worker
+  std::unique_ptr<AlertWebhook> webhook_;                           // null: no fraud.webhook_url
+  std::unique_ptr<AlertRelay> alerts_;
 };
 
 }  // namespace palisade::app

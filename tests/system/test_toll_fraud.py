@@ -153,7 +153,7 @@ def body(run):
                     break
             else:
                 run.check(False, f"UK call {i}: answered or refused by the spend cap", f"{status} {reason}")
-            if i % 3 == 2:
+            if i % 2 == 1:
                 office_call()
             time.sleep(gap)
             gap = max(0.05, gap * 0.7)

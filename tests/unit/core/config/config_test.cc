@@ -1068,7 +1068,8 @@ max_international_per_hour = 5
               "must be an http:// or https:// URL with a host and no spaces");
   expectError("[fraud]\ncurrency = \"usd\"\n", 2, "fraud.currency",
               "must be a three-letter ISO 4217 code such as \"USD\", got \"usd\"");
-  expectError("[pbx]\nmax_spend_24h = -1.0\n", 2, "pbx.max_spend_24h", "must be between 0 and 1000000000, got -1");
+  expectError("[pbx]\nmax_spend_24h = -1.0\n", 2, "pbx.max_spend_24h",
+              "must be between 0 and 1000000000, got -1");
   expectError("[pbx]\nmax_spend_24h = \"5\"\n", 2, "pbx.max_spend_24h", "expected a number, got a string");
   auto spend = parseOk("[pbx]\nmax_spend_24h = 25.5\n[fraud]\nspike_factor = 8\n");
   ASSERT_NE(spend, nullptr);

@@ -4,16 +4,27 @@
 // worker, and what the engine sends is serialized as for the wire. Finished transactions are
 // freed as time passes (part of the cost).
 //
-//   build/bench/call_cost [CALLS]                       wall time per call
-//   valgrind --tool=callgrind --collect-atstart=no build/bench/call_cost 2000
+//   build/bench/call_cost [CALLS] [MODE]                wall time per call
+//   valgrind --tool=callgrind --collect-atstart=no build/bench/call_cost 2000 [MODE]
 //                                                       instructions per call, stable across runs
+//
+// MODE: "default" (the shipped policy stages: digest, toll-fraud destination rules, admission),
+// "no-fraud" (the chain without the toll-fraud stage: the baseline it is measured against) or
+// "fraud" (toll fraud with everything on: a 50,000-prefix rate table, the carrier's per-minute,
+// international-per-hour and spend limits in the fraud store, anomaly detection, a call record
+// per call). Every call dials +442079460958 (international, rated) from the carrier.
 //
 // Under callgrind only the work of Palisade's own path is counted: the script that plays the
 // caller and the PBX (building and reading their messages) runs with collection off.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <fstream>
+#include <random>
+
+#include <unistd.h>
 #include <memory>
 #include <string>
 
@@ -35,7 +46,11 @@
 #include "core/event/worker.h"
 #include "core/routing/local_location_store.h"
 #include "policy/api/shared_counters.h"
+#include "policy/auth/digest_stage.h"
 #include "policy/bans/local_store.h"
+#include "policy/flood/admission_stage.h"
+#include "policy/fraud/fraud_stage.h"
+#include "policy/fraud/local_fraud_store.h"
 #include "policy/policy_chain.h"
 #include "policy/snapshot.h"
 
@@ -99,17 +114,60 @@ host = "127.0.0.2"
 port = 5061
 )";
 
+enum class Mode { Default, NoFraud, Fraud };
+
+// A rate table of `prefixes` distinct prefixes (3 to 5 digits: +201 ... +50199), +44 among them.
+std::string writeRateTable(int prefixes) {
+  std::string path = fmt::format("/tmp/palisade-call-cost-rates-{}.txt", ::getpid());
+  std::ofstream out(path);
+  std::mt19937 random(42);
+  out << "+44 0.0120 United Kingdom\n";
+  for (int i = 1; i < prefixes; ++i) out << fmt::format("+{} 0.{:04d}\n", 200 + i, random() % 10000);
+  return path;
+}
+
+std::string configFor(Mode mode, const std::string& rates) {
+  std::string text = kConfig;
+  if (mode != Mode::Fraud) return text;
+  return text + fmt::format(R"(max_calls_per_minute = 1000000
+max_international_per_hour = 1000000
+max_spend_24h = 1000000.0
+[fraud]
+rate_file = "{}"
+)",
+                            rates);
+}
+
+class RecordSink final : public dialog::CallRecordSink {
+ public:
+  void write(dialog::CallRecord&& record) override {
+    records_.push_back(std::move(record));
+    if (records_.size() > 1000) records_.clear();
+  }
+
+ private:
+  std::vector<dialog::CallRecord> records_;
+};
+
 class Bench {
  public:
-  Bench()
-      : config_(config::parseConfig(kConfig, "call_cost").value()),
+  Bench(Mode mode, const std::string& rates)
+      : config_(config::parseConfig(configFor(mode, rates), "call_cost").value()),
         metrics_(1),
-        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_, &shared_).value(),
+        chain_(policy::compileSnapshot(*config_, rules_, *auth_, *store_, location_, &shared_,
+                                       mode == Mode::Fraud ? &fraud_store_ : nullptr)
+                   .value(),
                clock_),
         worker_(0, 64),
         engine_(0, network_, clock_, metrics_.shard(0), config_, shared_),
         dispatcher_(0, metrics_.shard(0), sip::Limits{}) {
-    policy::installDefaultStages(chain_);
+    if (mode == Mode::NoFraud) {
+      chain_.addStage(std::make_unique<policy::auth::DigestStage>());
+      chain_.addStage(std::make_unique<policy::flood::AdmissionStage>());
+    } else {
+      policy::installDefaultStages(chain_);
+    }
+    if (mode == Mode::Fraud) engine_.setRecordSink(&records_);
     engine_.setFilter(&chain_);
     dispatcher_.setOwners({{&worker_, &engine_}});
     dispatcher_.setFilter(&chain_);  // the flood screen after the scan, as in the daemon
@@ -139,7 +197,7 @@ class Bench {
     std::string call_id = fmt::format("{}-12345@127.0.0.2", n);
     receive(
         caller,
-        fmt::format("INVITE sip:1000@127.0.0.1:5060 SIP/2.0\r\n"
+        fmt::format("INVITE sip:+442079460958@127.0.0.1:5060 SIP/2.0\r\n"
                     "Via: SIP/2.0/UDP 127.0.0.2:5061;branch=z9hG4bK-12345-{0}-0;rport\r\n"
                     "From: sipp <sip:sipp@127.0.0.2:5061>;tag={0}SIPpTag001\r\n"
                     "To: 1000 <sip:1000@127.0.0.1:5060>\r\nCall-ID: {1}\r\nCSeq: 1 INVITE\r\n"
@@ -198,6 +256,8 @@ class Bench {
   std::unique_ptr<policy::AuthState> auth_ = std::make_unique<policy::AuthState>();
   std::unique_ptr<policy::bans::LocalStateStore> store_ = std::make_unique<policy::bans::LocalStateStore>();
   routing::LocalLocationStore location_;
+  policy::fraud::LocalFraudStore fraud_store_;
+  RecordSink records_;
   ManualClock clock_;
   policy::PolicyChain chain_;
   policy::SharedCounters shared_;
@@ -212,8 +272,14 @@ class Bench {
 int main(int argc, char** argv) {
   int calls = argc > 1 ? std::atoi(argv[1]) : 20000;
   if (calls <= 0) calls = 20000;
-  palisade::base::setLogLevel(palisade::base::LogLevel::Warn);
-  Bench bench;
+  Mode mode = Mode::Default;
+  if (argc > 2 && std::strcmp(argv[2], "no-fraud") == 0) mode = Mode::NoFraud;
+  if (argc > 2 && std::strcmp(argv[2], "fraud") == 0) mode = Mode::Fraud;
+  // Anomaly detection speaks up at this rate of international calls: not part of the measure.
+  palisade::base::setLogLevel(palisade::base::LogLevel::Error);
+  std::string rates = mode == Mode::Fraud ? writeRateTable(50000) : std::string();
+  Bench bench(mode, rates);
+  if (!rates.empty()) std::remove(rates.c_str());
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < calls; ++i) {
     if (!bench.call(i)) {

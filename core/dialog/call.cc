@@ -201,7 +201,7 @@ void Call::start(txn::ServerTransaction& invite, const Target& target) {
     }
   }
   a.remote_cseq = req.cseq();
-  describeAttempt(req, invite.flow(), admitted_, record_);
+  if (engine_.recordSink() != nullptr) describeAttempt(req, invite.flow(), admitted_, record_);
   caller_reliable_ = hasOption(req, Hdr::Supported, "100rel") || hasOption(req, Hdr::Require, "100rel");
 
   // The callee leg names nobody from the caller side: our address, the target's address.

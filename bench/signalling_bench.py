@@ -414,12 +414,16 @@ class Palisade(System):
     name = "Palisade"
     memory_metric = "rss"
 
-    def __init__(self, work: Path, binary: Path, workers: int, auth: bool = False, anchor: bool = True):
+    def __init__(self, work: Path, binary: Path, workers: int, auth: bool = False, anchor: bool = True,
+                 fraud: bool = False):
         super().__init__(work)
         self.auth = auth
         self.anchor = anchor
+        self.fraud = fraud
         if not anchor:
             self.name = "Palisade-no-anchoring"
+        if fraud:
+            self.name = "Palisade-fraud"
         # A private copy: a rebuild in the tree during the run must not change what is measured.
         self.binary = work / "palisade"
         shutil.copy2(binary, self.binary)
@@ -461,8 +465,34 @@ port = {self.mgmt_port}
 anchor = {"true" if self.anchor else "false"}
 port_min = 20000
 port_max = 59999
-""")
+{self._fraud()}""")
         return path
+
+    def _fraud(self) -> str:
+        """palisade-fraud: every toll-fraud stage with work to do on each call: a 50,000-prefix rate
+        table, the caller's per-minute, international-per-hour and spend limits in the fraud store,
+        anomaly detection on every international attempt, and a CDR line per call."""
+        if not self.fraud:
+            return ""
+        rates = self.work / "rates.txt"
+        with rates.open("w") as f:
+            f.write("+44 0.0120 United Kingdom\n")
+            for i in range(1, 50000):
+                f.write(f"+{200 + i} 0.{i % 10000:04d}\n")
+        return f"""
+[fraud]
+rate_file = "{rates}"
+cdr_file = "{self.work / 'cdr.jsonl'}"
+"""
+
+
+    def _trunk_limits(self) -> str:
+        if not self.fraud:
+            return ""
+        return """max_calls_per_minute = 1000000
+max_international_per_hour = 1000000
+max_spend_24h = 1000000.0
+"""
 
     def _callers(self) -> str:
         if not self.auth:
@@ -472,7 +502,7 @@ name = "callers"
 addresses = ["{UAC_IP}"]
 host = "{UAC_IP}"
 port = {UAC_PORT}
-"""
+{self._trunk_limits()}"""
         return f"""# --auth: the SIPp caller is a digest user; the one trunk is an address nobody uses.
 [[trunks]]
 name = "carrier"
@@ -751,6 +781,8 @@ class Runner:
         self.log = log
         self.uac_scenario = AUTH_UAC_SCENARIO if args.auth else args.reference / "uac_rr.xml"
         self.uac_extra = ("-au", AUTH_USER, "-ap", AUTH_PASSWORD) if args.auth else ()
+        if args.dial:
+            self.uac_extra += ("-s", args.dial)
         self.uas_scenario = args.reference / "uas_rr.xml"
         self.counter = 0
 
@@ -1037,7 +1069,8 @@ def parse_args() -> argparse.Namespace:
                    "(default 500,1000,...,8000; --quick: 500,1000)")
     p.add_argument("--duration", type=float, help="seconds per step (default 20; --quick: 5)")
     p.add_argument("--systems", default="palisade,kamailio",
-                   help="comma-separated, of palisade, palisade-noanchor (media anchoring off), kamailio, "
+                   help="comma-separated, of palisade, palisade-noanchor (media anchoring off), palisade-fraud (every "
+                        "toll-fraud limit on, a 50,000-prefix rate table, CDRs), kamailio, "
                         "kamailio-rtpengine (Kamailio driving rtpengine); default palisade,kamailio")
     p.add_argument("--retries", type=int, default=None,
                    help="repeat a failing ladder step this many times before stopping (default 1; --quick: 0)")
@@ -1060,6 +1093,8 @@ def parse_args() -> argparse.Namespace:
                    help="folder with kamailio.cfg, uac_rr.xml, uas_rr.xml, dbtext/")
     p.add_argument("--json", type=Path, help="also write every step's result as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp statistics)")
+    p.add_argument("--dial", help="the number every call dials (SIPp -s; default: SIPp's 'service', or "
+                                  "+442079460958 when palisade-fraud is measured, for every system of the run)")
     p.add_argument("--auth", action="store_true",
                    help="the caller is a digest user: INVITE, 407, ACK, INVITE with credentials (MD5, qop=auth); "
                         "Kamailio challenges with its auth module; implies --no-hold")
@@ -1076,8 +1111,10 @@ def parse_args() -> argparse.Namespace:
     a.no_hold = a.no_hold or a.auth
     a.systems = [s.strip().lower() for s in a.systems.split(",") if s.strip()]
     for s in a.systems:
-        if s not in ("palisade", "palisade-noanchor", "kamailio", "kamailio-rtpengine"):
+        if s not in ("palisade", "palisade-noanchor", "palisade-fraud", "kamailio", "kamailio-rtpengine"):
             p.error(f"unknown system {s}")
+    if "palisade-fraud" in a.systems and not a.dial:
+        a.dial = "+442079460958"  # international and rated: the fraud stages' heaviest path
     return a
 
 
@@ -1126,7 +1163,8 @@ def main() -> int:
         systems: list[System] = []
         for name in args.systems:
             if name.startswith("palisade"):
-                systems.append(Palisade(work, args.palisade, args.workers, args.auth, anchor=name == "palisade"))
+                systems.append(Palisade(work, args.palisade, args.workers, args.auth,
+                                        anchor=name != "palisade-noanchor", fraud=name == "palisade-fraud"))
             elif name == "kamailio-rtpengine":
                 systems.append(KamailioRtpengine(work, args.reference, args.auth))
             else:

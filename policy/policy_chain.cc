@@ -214,7 +214,7 @@ std::int64_t PolicyChain::callEnded(const RequestContext& admitted, std::uint64_
     store.addSpend(*key, cost, end_ms);
     store.endActive(*key, call_token);
   }
-  if (admitted.destination.size() > 1 && admitted.destination[0] == '+') {
+  if (!admitted.fraud_inbound && admitted.destination.size() > 1 && admitted.destination[0] == '+') {
     fraud::AnomalyDetector detector(store, s.anomaly);
     std::string_view digits = std::string_view(admitted.destination).substr(1);
     if (auto anomaly = detector.onCallEnded(admitted.fraud_source, digits, end_ms - answer_ms, end_ms)) {

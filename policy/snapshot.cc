@@ -1,6 +1,7 @@
 #include "policy/snapshot.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include <fmt/format.h>
 
@@ -79,7 +80,9 @@ bool PolicySnapshot::allowsBinding(const routing::Binding& binding) const {
 base::Result<std::shared_ptr<const PolicySnapshot>> compileSnapshot(
     const config::Config& config, RuleRegistry& registry, AuthState& auth, bans::StateStore& store,
     const routing::LocationStore& location, SharedCounters* shared, fraud::FraudStore* fraud_store) {
+  static std::atomic<std::uint64_t> generations{0};
   auto snapshot = std::make_shared<PolicySnapshot>();
+  snapshot->generation = ++generations;
   snapshot->shared = shared;
   snapshot->max_cps = callRate(config.max_cps);
   flood::FloodSettings& flood = snapshot->flood;

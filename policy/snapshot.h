@@ -120,6 +120,7 @@ struct PolicySnapshot {
   bool end_calls_over_cap = false;
   fraud::AnomalySettings anomaly;
   bool block_on_anomaly = false;
+  std::uint64_t generation = 0;  // distinct for every compiled snapshot (stages cache by it)
   // The trunk a Request-URI user part from the PBX is routed to (null without trunks).
   const PeerInfo* routedTrunk(std::string_view request_user) const;
 };

@@ -998,6 +998,7 @@ void readDialPlan(Section& s, DialPlanConfig& plan) {
       "emergency", plan.emergency, [](std::string_view t) { return checkDigits(t, 2, 6); }, true);
   s.integer("national_min", 1, 15, plan.national_min);
   s.integer("national_max", 1, 15, plan.national_max);
+  s.stringList("foreign", plan.foreign, checkE164Prefix, true);
 }
 
 void checkDialPlan(Loader& loader, const DialPlanConfig& plan, const std::string& path) {

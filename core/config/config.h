@@ -49,8 +49,13 @@ struct DialPlanConfig {
   std::string national_prefix = "1";
   std::string international_prefix = "011";
   std::vector<std::string> emergency = {"911", "112"};
-  std::uint32_t national_min = 4;  // digits of a national number without its prefix
-  std::uint32_t national_max = 12;
+  std::uint32_t national_min = 7;  // digits of a national number without its prefix
+  std::uint32_t national_max = 10;
+  // Ranges under the country code that are other countries (E.164 with '+'): international.
+  // The default is NANP's: the Caribbean and Atlantic countries that share +1.
+  std::vector<std::string> foreign = {"+1242", "+1246", "+1264", "+1268", "+1284", "+1345", "+1441",
+                                      "+1473", "+1649", "+1658", "+1664", "+1721", "+1758", "+1767",
+                                      "+1784", "+1809", "+1829", "+1849", "+1868", "+1869", "+1876"};
   std::uint32_t line = 0;
 };
 

@@ -6,10 +6,12 @@ namespace palisade::dialog {
 
 void describeAttempt(const sip::Message& invite, const net::Flow& flow, const policy::RequestContext& context,
                      CallRecord& record) {
-  record.call_id = std::string(invite.callId());
+  // The caller's text, cut short: a record must not hold 8 kB header lines by the thousand.
+  constexpr std::size_t kMaxText = 256;
+  record.call_id = std::string(invite.callId().substr(0, kMaxText));
   sip::Uri uri;
-  if (sip::parseUri(invite.from().uri, uri)) record.from = std::string(uri.user);
-  if (sip::parseUri(invite.requestUri(), uri)) record.to = std::string(uri.user);
+  if (sip::parseUri(invite.from().uri, uri)) record.from = std::string(uri.user.substr(0, kMaxText));
+  if (sip::parseUri(invite.requestUri(), uri)) record.to = std::string(uri.user.substr(0, kMaxText));
   record.destination = context.destination;
   record.destination_class = context.destination_class;
   record.rule = context.fraud_rule;

@@ -39,6 +39,7 @@ struct RequestContext {
   RuleIds rules;
   // What the toll-fraud stage made of the call (for its CDR and its limits).
   std::string fraud_source;            // "user:2001", "trunk:carrier", "pbx"
+  bool fraud_inbound = false;          // from a trunk: not rated, no anomaly detection
   std::string fraud_trunk;             // the trunk it goes through ("trunk:carrier"; empty: none)
   std::string destination;             // "+E164" (empty when it could not be read)
   const char* destination_class = "";  // "domestic", "international", "emergency", "internal"

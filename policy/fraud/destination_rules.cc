@@ -81,6 +81,7 @@ DialPlan dialPlanOf(const config::DialPlanConfig& c) {
   plan.emergency = c.emergency;
   plan.national_min = c.national_min;
   plan.national_max = c.national_max;
+  for (const std::string& prefix : c.foreign) plan.foreign.push_back(prefix.substr(prefix[0] == '+' ? 1 : 0));
   return plan;
 }
 
@@ -89,9 +90,15 @@ DialPlan dialPlanOf(const config::DialPlanConfig& c) {
 Judgement judge(std::string_view dialled, bool toward_pbx, const PeerRules& caller, const PeerRules* trunk,
                 const DestinationRules& rules) {
   Judgement j;
-  // No user part toward the PBX is its own default destination (a trunk's "sip:pbx-host").
-  if (isName(dialled) || (toward_pbx && dialled.empty())) {
-    j.destination_class = "internal";
+  // Toward the PBX, names are extensions and no user part is its own default destination (a
+  // trunk's "sip:pbx-host"); toward a trunk, neither is a number a carrier should ring.
+  if (isName(dialled) || dialled.empty()) {
+    if (toward_pbx) {
+      j.destination_class = "internal";
+      return j;
+    }
+    j.outcome = Judgement::Outcome::UnknownNumber;
+    j.rule = "unknown number";
     return j;
   }
   const DialPlan& plan = rules.dial_plans[std::min(caller.dial_plan, rules.dial_plans.size() - 1)];
@@ -129,10 +136,19 @@ Judgement judge(std::string_view dialled, bool toward_pbx, const PeerRules& call
     j.outcome = Judgement::Outcome::Denied;
     return j;
   }
-  bool may_call_abroad = caller.international && (trunk == nullptr || trunk->international);
-  if (j.international && !may_call_abroad && best.rule == nullptr) {
-    j.outcome = Judgement::Outcome::International;
-    j.rule = fmt::format("{} international", !caller.international ? caller.key : trunk->key);
+  // International calling is a right of the caller (and of the trunk): only an allow in the
+  // caller's own list grants it to a caller without it, and one in the caller's or the trunk's
+  // list to a trunk without it. A global allow (a hole in a high-risk range) grants neither.
+  if (j.international) {
+    bool allowed_by_caller = best.rule != nullptr && best.scope == Scope::Caller;
+    bool allowed_by_trunk = best.rule != nullptr && best.scope >= Scope::Trunk;
+    if (!caller.international && !allowed_by_caller) {
+      j.outcome = Judgement::Outcome::International;
+      j.rule = fmt::format("{} international", caller.key);
+    } else if (trunk != nullptr && !trunk->international && !allowed_by_trunk) {
+      j.outcome = Judgement::Outcome::International;
+      j.rule = fmt::format("{} international", trunk->key);
+    }
   }
   return j;
 }
@@ -141,6 +157,7 @@ base::Result<PeerRules> compilePeerRules(const config::FraudRules& config, std::
                                          const DestinationRules& global) {
   PeerRules rules;
   rules.key = std::move(key);
+  rules.inbound_key = rules.key + ":in";
   rules.international = config.international;
   rules.max_calls_per_minute = config.max_calls_per_minute;
   rules.max_international_per_hour = config.max_international_per_hour;

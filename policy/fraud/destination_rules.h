@@ -30,7 +30,8 @@ using RuleTable = PrefixTable<PrefixRule>;
 
 // One peer's rules (a user, a trunk, the PBX).
 struct PeerRules {
-  std::string key;  // "user:2001", "trunk:carrier", "pbx": names it in logs, CDRs, counters
+  std::string key;          // "user:2001", "trunk:carrier", "pbx": names it in logs, CDRs, counters
+  std::string inbound_key;  // a trunk's calls to the PBX ("trunk:carrier:in"), counted apart
   bool international = true;
   RuleTable prefixes;  // its allow and deny lists
   std::size_t dial_plan = 0;

@@ -44,11 +44,24 @@ bool FraudStage::mayLog(base::Millis now) {
 }
 
 AnomalyDetector& FraudStage::detector(const PolicySnapshot& snapshot) {
-  if (!detector_ || detector_snapshot_ != &snapshot) {
+  if (!detector_ || detector_generation_ != snapshot.generation) {
     detector_.emplace(*snapshot.fraud_store, snapshot.anomaly);
-    detector_snapshot_ = &snapshot;
+    detector_generation_ = snapshot.generation;
   }
   return *detector_;
+}
+
+bool FraudStage::mayAlert(const std::string& key, base::Millis now, int& suppressed) {
+  if (alerted_.size() > kMaxAlertKeys) alerted_.clear();  // a bound, not a policy: worst case more events
+  auto [it, fresh] = alerted_.try_emplace(key, AlertWindow{now, 0});
+  if (fresh) return true;
+  if (now - it->second.since < 60'000) {
+    ++it->second.suppressed;
+    return false;
+  }
+  suppressed = it->second.suppressed;
+  it->second = AlertWindow{now, 0};
+  return true;
 }
 
 Decision FraudStage::refuse(RequestContext& context, const Refusal& refusal, std::string destination,
@@ -56,34 +69,41 @@ Decision FraudStage::refuse(RequestContext& context, const Refusal& refusal, std
   services.count(refusal.counter);
   context.fraud_rule = refusal.rule;
   std::string source_address = context.flow.remote.toString();
-  std::string call_id(context.request->callId());
+  std::string call_id(context.request->callId().substr(0, kMaxEventText));
   if (mayLog(services.now()))
     LOG_WARN("fraud: refused call {} from {} ({}) to {}: {}", call_id, context.fraud_source, source_address,
              destination, refusal.rule);
-  services.alert(FraudEvent{refusal.kind, context.fraud_source, std::move(source_address),
-                            std::move(destination), refusal.rule, refusal.text, std::move(call_id)});
+  // One event per caller and rule a minute: a caller dialling +881 in a loop must not crowd the
+  // alerts the operator needs (a spike, a block) out of the bounded queues.
+  if (int suppressed = 0; mayAlert(context.fraud_source + '\n' + refusal.rule, services.now(), suppressed)) {
+    std::string detail =
+        suppressed == 0 ? std::string(refusal.text)
+                        : fmt::format("{} ({} more like it in the last minute)", refusal.text, suppressed);
+    services.alert(FraudEvent{refusal.kind, context.fraud_source, std::move(source_address),
+                              std::move(destination), refusal.rule, std::move(detail), std::move(call_id)});
+  }
   return Decision::reject(403, "Forbidden",
                           fmt::format("Reason: SIP;cause=403;text=\"{}\"\r\n", refusal.text));
 }
 
-std::optional<FraudStage::Refusal> FraudStage::limits(const PeerRules& rules, bool international,
-                                                      const PolicySnapshot& snapshot, std::int64_t now) {
+std::optional<FraudStage::Refusal> FraudStage::limits(const PeerRules& rules, const std::string& key,
+                                                      bool international, const PolicySnapshot& snapshot,
+                                                      std::int64_t now) {
   FraudStore& store = *snapshot.fraud_store;
-  if (auto reason = store.blocked(rules.key))
+  if (auto reason = store.blocked(key))
     return Refusal{stats::Counter::FraudRefusedBlockedSource, "source_blocked", "Caller blocked",
-                   fmt::format("{} blocked: {}", rules.key, *reason)};
+                   fmt::format("{} blocked: {}", key, *reason)};
   if (rules.max_calls_per_minute != 0) {
-    std::uint32_t calls = store.countInWindow(rules.key, now, kMinuteMs, 1);
+    std::uint32_t calls = store.countInWindow(key, now, kMinuteMs, 1);
     if (calls > rules.max_calls_per_minute)
       return Refusal{stats::Counter::FraudRefusedLimit, "limit", "Call limit reached",
-                     fmt::format("{} max_calls_per_minute {}", rules.key, rules.max_calls_per_minute)};
+                     fmt::format("{} max_calls_per_minute {}", key, rules.max_calls_per_minute)};
   }
   if (international && rules.max_international_per_hour != 0) {
-    std::uint32_t calls = store.countInWindow(rules.key, now, kHourMs, 1);
+    std::uint32_t calls = store.countInWindow(key, now, kHourMs, 1);
     if (calls > rules.max_international_per_hour)
-      return Refusal{
-          stats::Counter::FraudRefusedLimit, "limit", "Call limit reached",
-          fmt::format("{} max_international_per_hour {}", rules.key, rules.max_international_per_hour)};
+      return Refusal{stats::Counter::FraudRefusedLimit, "limit", "Call limit reached",
+                     fmt::format("{} max_international_per_hour {}", key, rules.max_international_per_hour)};
   }
   return std::nullopt;
 }
@@ -123,6 +143,7 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
   const PeerRules* caller = nullptr;
   const PeerRules* trunk = nullptr;
   bool toward_pbx = true;
+  bool inbound = false;  // from a trunk: the public calling us, not a caller we pay for
   if (context.flow.side == net::Side::Pbx) {
     // A call from the PBX to one of the users stays inside: Palisade is their registrar.
     if (snapshot.user(uri.user) != nullptr) return Decision::proceed();
@@ -136,6 +157,7 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
     const PeerInfo* peer = snapshot.peer(context.flow.peer);
     if (peer == nullptr) return Decision::proceed();
     caller = &peer->fraud;
+    inbound = true;
   } else if (context.peer_kind == PeerKind::User) {
     const UserEntry* user = snapshot.user(context.identity);
     if (user == nullptr) return Decision::proceed();
@@ -144,7 +166,11 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
     return Decision::proceed();  // nobody: the digest stage has challenged it already
   }
   Judgement judgement = judge(uri.user, toward_pbx, *caller, trunk, snapshot.destinations);
-  context.fraud_source = caller->key;
+  // Calls from a trunk are counted apart from the calls the PBX places through it: whoever dials
+  // the company's numbers must not use up (or block) its outbound limits.
+  const std::string& source_key = inbound ? caller->inbound_key : caller->key;
+  context.fraud_source = source_key;
+  context.fraud_inbound = inbound;
   context.fraud_trunk = trunk != nullptr ? trunk->key : std::string();
   context.destination = judgement.destination;
   context.destination_class = judgement.destination_class;
@@ -180,11 +206,14 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
     return Decision::proceed();
 
   std::int64_t now = services.unixMillis();
-  for (const PeerRules* rules : {caller, trunk}) {
-    if (rules == nullptr) continue;
-    if (auto refusal = limits(*rules, judgement.international, snapshot, now))
+  if (auto refusal = limits(*caller, source_key, judgement.international, snapshot, now))
+    return refuse(context, *refusal, std::move(destination), services);
+  if (trunk != nullptr) {
+    if (auto refusal = limits(*trunk, trunk->key, judgement.international, snapshot, now))
       return refuse(context, *refusal, std::move(destination), services);
   }
+  // Inbound calls are not ours to pay for, and what the public does must not block the trunk.
+  if (inbound) return Decision::proceed();
   if (judgement.international) {
     std::string_view digits = std::string_view(judgement.destination).substr(1);
     if (auto anomaly = detector(snapshot).onInternationalAttempt(caller->key, digits, now)) {

@@ -8,6 +8,8 @@
 // admitted call goes into the request context for its CDR, its cost and its maximum duration.
 // Emergency numbers skip everything. One per worker's chain.
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "core/base/clock.h"
 #include "policy/fraud/anomaly_detector.h"
@@ -31,8 +33,11 @@ class FraudStage final : public Stage {
   Decision refuse(RequestContext& context, const Refusal& refusal, std::string destination,
                   StageServices& services);
   // The store's checks for one key (the caller's or its trunk's): blocked, rate limits.
-  std::optional<Refusal> limits(const PeerRules& rules, bool international, const PolicySnapshot& snapshot,
-                                std::int64_t now);
+  std::optional<Refusal> limits(const PeerRules& rules, const std::string& key, bool international,
+                                const PolicySnapshot& snapshot, std::int64_t now);
+  // Whether a refusal event for `key` (caller and rule) goes out now; `suppressed`: how many
+  // were held back since the last one.
+  bool mayAlert(const std::string& key, base::Millis now, int& suppressed);
   std::optional<Refusal> spendCap(const PeerRules& rules, const PolicySnapshot& snapshot,
                                   RequestContext& context, StageServices& services, std::int64_t now);
   AnomalyDetector& detector(const PolicySnapshot& snapshot);
@@ -40,13 +45,20 @@ class FraudStage final : public Stage {
   // Refusal log lines per second on this worker: a flood of refused calls is counted in full
   // but cannot make the log the bottleneck.
   static constexpr int kLinesPerSecond = 20;
+  static constexpr std::size_t kMaxEventText = 256;  // of the caller's text (Call-ID) in an event
   bool mayLog(base::Millis now);
   base::Millis log_second_ = -1;
   int lines_ = 0;
   int skipped_ = 0;
   // Rebuilt when a reload brings other settings; what it learned lives in the store.
-  const PolicySnapshot* detector_snapshot_ = nullptr;
+  std::uint64_t detector_generation_ = 0;
   std::optional<AnomalyDetector> detector_;
+  struct AlertWindow {
+    base::Millis since = 0;
+    int suppressed = 0;
+  };
+  static constexpr std::size_t kMaxAlertKeys = 4096;
+  std::unordered_map<std::string, AlertWindow> alerted_;
 };
 
 }  // namespace palisade::policy::fraud

@@ -168,3 +168,41 @@ TEST(DestinationRules, AnOperatorsHighRiskFileReplacesTheShippedOneAndItsErrorsN
 
 }  // namespace
 }  // namespace palisade::policy::fraud
+
+namespace palisade::policy::fraud {
+namespace {
+
+TEST(DestinationRulesReview, NanpCaribbeanNumbersAreInternationalNotDomestic) {
+  DestinationRules global = globalRules();  // the shipped dial plan lists NANP's foreign ranges
+  PeerRules user = peerRules(global, "user:2001", false);
+  Judgement bahamas = judge("12425550123", true, user, nullptr, global);
+  EXPECT_EQ(bahamas.outcome, Judgement::Outcome::International);
+  EXPECT_EQ(std::string(bahamas.destination_class), "international");
+  // Jamaica is in the shipped high-risk ranges too: refused even where international is allowed.
+  PeerRules pbx = peerRules(global, "pbx", true);
+  EXPECT_EQ(judge("18765550123", false, pbx, nullptr, global).outcome, Judgement::Outcome::Denied);
+  EXPECT_EQ(judge("8095550123", false, pbx, nullptr, global).outcome, Judgement::Outcome::Denied);
+  EXPECT_TRUE(judge("12125550123", true, user, nullptr, global).allowed());
+}
+
+TEST(DestinationRulesReview, AGlobalAllowGrantsNoInternationalCalling) {
+  config::FraudConfig config;
+  config.allow = {"+8816"};  // a hole in +881 for one vessel, meant for whoever may call abroad
+  DestinationRules global = globalRules(config);
+  PeerRules user = peerRules(global, "user:2001", false);
+  EXPECT_EQ(judge("+881612345678", true, user, nullptr, global).outcome, Judgement::Outcome::International);
+  PeerRules abroad = peerRules(global, "user:2002", true);
+  EXPECT_TRUE(judge("+881612345678", true, abroad, nullptr, global).allowed());
+}
+
+TEST(DestinationRulesReview, TowardATrunkNamesAndEmptyUserPartsAreNoNumbers) {
+  DestinationRules global = globalRules();
+  PeerRules pbx = peerRules(global, "pbx", true);
+  EXPECT_EQ(judge("x18765550123", false, pbx, nullptr, global).outcome, Judgement::Outcome::UnknownNumber);
+  EXPECT_EQ(judge("", false, pbx, nullptr, global).outcome, Judgement::Outcome::UnknownNumber);
+  PeerRules user = peerRules(global, "user:2001", false);
+  EXPECT_TRUE(judge("x18765550123", true, user, nullptr, global).allowed());  // a name at the PBX
+}
+
+}  // namespace
+}  // namespace palisade::policy::fraud

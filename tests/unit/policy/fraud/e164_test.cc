@@ -41,8 +41,12 @@ TEST(E164, NanpNumbersInEveryWrittenForm) {
   expectNumber(normalise("+1 (212) 555-0100", plan), NumberClass::Domestic, "12125550100");
   expectNumber(normalise("2125550100", plan), NumberClass::Domestic, "12125550100");
   expectNumber(normalise("1-212-555-0100", plan), NumberClass::Domestic, "12125550100");
-  expectNumber(normalise("tel:+1.212.555.0100;phone-context=example.com", plan), NumberClass::Domestic,
-               "12125550100");
+  expectNumber(normalise("tel:+1.212.555.0100", plan), NumberClass::Domestic, "12125550100");
+  // Parameters can make a carrier read another number (phone-context=+882): refused.
+  expectNumber(normalise("tel:+1.212.555.0100;phone-context=example.com", plan), NumberClass::Unknown, "");
+  expectNumber(normalise("16123456;phone-context=+882", plan), NumberClass::Unknown, "");
+  // 00 is no NANP prefix, but a carrier that uses it would ring Cuba.
+  expectNumber(normalise("00535123456", plan), NumberClass::Unknown, "");
   expectNumber(normalise("011 44 20 7946 0958", plan), NumberClass::International, "442079460958");
   expectNumber(normalise("+882 1234 5678", plan), NumberClass::International, "88212345678");
   expectNumber(normalise("911", plan), NumberClass::Emergency, "911");
@@ -55,8 +59,21 @@ TEST(E164, EuropeanNumbers) {
   expectNumber(normalise("00 1 212 555 0100", plan), NumberClass::International, "12125550100");
   expectNumber(normalise("0044 20 7946 0958", plan), NumberClass::Domestic, "442079460958");
   expectNumber(normalise("+44 (0)20", plan), NumberClass::Unknown, "");  // too short once normalised
+  // The national prefix in parentheses is dropped, as carriers do: +44 (0)909 is +44 909.
+  expectNumber(normalise("+44 (0)909 879 0000", plan), NumberClass::Domestic, "449098790000");
+  // A number of a leading 0 is national here (Leeds 0113), not a foreign prefix.
+  expectNumber(normalise("0113 496 0000", plan), NumberClass::Domestic, "441134960000");
   expectNumber(normalise("999", plan), NumberClass::Emergency, "999");
   expectNumber(normalise("112", plan), NumberClass::Emergency, "112");
+}
+
+TEST(E164, ForeignRangesUnderTheCountryCodeAreInternational) {
+  DialPlan plan = nanp();
+  plan.foreign = {"1876", "1809"};
+  expectNumber(normalise("1 876 555 0123", plan), NumberClass::International, "18765550123");
+  expectNumber(normalise("+1 809 555 0123", plan), NumberClass::International, "18095550123");
+  expectNumber(normalise("8765550123", plan), NumberClass::International, "18765550123");
+  expectNumber(normalise("1 212 555 0123", plan), NumberClass::Domestic, "12125550123");
 }
 
 TEST(E164, WhatCannotBeNormalisedIsUnknown) {

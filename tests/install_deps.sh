@@ -5,7 +5,7 @@ packages=(
   cmake ninja-build g++ clang clang-format clang-tidy ccache pkg-config git dpkg-dev build-essential
   libboost-dev libtomlplusplus-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  sip-tester sipvicious stunnel4 baresip openssl python3 iproute2 util-linux procps curl
+  sip-tester sipvicious stunnel4 baresip openssl python3 iproute2 util-linux procps curl tzdata
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,7 @@
 #include "core/config/config.h"
 
+#include "core/base/calling_hours.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -507,6 +509,18 @@ void readFraudRules(Section& s, FraudRules& rules) {
   s.integer("max_international_per_hour", 0, 1000000, rules.max_international_per_hour);
   s.integer("max_call_duration_s", 0, 604800, rules.max_call_duration_s);
   s.money("max_spend_24h", rules.max_spend_24h_micros);
+  // Checked in full (windows, zone file) by checkPeerFraud, which knows where they were written.
+  s.stringList(
+      "calling_hours", rules.calling_hours, [](std::string_view) { return std::optional<std::string>(); },
+      true);
+  s.string("calling_hours_zone", rules.calling_hours_zone,
+           [](std::string_view) { return std::optional<std::string>(); });
+  std::string applies;
+  s.string("calling_hours_for", applies, [](std::string_view t) -> std::optional<std::string> {
+    if (t == "international" || t == "all") return std::nullopt;
+    return fmt::format("must be \"international\" or \"all\", got {}", quoted(t));
+  });
+  if (!applies.empty()) rules.calling_hours_all = applies == "all";
 }
 
 void readPeer(Loader& loader, const toml::table& root, std::string_view name, Peer& peer) {
@@ -1095,10 +1109,19 @@ void readFraud(Loader& loader, const toml::table& root, Config& c) {
   s.finish();
 }
 
-// Every peer's fraud rules: its dial plan exists, no prefix both allowed and denied.
+// Every peer's fraud rules: its dial plan exists, no prefix both allowed and denied, its calling
+// hours parse and their zone loads.
 void checkPeerFraud(Loader& loader, const Config& c) {
   auto check = [&](const FraudRules& rules, const std::string& path) {
     checkAllowDeny(loader, rules, path);
+    if (!rules.calling_hours.empty() || loader.written(path + ".calling_hours_zone")) {
+      auto hours = base::parseCallingHours(rules.calling_hours, rules.calling_hours_zone);
+      if (!hours) {
+        bool zone = hours.error().message.starts_with("time zone");
+        std::string key = path + (zone ? ".calling_hours_zone" : ".calling_hours");
+        loader.fail(loader.lineFor(key), key, hours.error().message);
+      }
+    }
     if (rules.dial_plan.empty()) return;
     bool known = std::any_of(c.fraud.dial_plans.begin(), c.fraud.dial_plans.end(),
                              [&](const DialPlanConfig& plan) { return plan.name == rules.dial_plan; });

@@ -33,6 +33,11 @@ struct FraudRules {
   std::uint32_t max_international_per_hour = 0;  // international calls in any hour (0: no limit)
   std::uint32_t max_call_duration_s = 0;         // 0: sip.max_call_duration_s
   std::int64_t max_spend_24h_micros = 0;         // rated spend in any 24 h, millionths (0: no cap)
+  // Calling hours: weekly windows of local time ("Mon-Fri 08:00-18:00") in a zone, outside of
+  // which its international calls (or all, with calling_hours_for = "all") are refused.
+  std::vector<std::string> calling_hours;  // empty: any time
+  std::string calling_hours_zone = "UTC";  // a zone of /usr/share/zoneinfo ("America/New_York")
+  bool calling_hours_all = false;          // calling_hours_for = "all" (default "international")
 };
 
 // Users may not call international numbers unless their rules say so.

@@ -163,6 +163,12 @@ base::Result<PeerRules> compilePeerRules(const config::FraudRules& config, std::
   rules.max_international_per_hour = config.max_international_per_hour;
   rules.max_call_duration_s = config.max_call_duration_s;
   rules.max_spend_24h_micros = config.max_spend_24h_micros;
+  if (!config.calling_hours.empty()) {
+    auto hours = base::parseCallingHours(config.calling_hours, config.calling_hours_zone);
+    if (!hours) return base::Error{fmt::format("{}: calling_hours: {}", rules.key, hours.error().message)};
+    rules.hours = std::make_shared<const base::CallingHours>(std::move(hours.value()));
+    rules.hours_all = config.calling_hours_all;
+  }
   if (!config.dial_plan.empty()) {
     auto it = std::find(global.dial_plan_names.begin(), global.dial_plan_names.end(), config.dial_plan);
     if (it == global.dial_plan_names.end())

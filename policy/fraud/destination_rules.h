@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/calling_hours.h"
 #include "core/base/result.h"
 #include "core/config/config.h"
 #include "policy/fraud/e164.h"
@@ -37,8 +38,10 @@ struct PeerRules {
   std::size_t dial_plan = 0;
   std::uint32_t max_calls_per_minute = 0;
   std::uint32_t max_international_per_hour = 0;
-  std::uint32_t max_call_duration_s = 0;  // 0: the global one
-  std::int64_t max_spend_24h_micros = 0;  // 0: no cap
+  std::uint32_t max_call_duration_s = 0;            // 0: the global one
+  std::int64_t max_spend_24h_micros = 0;            // 0: no cap
+  std::shared_ptr<const base::CallingHours> hours;  // null: any time
+  bool hours_all = false;                           // closed hours refuse all calls, not only international
 };
 
 struct DestinationRules {

@@ -206,6 +206,15 @@ Decision FraudStage::evaluate(RequestContext& context, const PolicySnapshot& sna
     return Decision::proceed();
 
   std::int64_t now = services.unixMillis();
+  for (const PeerRules* rules : {caller, trunk}) {
+    if (rules == nullptr || rules->hours == nullptr || !(rules->hours_all || judgement.international))
+      continue;
+    if (!rules->hours->open(now))
+      return refuse(context,
+                    {stats::Counter::FraudRefusedLimit, "calling_hours", "Outside calling hours",
+                     fmt::format("{} calling_hours", rules->key)},
+                    std::move(destination), services);
+  }
   if (auto refusal = limits(*caller, source_key, judgement.international, snapshot, now))
     return refuse(context, *refusal, std::move(destination), services);
   if (trunk != nullptr) {

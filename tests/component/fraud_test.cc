@@ -2,6 +2,7 @@
 // destination rules on every path, the per-caller limits, the maximum duration, the spend cap,
 // anomaly detection and its block, and the call records of every attempt.
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -185,6 +186,28 @@ TEST_F(FraudTest, ACallLongerThanItsCallersMaximumGetsByeOnBothLegs) {
   }
   EXPECT_EQ(legs_with_bye, 2);
   EXPECT_EQ(h_->counter(stats::Counter::CallsMaxDuration), 1u);
+}
+
+TEST_F(FraudTest, OutsideItsCallingHoursTheCallersInternationalCallsAreRefused) {
+  // A window two hours from now (UTC), so that it is closed now and open two hours later.
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::string window =
+      fmt::format("Mon-Sun {:02d}:00-{:02d}:00", (utc.tm_hour + 2) % 24, (utc.tm_hour + 3) % 24);
+  start(configWith([&window](config::Config& c) {
+    c.pbx.fraud.calling_hours = {window};
+    c.pbx.fraud.calling_hours_zone = "UTC";
+  }));
+  std::unique_ptr<sip::Message> refused;
+  EXPECT_FALSE(call("ch-1", "011442079460958", &refused));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(headerOf(*refused, "Reason"), "SIP;cause=403;text=\"Outside calling hours\"");
+  EXPECT_EQ(sinks_.records.back().rule, "pbx calling_hours");
+  EXPECT_TRUE(call("ch-2", "12125550101"));  // domestic: the hours are for international calls
+  EXPECT_TRUE(call("ch-3", "911"));
+  h_->advance(2 * 3600 * 1000);
+  EXPECT_TRUE(call("ch-4", "011442079460958"));
 }
 
 class FraudSpendTest : public FraudTest {

@@ -1075,5 +1075,18 @@ max_international_per_hour = 5
   ASSERT_NE(spend, nullptr);
   EXPECT_EQ(spend->pbx.fraud.max_spend_24h_micros, 25'500'000);
   EXPECT_EQ(spend->fraud.spike_factor, 8.0);
+  expectError("[pbx]\ncalling_hours = [\"Mon-Fri 08:00-18:00\", \"Mon-Fry 08:00-18:00\"]\n", 2,
+              "pbx.calling_hours",
+              "entry 2 (\"Mon-Fry 08:00-18:00\"): \"Fry\" is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)");
+  expectError("[pbx]\ncalling_hours = [\"Mon-Fri 08:00-18:00\"]\ncalling_hours_zone = \"Mars/Olympus\"\n", 3,
+              "pbx.calling_hours_zone", "time zone \"Mars/Olympus\": no such zone in /usr/share/zoneinfo");
+  expectError("[pbx]\ncalling_hours_for = \"some\"\n", 2, "pbx.calling_hours_for",
+              "must be \"international\" or \"all\", got \"some\"");
+  auto hours = parseOk(
+      "[pbx]\ncalling_hours = [\"Mon-Fri 08:00-18:00\"]\ncalling_hours_zone = \"Europe/London\"\n"
+      "calling_hours_for = \"all\"\n");
+  ASSERT_NE(hours, nullptr);
+  EXPECT_EQ(hours->pbx.fraud.calling_hours_zone, "Europe/London");
+  EXPECT_TRUE(hours->pbx.fraud.calling_hours_all);
   expectError("[fraud]\nbogus = 1\n", 2, "fraud.bogus", "unknown key");
 }

@@ -1,4 +1,4 @@
-#include "policy/fraud/time_zone.h"
+#include "core/base/time_zone.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 
 namespace {
 
@@ -397,4 +397,4 @@ base::Result<TimeZone> loadTimeZone(std::string_view name, std::string_view zone
   return parseTimeZone(name, data);
 }
 
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

@@ -16,7 +16,7 @@
 
 #include "core/base/result.h"
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 
 inline constexpr std::string_view kDefaultZoneinfoDir = "/usr/share/zoneinfo";
 
@@ -73,4 +73,4 @@ base::Result<TimeZone> loadTimeZone(std::string_view name,
 // count is checked against the size of `tzif`: a corrupt or truncated file gives an error.
 base::Result<TimeZone> parseTimeZone(std::string_view name, std::string_view tzif);
 
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "core/base/result.h"
-#include "policy/fraud/time_zone.h"
+#include "core/base/time_zone.h"
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 
 // Limits on what a config may hold.
 constexpr std::size_t kMaxCallingWindows = 64;
@@ -66,4 +66,4 @@ base::Result<CallingHours> parseCallingHours(const std::vector<std::string>& win
 base::Result<CallingHours> parseCallingHours(const std::vector<std::string>& windows,
                                              std::shared_ptr<const TimeZone> zone);
 
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

@@ -1,4 +1,4 @@
-#include "policy/fraud/calling_hours.h"
+#include "core/base/calling_hours.h"
 
 #include <chrono>
 #include <cstdint>
@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 namespace {
 
 // Unix milliseconds of a UTC date and time, by std::chrono's calendar. In March 2026, the 6th
@@ -257,4 +257,4 @@ TEST(CallingHours, SchedulesShareOneLoadedZone) {
 }
 
 }  // namespace
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

@@ -1,4 +1,4 @@
-#include "policy/fraud/calling_hours.h"
+#include "core/base/calling_hours.h"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 
 namespace {
 
@@ -181,4 +181,4 @@ base::Result<CallingHours> parseCallingHours(const std::vector<std::string>& win
   return parseCallingHours(windows, std::make_shared<const TimeZone>(std::move(loaded).value()));
 }
 
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

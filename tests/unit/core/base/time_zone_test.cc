@@ -1,4 +1,4 @@
-#include "policy/fraud/time_zone.h"
+#include "core/base/time_zone.h"
 
 #include <chrono>
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 #include "tests/support/test_certs.h"
 
-namespace palisade::policy::fraud {
+namespace palisade::base {
 namespace {
 
 // Unix time of a UTC date and time, by std::chrono's calendar (no time zone involved).
@@ -402,4 +402,4 @@ TEST(TimeZone, BadNamesAreRefusedBeforeAnyFileIsOpened) {
 }
 
 }  // namespace
-}  // namespace palisade::policy::fraud
+}  // namespace palisade::base

@@ -239,11 +239,32 @@ std::int64_t PolicyChain::callEnded(const RequestContext& admitted, std::uint64_
 bool PolicyChain::overSpendCap(const RequestContext& admitted, std::int64_t unix_ms) {
   owner_.check("PolicyChain");
   const PolicySnapshot& s = *snapshot_;
-  if (s.fraud_store == nullptr || !s.end_calls_over_cap || admitted.micros_per_minute == 0) return false;
-  return (admitted.source_spend_cap != 0 &&
-          s.fraud_store->spend(admitted.fraud_source, unix_ms) >= admitted.source_spend_cap) ||
-         (admitted.trunk_spend_cap != 0 &&
-          s.fraud_store->spend(admitted.fraud_trunk, unix_ms) >= admitted.trunk_spend_cap);
+  if (s.fraud_store == nullptr || admitted.micros_per_minute == 0) return false;
+  bool over = false;
+  std::pair<const std::string*, std::int64_t> caps[] = {{&admitted.fraud_source, admitted.source_spend_cap},
+                                                        {&admitted.fraud_trunk, admitted.trunk_spend_cap}};
+  for (const auto& [key, cap] : caps) {
+    if (cap == 0 || key->empty()) continue;
+    std::int64_t spent = s.fraud_store->spend(*key, unix_ms);
+    if (spent < cap) continue;
+    over = true;
+    // Calls in progress took it over its cap: the operator hears it now, once a day per caller,
+    // not at the next call it places.
+    if (s.fraud_store->countInWindow(*key + ":cap-alert", unix_ms, 86'400'000, 1) != 1) continue;
+    std::string detail =
+        fmt::format("{} reached its 24 h cap of {:.2f} {} with calls in progress ({:.2f} spent){}", *key,
+                    static_cast<double>(cap) / 1e6, s.currency, static_cast<double>(spent) / 1e6,
+                    s.end_calls_over_cap ? "; ending them" : "");
+    LOG_WARN("fraud: spend cap: {}", detail);
+    alert(FraudEvent{"spend_cap",
+                     *key,
+                     admitted.flow.remote.toString(),
+                     admitted.destination,
+                     "max_spend_24h",
+                     std::move(detail),
+                     {}});
+  }
+  return over && s.end_calls_over_cap;
 }
 
 void PolicyChain::cancelPending(std::uint64_t token) {

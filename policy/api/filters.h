@@ -72,8 +72,8 @@ class RequestFilter {
                                  std::int64_t /*answer_ms*/, std::int64_t /*end_ms*/) {
     return 0;
   }
-  // Whether an answered call must end now: its caller (or trunk) reached its spend cap and the
-  // config says active calls end then.
+  // Every few seconds of an answered rated call: whether its caller (or trunk) reached its spend
+  // cap (raising the fraud event once a day), and true when the config says such calls end.
   virtual bool overSpendCap(const RequestContext& /*admitted*/, std::int64_t /*unix_ms*/) { return false; }
 };
 

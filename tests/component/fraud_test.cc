@@ -264,6 +264,21 @@ TEST_F(FraudSpendTest, OverTheCapActiveCallsEndWhenConfigured) {
   EXPECT_LE(warnings, 1);
 }
 
+TEST_F(FraudSpendTest, ACallInProgressThatReachesTheCapRaisesTheEventAtOnce) {
+  start(configWith([this](config::Config& c) {
+    c.fraud.rate_file = rates_;
+    c.pbx.fraud.max_spend_24h_micros = 1'000'000;  // the call is not ended (end_calls_over_cap off)
+  }));
+  auto at_carrier = call("ca-1", "011442079460958");
+  ASSERT_TRUE(at_carrier);
+  answer(*at_carrier, "ca-1");
+  h_->advance(75'000);
+  int caps = 0;
+  for (const auto& e : sinks_.events) caps += e.kind == "spend_cap" ? 1 : 0;
+  EXPECT_EQ(caps, 1);  // raised once, while the call goes on
+  EXPECT_TRUE(sinks_.records.empty());
+}
+
 TEST_F(FraudTest, ASpikeOfInternationalAttemptsAlertsAndBlocksTheCallerUntilCleared) {
   start(configWith([](config::Config& c) {
     c.fraud.min_spike_attempts = 4;

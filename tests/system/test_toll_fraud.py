@@ -2,7 +2,7 @@
 """A weekend toll-fraud attack, replayed against the real daemon with its time compressed into
 limits a test can reach in seconds (a 1.00 USD cap at 6.00 a minute, a spike at 6 attempts):
 
-- user 2001's credentials are stolen: a scripted phone (digest over UDP) dials high-risk numbers
+- user 2001's credentials are stolen: a scripted phone registers with them (digest over UDP) and dials high-risk numbers
   (+881 satellite, +882, NANP 900, UK 90 premium): each gets 403 with a Reason header, by rule;
 - it then dials UK numbers one after another, faster and faster, each answered by the PBX (SIPp)
   and hung up after a second: sequential dialling and the spike of international attempts raise
@@ -72,6 +72,32 @@ class Phone(UdpPeer):
         super().__init__(ip)
         self.user, self.target, self.calls = user, target, 0
 
+    def register(self):
+        """REGISTER, 401, REGISTER with credentials: the final status."""
+        host, port = self.target
+        uri = f"sip:{host}:{port}"
+        call_id = f"reg-{self.user['name']}-{time.monotonic_ns()}"
+
+        def request(cseq, extra=""):
+            return (f"REGISTER {uri} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch=z9hG4bK-{call_id}-{cseq};rport\r\n"
+                    f"From: <sip:{self.user['name']}@{host}>;tag=reg-{call_id}\r\n"
+                    f"To: <sip:{self.user['name']}@{host}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+                    f"Contact: <sip:{self.user['name']}@{self.ip}:{self.port}>\r\nExpires: 600\r\n"
+                    f"User-Agent: Desk phone 8.4.1 (firmware 2024-05-17, hardware rev B)\r\n"
+                    f"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY\r\n"
+                    f"Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n")
+
+        self.send(request(1), self.target)
+        challenge = self.recv(3, want=lambda m: not m.is_request and m.status >= 200)
+        if challenge is None or challenge.status != 401:
+            return challenge.status if challenge else None
+        nonce = re.search(r'nonce="([^"]+)"', challenge.value("WWW-Authenticate")).group(1)
+        auth = digest(self.user["name"], self.user["password"], nonce, uri, method="REGISTER")
+        self.send(request(2, f"Authorization: {auth}\r\n"), self.target)
+        final = self.recv(3, want=lambda m: not m.is_request and m.status >= 200)
+        return final.status if final else None
+
     def call(self, number, talk_s=1.0):
         """The final status of a call to `number`, and the Reason header of a refusal."""
         self.calls += 1
@@ -131,6 +157,7 @@ def body(run):
         office_results.append(office.call(f"212555{len(office_results):04d}", talk_s=0.2))
 
     try:
+        run.check(attacker.register() == 200, "the stolen extension 2001 registers (401, then 200)")
         # 1. High-risk destinations: refused by rule.
         for number in HIGH_RISK:
             attempts += 1

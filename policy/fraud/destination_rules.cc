@@ -22,15 +22,31 @@ const char* scopeName(Scope scope) {
   return "caller";
 }
 
-// A name ("alice", "pbx", "voicemail-2"): no number any carrier could be asked to ring.
+// A name ("alice", "sales", "ext2001"): a SIP address, no number any carrier could be asked to
+// ring. Letters first, and no run of more than 4 digits: "x18765550123" is a number in disguise.
 bool isName(std::string_view dialled) {
   if (dialled.empty() ||
       !((dialled[0] >= 'a' && dialled[0] <= 'z') || (dialled[0] >= 'A' && dialled[0] <= 'Z')))
     return false;
-  return std::all_of(dialled.begin(), dialled.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  });
+  std::size_t digits = 0;
+  for (char c : dialled) {
+    bool digit = c >= '0' && c <= '9';
+    digits = digit ? digits + 1 : 0;
+    if (digits > 4) return false;
+    if (!digit && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+// What a phone sends when it dials a number (digits, '+', a feature code, a separator, an
+// escaped '+'), as opposed to a SIP address of the PBX's, however odd.
+bool looksLikeNumber(std::string_view dialled) {
+  if (dialled.empty()) return false;
+  char c = dialled[0];
+  return (c >= '0' && c <= '9') || c == '+' || c == '*' || c == '#' || c == '(' ||
+         dialled.starts_with("%2B") || dialled.starts_with("%2b") || dialled.starts_with("tel:") ||
+         dialled.starts_with("TEL:");
 }
 
 bool isExtension(std::string_view dialled, std::size_t max_digits) {
@@ -90,13 +106,15 @@ DialPlan dialPlanOf(const config::DialPlanConfig& c) {
 Judgement judge(std::string_view dialled, bool toward_pbx, const PeerRules& caller, const PeerRules* trunk,
                 const DestinationRules& rules) {
   Judgement j;
-  // Toward the PBX, names are extensions and no user part is its own default destination (a
-  // trunk's "sip:pbx-host"); toward a trunk, neither is a number a carrier should ring.
-  if (isName(dialled) || dialled.empty()) {
-    if (toward_pbx) {
-      j.destination_class = "internal";
-      return j;
-    }
+  // Names are SIP addresses (an extension at the PBX, a peer's user at a trunk): no toll.
+  // Toward the PBX, anything that is not dialled like a number is the PBX's own business (its
+  // calls onward are judged again on their way to a trunk), and no user part is its default
+  // destination (a trunk's "sip:pbx-host"); toward a trunk, it is no one a carrier should ring.
+  if (isName(dialled) || (toward_pbx && !looksLikeNumber(dialled))) {
+    j.destination_class = "internal";
+    return j;
+  }
+  if (dialled.empty()) {
     j.outcome = Judgement::Outcome::UnknownNumber;
     j.rule = "unknown number";
     return j;

@@ -195,13 +195,20 @@ TEST(DestinationRulesReview, AGlobalAllowGrantsNoInternationalCalling) {
   EXPECT_TRUE(judge("+881612345678", true, abroad, nullptr, global).allowed());
 }
 
-TEST(DestinationRulesReview, TowardATrunkNamesAndEmptyUserPartsAreNoNumbers) {
+TEST(DestinationRulesReview, NumbersDisguisedAsNamesAndEmptyUserPartsTowardATrunkAreRefused) {
   DestinationRules global = globalRules();
   PeerRules pbx = peerRules(global, "pbx", true);
   EXPECT_EQ(judge("x18765550123", false, pbx, nullptr, global).outcome, Judgement::Outcome::UnknownNumber);
   EXPECT_EQ(judge("", false, pbx, nullptr, global).outcome, Judgement::Outcome::UnknownNumber);
+  // SIP addresses at a peer are names: no toll.
+  EXPECT_TRUE(judge("sales", false, pbx, nullptr, global).allowed());
+  EXPECT_TRUE(judge("ext2001", false, pbx, nullptr, global).allowed());
+  // Toward the PBX what is not dialled like a number is the PBX's (judged again on its way out).
   PeerRules user = peerRules(global, "user:2001", false);
-  EXPECT_TRUE(judge("x18765550123", true, user, nullptr, global).allowed());  // a name at the PBX
+  EXPECT_TRUE(judge("x18765550123", true, user, nullptr, global).allowed());
+  EXPECT_TRUE(judge("sips%3Auser%40example.com", true, user, nullptr, global).allowed());  // RFC 4475 esc01
+  EXPECT_TRUE(judge("voicemail", true, user, nullptr, global).allowed());
+  EXPECT_EQ(judge("%2B881612345678", true, user, nullptr, global).outcome, Judgement::Outcome::UnknownNumber);
 }
 
 }  // namespace

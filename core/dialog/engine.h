@@ -84,7 +84,8 @@ class Engine final : public policy::PendingSink {
 
   // New config snapshot (reload). Calls keep what they were admitted under.
   void applyConfig(std::shared_ptr<const config::Config> config);
-  // Before the first message: the policy chain that decides about new requests.
+  // Before the first message: the policy chain that decides about new requests. It must
+  // outlive the engine: calls still up when the engine goes report their end to it.
   void setFilter(policy::RequestFilter* filter);
   // Before the first message: where the users' registrations are kept (none: REGISTER gets
   // 405 and calls from the PBX go to the trunks).
@@ -92,7 +93,7 @@ class Engine final : public policy::PendingSink {
   // Before the first message: where calls get their media handling (none: bodies cross as is).
   void setMediaFactory(MediaFactory* factory) { media_ = factory; }
   // Where call records (CDRs) go: every call, and every new INVITE refused (null: nowhere).
-  void setRecordSink(CallRecordSink* sink) { records_ = sink; }
+  void setRecordSink(CallRecordSink* sink) { records_ = sink; }  // outlives the engine, like the filter
   CallRecordSink* recordSink() const { return records_; }
   policy::RequestFilter* filter() const { return filter_; }
 

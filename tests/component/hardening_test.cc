@@ -796,8 +796,8 @@ class DeferringFilter final : public policy::RequestFilter {
 class PendingTest : public ::testing::Test {
  protected:
   PendingTest() { h_.engine().setFilter(&filter_); }
+  DeferringFilter filter_;  // outlives the engine: calls still up at the end report to it
   EngineHarness h_;
-  DeferringFilter filter_;
   PeerDialog caller_ = callerPeer("pending-1");
 };
 

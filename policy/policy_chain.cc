@@ -16,10 +16,7 @@ namespace palisade::policy {
 PolicyChain::PolicyChain(std::shared_ptr<const PolicySnapshot> snapshot, const base::Clock& clock,
                          stats::Shard* stats, std::uint32_t worker)
     : clock_(clock),
-      wall_base_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count() -
-                 clock.now()),
+      wall_base_(base::wallBaseOf(clock)),
       stats_(stats),
       worker_(worker),
       snapshot_(std::move(snapshot)) {}

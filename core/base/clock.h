@@ -22,4 +22,13 @@ class SteadyClock final : public Clock {
   }
 };
 
+// Unix ms at `clock`'s zero: wall time that moves with the clock (a manual one in tests) is
+// this plus clock.now().
+inline std::int64_t wallBaseOf(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+             .count() -
+         clock.now();
+}
+
 }  // namespace palisade::base

@@ -286,29 +286,11 @@ class Section {
   // A key read some other way (an array of tables inside this table).
   void skip(std::string_view key) { known_.push_back(key); }
 
-  // An amount of money (an integer or a float, at least 0) as millionths of the currency.
+  // An amount of money (an integer or a float, 0 to 1e9) as millionths of the currency.
   void money(std::string_view key, std::int64_t& out_micros) {
-    known_.push_back(key);
-    if (table_ == nullptr) return;
-    const toml::node* node = table_->get(key);
-    if (node == nullptr) return;
-    loader_.noteLine(path(key), lineOf(node->source()));
-    double value = 0;
-    if (const auto* integer = node->as_integer()) {
-      value = static_cast<double>(integer->get());
-    } else if (const auto* floating = node->as_floating_point()) {
-      value = floating->get();
-    } else {
-      loader_.fail(lineOf(node->source()), path(key),
-                   fmt::format("expected a number, got {}", typeName(node->type())));
-      return;
-    }
-    if (!(value >= 0 && value <= 1e9)) {
-      loader_.fail(lineOf(node->source()), path(key),
-                   fmt::format("must be between 0 and 1000000000, got {}", value));
-      return;
-    }
-    out_micros = static_cast<std::int64_t>(value * 1e6 + 0.5);
+    double value = -1;
+    floating(key, 0, 1e9, value);
+    if (value >= 0) out_micros = static_cast<std::int64_t>(value * 1e6 + 0.5);
   }
 
   void floating(std::string_view key, double min, double max, double& out) {

@@ -115,10 +115,7 @@ class Engine::ParkedUser final : public txn::TransactionUser {
 Engine::Engine(std::uint32_t worker, net::Network& network, const base::Clock& clock, stats::Shard& stats,
                std::shared_ptr<const config::Config> config, policy::SharedCounters& shared)
     : clock_(clock),
-      wall_base_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count() -
-                 clock.now()),
+      wall_base_(base::wallBaseOf(clock)),
       stats_(stats),
       shared_(shared),
       network_(network, stats),

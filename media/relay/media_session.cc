@@ -163,11 +163,7 @@ MediaSession::~MediaSession() {
     OPENSSL_cleanse(text->data(), text->size());
   }
   for (auto& stream : streams_) {
-    if (!stream) continue;
-    stream->close();
-    for (int leg = 0; leg < 2; ++leg) {
-      if (stream->leg(leg).owns_pair) owner_.releasePair(stream->leg(leg).port);
-    }
+    if (stream) owner_.release(*stream);
   }
 }
 
@@ -269,8 +265,8 @@ bool MediaSession::ensureStream(std::size_t i, const BodyCrossing& where) {
                               where.to_leg == 1 ? where.to_side : where.from_side};
   const auto& a0 = owner_.address(sides[0]);
   const auto& a1 = owner_.address(sides[1]);
-  auto stream = std::make_shared<RelayStream>(owner_.io(), owner_.clock(), owner_.stats(),
-                                              config_->media.max_packet_rate, false);
+  auto stream =
+      std::make_unique<RelayStream>(owner_.poller(), owner_.stats(), config_->media.max_packet_rate, false);
   if (!owner_.bindPair(*stream, 0, a0)) return false;
   // Two addresses: the same port number serves both legs, which halves what a call takes.
   bool shared = a0 != a1 && stream->bind(1, a1, stream->leg(0).port);
@@ -278,7 +274,10 @@ bool MediaSession::ensureStream(std::size_t i, const BodyCrossing& where) {
     owner_.releasePair(stream->leg(0).port);
     return false;
   }
-  stream->start();
+  if (!stream->start()) {
+    owner_.release(*stream);
+    return false;
+  }
   streams_[i] = std::move(stream);
   return true;
 }
@@ -523,7 +522,11 @@ void MediaSession::checkMedia() {
 WorkerMedia::WorkerMedia(asio::io_context& io, const base::Clock& clock, stats::Shard& stats,
                          const config::StartupSettings& startup, std::uint32_t index, std::uint32_t workers,
                          std::shared_ptr<const config::Config> config)
-    : io_(io), clock_(clock), stats_(stats), pool_(startup.media.first, startup.media.last, index, workers) {
+    : io_(io),
+      clock_(clock),
+      stats_(stats),
+      poller_(io, clock),
+      pool_(startup.media.first, startup.media.last, index, workers) {
   address_texts_[0] =
       startup.media.public_address.empty() ? startup.public_side.address : startup.media.public_address;
   address_texts_[1] =
@@ -572,6 +575,13 @@ bool WorkerMedia::bindPair(RelayStream& stream, int leg, const asio::ip::address
 
 void WorkerMedia::releasePair(std::uint16_t port) {
   if (pool_.release(port)) stats_.adjust(stats::Gauge::MediaPortPairsFree, 1);
+}
+
+void WorkerMedia::release(RelayStream& stream) {
+  stream.close();
+  for (int leg = 0; leg < 2; ++leg) {
+    if (stream.leg(leg).owns_pair) releasePair(stream.leg(leg).port);
+  }
 }
 
 }  // namespace palisade::media

@@ -95,7 +95,7 @@ class MediaSession final : public dialog::CallMedia {
   std::shared_ptr<const config::Config> config_;
   std::vector<srtp::Suite> suites_;
   std::string call_id_;
-  std::vector<std::shared_ptr<RelayStream>> streams_;
+  std::vector<std::unique_ptr<RelayStream>> streams_;
   std::optional<Offer> offer_;
   int late_offer_from_ = -1;  // an INVITE crossed without SDP from this leg: the answer will offer
   std::uint64_t offer_generation_ = 0;
@@ -127,6 +127,7 @@ class WorkerMedia final : public dialog::MediaFactory {
   std::unique_ptr<dialog::CallMedia> create(const policy::RequestContext& admitted) override;
 
   PortPool& pool() { return pool_; }
+  MediaPoller& poller() { return poller_; }
   boost::asio::io_context& io() { return io_; }
   const base::Clock& clock() const { return clock_; }
   stats::Shard& stats() { return stats_; }
@@ -139,11 +140,14 @@ class WorkerMedia final : public dialog::MediaFactory {
   // pairs when some other process holds one. False when none could be bound.
   bool bindPair(RelayStream& stream, int leg, const boost::asio::ip::address& address);
   void releasePair(std::uint16_t port);
+  // Closes the stream's sockets and returns the pairs it took to the pool.
+  void release(RelayStream& stream);
 
  private:
   boost::asio::io_context& io_;
   const base::Clock& clock_;
   stats::Shard& stats_;
+  MediaPoller poller_;
   PortPool pool_;
   std::shared_ptr<const config::Config> config_;
   std::vector<srtp::Suite> suites_;

@@ -1,12 +1,10 @@
 #include "media/relay/relay_stream.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-
-#include <boost/asio/post.hpp>
 
 namespace palisade::media {
 
@@ -52,101 +50,99 @@ udp::endpoint endpointOf(const sockaddr_storage& source) {
 
 }  // namespace
 
-RelayStream::RelayStream(boost::asio::io_context& io, const base::Clock& clock, stats::Shard& stats,
-                         std::uint32_t max_packet_rate, bool datagrams_only)
-    : clock_(clock),
-      stats_(stats),
-      max_packet_rate_(max_packet_rate),
-      datagrams_only_(datagrams_only),
-      legs_{{Leg(io), Leg(io)}} {}
+RelayStream::RelayStream(MediaPoller& poller, stats::Shard& stats, std::uint32_t max_packet_rate,
+                         bool datagrams_only)
+    : poller_(poller), stats_(stats), max_packet_rate_(max_packet_rate), datagrams_only_(datagrams_only) {}
 
 RelayStream::~RelayStream() { close(); }
 
 bool RelayStream::bind(int index, const boost::asio::ip::address& address, std::uint16_t port) {
   Leg& leg = legs_[index];
-  boost::system::error_code ec;
-  udp protocol = address.is_v6() ? udp::v6() : udp::v4();
-  for (udp::socket* socket : {&leg.rtp, &leg.rtcp}) {
-    socket->open(protocol, ec);
-    if (!ec) socket->bind(udp::endpoint(address, socket == &leg.rtp ? port : port + 1), ec);
-    if (!ec) socket->non_blocking(true, ec);
-    if (ec) {
-      leg.rtp.close(ec);
-      leg.rtcp.close(ec);
-      return false;
+  for (int component : {kRtp, kRtcp}) {
+    udp::endpoint local(address, static_cast<std::uint16_t>(port + component));
+    int fd = ::socket(local.protocol().family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::bind(fd, local.data(), static_cast<socklen_t>(local.size())) == 0) {
+      leg.fd[component] = fd;
+      continue;
     }
+    if (fd >= 0) ::close(fd);
+    closeLeg(leg);
+    return false;
   }
   leg.port = port;
   return true;
 }
 
-void RelayStream::start() {
+bool RelayStream::start() {
   for (int i = 0; i < 2; ++i) {
-    arm(i, kRtp);
-    arm(i, kRtcp);
+    for (int component : {kRtp, kRtcp}) {
+      Leg& leg = legs_[i];
+      leg.watch[component] =
+          poller_.add(leg.fd[component], *this, static_cast<std::uint8_t>(i * 2 + component));
+      if (!leg.watch[component].registered()) {
+        close();
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void RelayStream::closeLeg(Leg& leg) {
+  for (int component : {kRtp, kRtcp}) {
+    if (leg.fd[component] < 0) continue;
+    poller_.remove(leg.watch[component], leg.fd[component]);
+    ::close(leg.fd[component]);
+    leg.fd[component] = -1;
   }
 }
 
 void RelayStream::close() {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ec;
-  for (Leg& leg : legs_) {
-    leg.rtp.close(ec);
-    leg.rtcp.close(ec);
-  }
+  for (Leg& leg : legs_) closeLeg(leg);
 }
 
 base::Millis RelayStream::lastPacket() const { return std::max(legs_[0].last_packet, legs_[1].last_packet); }
 
-void RelayStream::arm(int index, int component) {
-  udp::socket& socket = component == kRtp ? legs_[index].rtp : legs_[index].rtcp;
-  // The handler holds the stream: a read that completes after close() finds it still there.
-  socket.async_wait(udp::socket::wait_read,
-                    [self = shared_from_this(), index, component](const boost::system::error_code& ec) {
-                      if (ec || self->closed_) return;
-                      self->read(index, component);
-                    });
-}
-
-void RelayStream::read(int index, int component) {
-  udp::socket& socket = component == kRtp ? legs_[index].rtp : legs_[index].rtcp;
-  base::Millis now = clock_.now();
+void RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
+  const int index = tag / 2;
+  const int component = tag % 2;
+  Leg& leg = legs_[index];
+  const int fd = leg.fd[component];
   ReadBatch& b = t_batch;
   if (!b.ready) b.prepare();
-  // One system call for whatever is queued (usually one packet per wake at 50 packets/s): the
-  // EAGAIN read that a recvfrom loop ends with is not paid.
-  int got = ::recvmmsg(socket.native_handle(), b.headers.data(), kReadBudget, MSG_DONTWAIT, nullptr);
-  if (got < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      // An ICMP error queued on the socket is returned once; the next read gets data.
-      boost::asio::post(socket.get_executor(), [self = shared_from_this(), index, component] {
-        if (!self->closed_) self->read(index, component);
-      });
-      return;
-    }
-    arm(index, component);
-    return;
+  // A stream's socket holds one packet per pass (50 packets/s against passes a millisecond
+  // apart): one recvfrom reads it, cheaper than recvmmsg's set-up. A socket still readable on
+  // the very next pass has a backlog (a burst, video, a flood) and is read kReadBudget at a time.
+  // Whatever is left stays readable and is offered again; an error (an ICMP error queued on the
+  // socket is returned once) leaves the packets for the next pass.
+  const bool backlog = leg.last_pass[component] + 1 == pass.number;
+  leg.last_pass[component] = pass.number;
+  int got = 0;
+  if (backlog) {
+    got = ::recvmmsg(fd, b.headers.data(), kReadBudget, MSG_DONTWAIT, nullptr);
+    if (got <= 0) return;
+    for (int i = 0; i < got; ++i) b.headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+  } else {
+    socklen_t source_length = sizeof(sockaddr_storage);
+    // MSG_TRUNC: the datagram's real length, so that one too large is seen and dropped.
+    ssize_t n = ::recvfrom(fd, b.slots[0].data(), kMaxPacket + 1, MSG_DONTWAIT | MSG_TRUNC,
+                           reinterpret_cast<sockaddr*>(&b.sources[0]), &source_length);
+    if (n < 0) return;
+    b.headers[0].msg_len = static_cast<unsigned>(n);
+    b.headers[0].msg_hdr.msg_flags = 0;
+    got = 1;
   }
-  for (int i = 0; i < got; ++i) b.headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   for (int i = 0; i < got && !closed_; ++i) {
     std::size_t length = b.headers[i].msg_len;
     if (length > kMaxPacket || (b.headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      legs_[index].counters.unready++;
+      leg.counters.unready++;
       stats_.add(Counter::MediaDroppedUnready);
       continue;
     }
-    relay(index, component, b.slots[i].data(), length, endpointOf(b.sources[i]), now);
+    relay(index, component, b.slots[i].data(), length, endpointOf(b.sources[i]), pass.now);
   }
-  if (closed_) return;
-  if (got < kReadBudget) {
-    arm(index, component);
-    return;
-  }
-  // Budget spent: let the worker's other work run, then read on. Never stop reading.
-  boost::asio::post(socket.get_executor(), [self = shared_from_this(), index, component] {
-    if (!self->closed_) self->read(index, component);
-  });
 }
 
 bool RelayStream::takeToken(Leg& in, base::Millis now) {
@@ -251,10 +247,9 @@ void RelayStream::relay(int index, int component, std::uint8_t* packet, std::siz
       return;
     }
   }
-  udp::socket& socket = component == kRtcp && !out.peer.mux ? out.rtcp : out.rtp;
-  boost::system::error_code ec;
-  socket.send_to(boost::asio::buffer(packet, length), *to, 0, ec);
-  if (ec) return;  // a full send buffer: this packet is lost, the next one is not
+  const int socket = out.fd[component == kRtcp && !out.peer.mux ? kRtcp : kRtp];
+  // A full send buffer loses this packet, not the next one.
+  if (::sendto(socket, packet, length, 0, to->data(), static_cast<socklen_t>(to->size())) < 0) return;
   in.counters.packets++;
   in.counters.bytes += received;
   stats_.add(Counter::MediaPacketsRelayed);

@@ -5,20 +5,21 @@
 // authentication), transformed by the table below and sent from the other leg's socket.
 //
 // Owned by the call's worker: sockets, libsrtp sessions and counters never cross threads. The
-// read loop drains at most kReadBudget datagrams per wake and then yields, so one busy stream
-// cannot starve the worker and no socket is ever left unread (rtpengine's failure mode).
+// worker's MediaPoller offers each readable socket once per tick; a read takes at most
+// kReadBudget datagrams, and a socket with more is offered again after the others, so one busy
+// stream cannot starve the worker and no socket is ever left unread (rtpengine's failure mode).
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 
 #include "core/base/clock.h"
 #include "core/config/config.h"
 #include "core/stats/metrics.h"
+#include "media/relay/media_poller.h"
 #include "media/relay/rtp.h"
 #include "media/srtp/srtp_session.h"
 
@@ -49,16 +50,16 @@ struct PeerMedia {
   bool named = false;                   // the SDP's address is a numeric IP (not a host name)
 };
 
-class RelayStream : public std::enable_shared_from_this<RelayStream> {
+class RelayStream final : public ReadableSocket {
  public:
   static constexpr int kReadBudget = 32;           // datagrams per socket per wake
   static constexpr std::size_t kMaxPacket = 1500;  // larger datagrams are not RTP we relay
 
   struct Leg {
-    explicit Leg(boost::asio::io_context& io) : rtp(io), rtcp(io) {}
-    boost::asio::ip::udp::socket rtp;
-    boost::asio::ip::udp::socket rtcp;
-    std::uint16_t port = 0;  // our RTP port on this leg (RTCP: port + 1)
+    std::array<int, 2> fd{-1, -1};  // [RTP, RTCP] sockets, non-blocking
+    std::array<MediaPoller::Handle, 2> watch;
+    std::array<std::uint32_t, 2> last_pass{};  // the poller's pass that last read each socket
+    std::uint16_t port = 0;                    // our RTP port on this leg (RTCP: port + 1)
     bool owns_pair = false;  // this leg took the pair from the pool (the other may share it)
     config::Latching latching = config::Latching::Strict;
     boost::asio::ip::address signalling;  // where the leg's SIP came from
@@ -78,8 +79,7 @@ class RelayStream : public std::enable_shared_from_this<RelayStream> {
     base::Millis refilled = 0;
   };
 
-  RelayStream(boost::asio::io_context& io, const base::Clock& clock, stats::Shard& stats,
-              std::uint32_t max_packet_rate, bool datagrams_only);
+  RelayStream(MediaPoller& poller, stats::Shard& stats, std::uint32_t max_packet_rate, bool datagrams_only);
   ~RelayStream();
   RelayStream(const RelayStream&) = delete;
   RelayStream& operator=(const RelayStream&) = delete;
@@ -87,9 +87,10 @@ class RelayStream : public std::enable_shared_from_this<RelayStream> {
   // Binds leg `index`'s sockets to `address`:`port` and `port`+1 (non-blocking). False if the
   // address or a port is taken; the sockets are then closed again.
   bool bind(int index, const boost::asio::ip::address& address, std::uint16_t port);
-  // Starts reading both legs' sockets. Call once both are bound.
-  void start();
-  // Stops reading and closes every socket (pending reads end without touching the stream).
+  // Starts reading both legs' sockets. Call once both are bound. False if the poller refused one
+  // (the stream is then closed).
+  bool start();
+  // Stops reading and closes every socket.
   void close();
 
   Leg& leg(int index) { return legs_[index]; }
@@ -104,15 +105,15 @@ class RelayStream : public std::enable_shared_from_this<RelayStream> {
   void setDatagramsOnly(bool datagrams_only) { datagrams_only_ = datagrams_only; }
 
  private:
-  void arm(int index, int component);
-  void read(int index, int component);
+  void onReadable(std::uint8_t tag, const PollPass& pass) override;
+  void closeLeg(Leg& leg);
   void relay(int index, int component, std::uint8_t* packet, std::size_t length,
              const boost::asio::ip::udp::endpoint& from, base::Millis now);
   bool admits(const Leg& in, int component, const boost::asio::ip::udp::endpoint& from) const;
   const boost::asio::ip::udp::endpoint* destination(const Leg& out, int component) const;
   bool takeToken(Leg& in, base::Millis now);
 
-  const base::Clock& clock_;
+  MediaPoller& poller_;
   stats::Shard& stats_;
   std::uint32_t max_packet_rate_;
   bool datagrams_only_;  // not RTP (T.38 udptl): relayed as is, never SRTP

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "core/base/log.h"
 #include "core/sip/headers.h"
@@ -159,9 +160,7 @@ MediaSession::~MediaSession() {
   bool anchored = std::any_of(streams_.begin(), streams_.end(), [](const auto& s) { return s != nullptr; });
   if (anchored) LOG_INFO("call {}: media {}", call_id_, summary());
   // What we wrote holds our SDES keys.
-  for (std::string* text : {&last_out_[0], &last_out_[1], &answer_cache_.out}) {
-    OPENSSL_cleanse(text->data(), text->size());
-  }
+  OPENSSL_cleanse(answer_cache_.out.data(), answer_cache_.out.size());
   for (auto& stream : streams_) {
     if (stream) owner_.release(*stream);
   }
@@ -240,7 +239,8 @@ BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::
   }
   // The same answer to the same offer again (18x then 2xx) gets what we wrote for it: same
   // keys, same version (RFC 3264 §8).
-  if (is_answer && answer_cache_.generation == offer_generation_ && in.bytes == answer_cache_.in) {
+  const Digest in_digest = is_answer ? digestOf(in.bytes) : Digest{};
+  if (is_answer && answer_cache_.generation == offer_generation_ && in_digest == answer_cache_.in) {
     storage = answer_cache_.out;
     if (final_ok) armWatchdog();
     return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
@@ -251,7 +251,8 @@ BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::
       is_answer ? answer(where, parsed.value(), storage) : offer(where, parsed.value(), storage);
   if (verdict.status == 0 && is_answer) {
     answer_cache_.generation = offer_generation_;
-    answer_cache_.in.assign(in.bytes);
+    answer_cache_.in = in_digest;
+    OPENSSL_cleanse(answer_cache_.out.data(), answer_cache_.out.size());
     answer_cache_.out = storage;
     if (final_ok || where.method == Method::Ack) armWatchdog();
   }
@@ -472,6 +473,14 @@ BodyVerdict MediaSession::answer(const BodyCrossing& where, const sdp::SessionDe
   return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
 }
 
+MediaSession::Digest MediaSession::digestOf(std::string_view text) {
+  Digest d{};
+  unsigned int length = 0;
+  // Over memory, EVP_Digest fails only when an allocation does.
+  EVP_Digest(text.data(), text.size(), d.data(), &length, EVP_sha256(), nullptr);
+  return d;
+}
+
 std::string MediaSession::writeFor(int leg, net::Side side, const sdp::SessionDescription& sd,
                                    sdp::Plan& plan) {
   plan.address = owner_.addressText(side);
@@ -479,12 +488,16 @@ std::string MediaSession::writeFor(int leg, net::Side side, const sdp::SessionDe
   plan.session_id = session_id_[leg];
   plan.session_version = version_[leg];
   std::string out = sdp::write(sd, plan);
+  Digest written = digestOf(out);
   // RFC 3264 §8: a changed description carries a higher version.
-  if (!last_out_[leg].empty() && out != last_out_[leg]) {
+  if (written_[leg] && written != last_out_[leg]) {
     plan.session_version = ++version_[leg];
+    OPENSSL_cleanse(out.data(), out.size());
     out = sdp::write(sd, plan);
+    written = digestOf(out);
   }
-  last_out_[leg] = out;
+  last_out_[leg] = written;
+  written_[leg] = true;
   return out;
 }
 

@@ -11,6 +11,7 @@
 // from OpenSSL's RAND.
 //
 // All of it runs on the call's worker. WorkerMedia is the per-worker factory and owns the pool.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -99,12 +100,18 @@ class MediaSession final : public dialog::CallMedia {
   std::optional<Offer> offer_;
   int late_offer_from_ = -1;  // an INVITE crossed without SDP from this leg: the answer will offer
   std::uint64_t offer_generation_ = 0;
-  // The last answer and what we wrote for it, to give a repeated answer the same description.
+  // Digests, not copies, of what a call keeps for comparison: a call's memory is mostly its SDP.
+  using Digest = std::array<std::uint8_t, 32>;  // SHA-256
+  // The last answer (its digest) and what we wrote for it, to give a repeated answer the same
+  // description.
   struct AnswerCache {
     std::uint64_t generation = 0;
-    std::string in, out;
+    Digest in{};
+    std::string out;
   } answer_cache_;
-  std::string last_out_[2];  // what we last wrote to each leg (its version rises when it changes)
+  static Digest digestOf(std::string_view text);
+  Digest last_out_[2]{};  // what we last wrote to each leg (its version rises when it changes)
+  bool written_[2] = {false, false};
   std::uint64_t session_id_[2] = {0, 0};
   std::uint64_t version_[2] = {1, 1};
   bool established_ = false;

@@ -61,43 +61,49 @@ void MediaPoller::waitIdle() {
     boost::system::error_code ec;
     idle_wait_.assign(epoll_, ec);
     if (ec) {
-      // The worker's loop refused the set: read on the tick instead, never not at all.
-      scheduleTick();
+      // The worker's loop refused the set: read on passes instead, never not at all.
+      schedulePass(Clock::now(), false);
       return;
     }
   }
   idle_wait_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                         [this](const boost::system::error_code& ec) {
                           if (ec) return;  // cancelled: the poller may be gone
-                          if (drain() == 0) {
+                          const auto started = Clock::now();
+                          const Drained drained = drain();
+                          if (drained.read == 0) {
                             waitIdle();
                             return;
                           }
                           // Busy: out of the loop, so that packets stop waking the thread
-                          // one by one, and read again on the tick.
+                          // one by one, and read again on the next pass.
                           idle_wait_.release();
-                          scheduleTick();
+                          schedulePass(started, drained.backlog);
                         });
 }
 
-void MediaPoller::scheduleTick() {
-  tick_.expires_after(kTick);
+void MediaPoller::schedulePass(Clock::time_point last_started, bool backlog) {
+  // A pass that left packets behind is followed at once (after whatever else the worker has
+  // queued): an overloaded relay reads all the time instead of a pass a millisecond.
+  tick_.expires_at(backlog ? last_started : last_started + kTick);
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled: the poller may be gone
-    if (drain() == 0) {
+    const auto started = Clock::now();
+    const Drained drained = drain();
+    if (drained.read == 0) {
       waitIdle();
     } else {
-      scheduleTick();
+      schedulePass(started, drained.backlog);
     }
   });
 }
 
-int MediaPoller::drain() {
+MediaPoller::Drained MediaPoller::drain() {
   const PollPass pass{clock_.now(), ++passes_};
-  int read = 0;
-  while (read < kEventsPerTick) {
+  Drained drained;
+  while (drained.read < kEventsPerTick) {
     int n = ::epoll_wait(epoll_, events_.data(), static_cast<int>(events_.size()), 0);
-    if (n <= 0) break;  // nothing ready (or EINTR: the next tick)
+    if (n <= 0) break;  // nothing ready (or EINTR: the next pass)
     for (int i = 0; i < n; ++i) {
       const auto slot = static_cast<std::uint32_t>(events_[i].data.u64);
       const auto generation = static_cast<std::uint32_t>(events_[i].data.u64 >> 32);
@@ -105,12 +111,13 @@ int MediaPoller::drain() {
       Slot& s = slots_[slot];
       // Removed earlier in this batch (its stream closed): the event is stale.
       if (s.generation != generation || s.reader == nullptr) continue;
-      s.reader->onReadable(s.tag, pass);
-      ++read;
+      if (s.reader->onReadable(s.tag, pass)) drained.backlog = true;
+      ++drained.read;
     }
     if (n < static_cast<int>(events_.size())) break;
   }
-  return read;
+  if (drained.read >= kEventsPerTick) drained.backlog = true;
+  return drained;
 }
 
 }  // namespace palisade::media

@@ -7,7 +7,8 @@
 // finds nothing the set goes back into the loop and the next packet wakes it at once.
 //
 // Under sustained load a packet waits at most one tick (kTick) before it is read: nothing next
-// to a jitter buffer's 20-60 ms, and what buys the batching. An idle relay adds no delay.
+// to a jitter buffer's 20-60 ms, and what buys the batching. An idle relay adds no delay, and an
+// overloaded one (a pass that leaves packets behind) passes again at once.
 //
 // Sockets are level-triggered: one that still has packets after its read budget is offered
 // again by the next epoll_wait, after every other ready socket (epoll's ready list is a queue),
@@ -38,7 +39,8 @@ struct PollPass {
 // What the poller calls when a registered socket is readable.
 class ReadableSocket {
  public:
-  virtual void onReadable(std::uint8_t tag, const PollPass& pass) = 0;
+  // True if the read stopped at its budget (more may be queued): the next pass comes at once.
+  virtual bool onReadable(std::uint8_t tag, const PollPass& pass) = 0;
 
  protected:
   ~ReadableSocket() = default;
@@ -75,10 +77,14 @@ class MediaPoller {
     std::uint32_t generation = 1;
     std::uint8_t tag = 0;
   };
+  using Clock = std::chrono::steady_clock;
+  struct Drained {
+    int read = 0;          // sockets read
+    bool backlog = false;  // some were left with packets, or the pass hit kEventsPerTick
+  };
   void waitIdle();
-  void scheduleTick();
-  // Reads what is ready; the number of sockets read.
-  int drain();
+  void schedulePass(Clock::time_point last_started, bool backlog);
+  Drained drain();
 
   const base::Clock& clock_;
   int epoll_ = -1;

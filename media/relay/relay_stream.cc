@@ -105,7 +105,7 @@ void RelayStream::close() {
 
 base::Millis RelayStream::lastPacket() const { return std::max(legs_[0].last_packet, legs_[1].last_packet); }
 
-void RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
+bool RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
   const int index = tag / 2;
   const int component = tag % 2;
   Leg& leg = legs_[index];
@@ -122,14 +122,14 @@ void RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
   int got = 0;
   if (backlog) {
     got = ::recvmmsg(fd, b.headers.data(), kReadBudget, MSG_DONTWAIT, nullptr);
-    if (got <= 0) return;
+    if (got <= 0) return false;
     for (int i = 0; i < got; ++i) b.headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   } else {
     socklen_t source_length = sizeof(sockaddr_storage);
     // MSG_TRUNC: the datagram's real length, so that one too large is seen and dropped.
     ssize_t n = ::recvfrom(fd, b.slots[0].data(), kMaxPacket + 1, MSG_DONTWAIT | MSG_TRUNC,
                            reinterpret_cast<sockaddr*>(&b.sources[0]), &source_length);
-    if (n < 0) return;
+    if (n < 0) return false;
     b.headers[0].msg_len = static_cast<unsigned>(n);
     b.headers[0].msg_hdr.msg_flags = 0;
     got = 1;
@@ -143,6 +143,7 @@ void RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
     }
     relay(index, component, b.slots[i].data(), length, endpointOf(b.sources[i]), pass.now);
   }
+  return got == kReadBudget;
 }
 
 bool RelayStream::takeToken(Leg& in, base::Millis now) {

@@ -105,7 +105,7 @@ class RelayStream final : public ReadableSocket {
   void setDatagramsOnly(bool datagrams_only) { datagrams_only_ = datagrams_only; }
 
  private:
-  void onReadable(std::uint8_t tag, const PollPass& pass) override;
+  bool onReadable(std::uint8_t tag, const PollPass& pass) override;
   void closeLeg(Leg& leg);
   void relay(int index, int component, std::uint8_t* packet, std::size_t length,
              const boost::asio::ip::udp::endpoint& from, base::Millis now);

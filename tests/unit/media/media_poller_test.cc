@@ -65,11 +65,13 @@ class Recorder final : public ReadableSocket {
   std::vector<const Datagrams*> sockets;  // by tag
   std::vector<Offer> offers;
   std::function<void(std::uint8_t)> also;  // run on every offer, after the read
+  bool report_backlog = false;             // what onReadable answers
 
-  void onReadable(std::uint8_t tag, const PollPass& pass) override {
+  bool onReadable(std::uint8_t tag, const PollPass& pass) override {
     offers.push_back({tag, pass.number});
     if (tag < sockets.size()) sockets[tag]->readOne();
     if (also) also(tag);
+    return report_backlog;
   }
 };
 
@@ -133,6 +135,33 @@ TEST_F(MediaPollerTest, ABacklogIsOfferedAgainOnConsecutivePassesUntilItIsRead) 
   socket.send();
   ASSERT_TRUE(runUntil([&] { return reader.offers.size() == before + 1; }));
   poller.remove(handle, socket.fd());
+}
+
+TEST_F(MediaPollerTest, APassThatLeavesABacklogIsFollowedAtOnce) {
+  // 40 queued datagrams read one per pass: paced, that is 40 passes a millisecond apart at
+  // least (a timer never fires early); a reader that reports its budget spent is served again
+  // at once.
+  auto timeFor = [this](bool backlog) {
+    MediaPoller poller(io_, clock_);
+    Datagrams socket;
+    Recorder reader;
+    reader.sockets = {&socket};
+    reader.report_backlog = backlog;
+    auto handle = poller.add(socket.fd(), reader, 0);
+    socket.send(40);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_TRUE(runUntil([&] { return reader.offers.size() >= 40; }, 3000));
+    const auto took = std::chrono::steady_clock::now() - started;
+    poller.remove(handle, socket.fd());
+    io_.run_for(std::chrono::milliseconds(5));
+    io_.restart();
+    return took;
+  };
+  const auto paced = timeFor(false);
+  const auto at_once = timeFor(true);
+  EXPECT_GE(paced, std::chrono::milliseconds(39));
+  EXPECT_LT(at_once * 2, paced);
 }
 
 TEST_F(MediaPollerTest, ASocketRemovedDuringAPassIsNotOfferedFromThatPass) {
@@ -204,8 +233,9 @@ TEST_F(MediaPollerTest, ManyReadySocketsAreAllServedAcrossPasses) {
   class PerSocket final : public ReadableSocket {
    public:
     PerSocket(const Datagrams& s, int& count) : socket_(s), count_(count) {}
-    void onReadable(std::uint8_t, const PollPass&) override {
+    bool onReadable(std::uint8_t, const PollPass&) override {
       if (socket_.readOne()) ++count_;
+      return false;
     }
 
    private:

@@ -3,24 +3,32 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <system_error>
+#include <cstring>
+
+#include "core/base/log.h"
 
 namespace palisade::media {
 
 MediaPoller::MediaPoller(boost::asio::io_context& io, const base::Clock& clock)
-    : clock_(clock), idle_wait_(io), tick_(io) {
+    : clock_(clock), idle_wait_(io), pass_timer_(io) {
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "media epoll_create1");
+  if (epoll_ < 0) {
+    // Every stream's registration then fails, and its call is answered 503: no media, no crash.
+    LOG_ERROR("media: epoll_create1 failed: {}; calls needing media are refused", std::strerror(errno));
+    return;
+  }
   waitIdle();
 }
 
 MediaPoller::~MediaPoller() {
+  alive_.reset();
   // The descriptor object would close the epoll fd itself; it is ours to close.
   if (idle_wait_.is_open()) idle_wait_.release();
-  ::close(epoll_);
+  if (epoll_ >= 0) ::close(epoll_);
 }
 
 MediaPoller::Handle MediaPoller::add(int fd, ReadableSocket& reader, std::uint8_t tag) {
+  if (epoll_ < 0) return {};
   std::uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -67,8 +75,16 @@ void MediaPoller::waitIdle() {
     }
   }
   idle_wait_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                        [this](const boost::system::error_code& ec) {
-                          if (ec) return;  // cancelled: the poller may be gone
+                        [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+                          if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
+                          if (ec) {
+                            // Waiting failed: read on passes rather than stop reading.
+                            idle_wait_.release();
+                            schedulePass(Clock::now(), false);
+                            return;
+                          }
+                          // Coming from idle: this pass does not follow the last one.
+                          ++passes_;
                           const auto started = Clock::now();
                           const Drained drained = drain();
                           if (drained.read == 0) {
@@ -85,12 +101,12 @@ void MediaPoller::waitIdle() {
 void MediaPoller::schedulePass(Clock::time_point last_started, bool backlog) {
   // A pass that left packets behind is followed at once (after whatever else the worker has
   // queued): an overloaded relay reads all the time instead of a pass a millisecond.
-  tick_.expires_at(backlog ? last_started : last_started + kTick);
-  tick_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: the poller may be gone
+  pass_timer_.expires_at(backlog ? last_started : last_started + kPassInterval);
+  pass_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
     const auto started = Clock::now();
     const Drained drained = drain();
-    if (drained.read == 0) {
+    if (drained.read == 0 && !ec) {
       waitIdle();
     } else {
       schedulePass(started, drained.backlog);
@@ -99,24 +115,42 @@ void MediaPoller::schedulePass(Clock::time_point last_started, bool backlog) {
 }
 
 MediaPoller::Drained MediaPoller::drain() {
-  const PollPass pass{clock_.now(), ++passes_};
+  PollPass pass{clock_.now(), ++passes_, overloaded_};
   Drained drained;
-  while (drained.read < kEventsPerTick) {
+  int packets = 0;
+  for (;;) {
     int n = ::epoll_wait(epoll_, events_.data(), static_cast<int>(events_.size()), 0);
-    if (n <= 0) break;  // nothing ready (or EINTR: the next pass)
+    if (n < 0) {
+      drained.backlog = true;  // interrupted: look again at once rather than wait for a packet
+      break;
+    }
+    // Every socket a batch returns is read: epoll has moved them behind the others, so one left
+    // unread would wait a whole round of the ready list.
     for (int i = 0; i < n; ++i) {
       const auto slot = static_cast<std::uint32_t>(events_[i].data.u64);
       const auto generation = static_cast<std::uint32_t>(events_[i].data.u64 >> 32);
-      if (slot >= slots_.size()) continue;
       Slot& s = slots_[slot];
-      // Removed earlier in this batch (its stream closed): the event is stale.
-      if (s.generation != generation || s.reader == nullptr) continue;
-      if (s.reader->onReadable(s.tag, pass)) drained.backlog = true;
+      // Removed earlier in this pass (its stream closed): the event is stale.
+      if (s.generation != generation) continue;
+      const ReadableSocket::ReadResult result = s.reader->onReadable(s.tag, pass);
+      packets += result.packets;
+      drained.socket_backlog = drained.socket_backlog || result.backlog;
       ++drained.read;
     }
     if (n < static_cast<int>(events_.size())) break;
+    if (packets >= kPacketsPerPass) {
+      // The rest stay ready (level-triggered) for the next pass, which comes at once: the
+      // worker's SIP gets its turn in between.
+      drained.backlog = true;
+      break;
+    }
+    pass.now = clock_.now();  // a long pass: the rate limits see the time move
   }
-  if (drained.read >= kEventsPerTick) drained.backlog = true;
+  // A burst can fill one pass; only a socket left full, or the budget spent pass after pass,
+  // is overload (read in batches: single reads would fall behind).
+  budget_streak_ = drained.backlog ? budget_streak_ + 1 : 0;
+  drained.backlog = drained.backlog || drained.socket_backlog;
+  overloaded_ = drained.socket_backlog || budget_streak_ >= 2;
   return drained;
 }
 

@@ -1,18 +1,18 @@
 #pragma once
 // One worker's media sockets, read from an epoll set of their own instead of one asio wait per
-// socket. Under load the set is read on a short tick: each tick one epoll_wait returns every
-// socket that has packets, and each of those is read once (recvmmsg) and relayed, so a packet
-// costs its recvmmsg and its sendto and little else. Between busy ticks the set is not in the
-// worker's asio loop at all, so arriving packets do not wake the thread one by one; when a tick
-// finds nothing the set goes back into the loop and the next packet wakes it at once.
+// socket. Under load the set is read in passes on a short timer: each pass, one epoll_wait
+// returns every socket that has packets, and each of those is read once and its packets relayed,
+// so a packet costs its read and its sendto and little else. Between busy passes the set is not
+// in the worker's asio loop at all, so arriving packets do not wake the thread one by one; when
+// a pass finds nothing the set goes back into the loop and the next packet wakes it at once.
 //
-// Under sustained load a packet waits at most one tick (kTick) before it is read: nothing next
+// Under sustained load a packet waits at most one pass interval before it is read: nothing next
 // to a jitter buffer's 20-60 ms, and what buys the batching. An idle relay adds no delay, and an
 // overloaded one (a pass that leaves packets behind) passes again at once.
 //
-// Sockets are level-triggered: one that still has packets after its read budget is offered
-// again by the next epoll_wait, after every other ready socket (epoll's ready list is a queue),
-// so a flooded socket neither starves the others nor is left unread.
+// Sockets are level-triggered: one that still has packets after its read budget stays in
+// epoll's ready list, behind every other ready socket (the list is a queue), and is read again
+// on the next pass, so a flooded socket neither starves the others nor is left unread.
 //
 // Owned by the worker's thread, like the sockets and the streams that register them.
 #include <sys/epoll.h>
@@ -20,6 +20,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -30,17 +31,23 @@
 
 namespace palisade::media {
 
-// One pass over the ready sockets: its time, and its number (consecutive passes differ by one).
+// One pass over the ready sockets: its time, and its number. Passes that follow each other
+// without a pause between them (busy) have consecutive numbers; a pass after an idle wait does not.
 struct PollPass {
   base::Millis now = 0;
   std::uint32_t number = 0;
+  bool overloaded = false;  // the pass before left packets queued: read in batches
 };
 
 // What the poller calls when a registered socket is readable.
 class ReadableSocket {
  public:
-  // True if the read stopped at its budget (more may be queued): the next pass comes at once.
-  virtual bool onReadable(std::uint8_t tag, const PollPass& pass) = 0;
+  struct ReadResult {
+    int packets = 0;       // datagrams read
+    bool backlog = false;  // the read stopped at its budget (more may be queued)
+  };
+  // Reads what it will of the socket; a backlog makes the next pass come at once.
+  virtual ReadResult onReadable(std::uint8_t tag, const PollPass& pass) = 0;
 
  protected:
   ~ReadableSocket() = default;
@@ -48,12 +55,15 @@ class ReadableSocket {
 
 class MediaPoller {
  public:
-  static constexpr std::chrono::microseconds kTick{1000};
-  // Sockets read per tick before the worker's other work (SIP, timers) gets its turn.
-  static constexpr int kEventsPerTick = 1024;
+  static constexpr std::chrono::microseconds kPassInterval{1000};
+  // Datagrams read per pass before the worker's other work (SIP, timers) gets its turn, checked
+  // between batches of kBatch sockets: at most 512 + 32 x 32 packets, some 10 ms of relaying,
+  // so that a media flood cannot hold up signalling for longer.
+  static constexpr int kPacketsPerPass = 512;
+  static constexpr int kBatch = 32;
 
   // Names one registration; stale once removed, so an event already returned for a socket
-  // closed in the same tick is recognised and skipped.
+  // closed in the same pass is recognised and skipped.
   struct Handle {
     std::uint32_t slot = 0;
     std::uint32_t generation = 0;  // 0: not registered
@@ -79,8 +89,9 @@ class MediaPoller {
   };
   using Clock = std::chrono::steady_clock;
   struct Drained {
-    int read = 0;          // sockets read
-    bool backlog = false;  // some were left with packets, or the pass hit kEventsPerTick
+    int read = 0;                 // sockets read
+    bool backlog = false;         // the pass hit kPacketsPerPass (or was interrupted), or...
+    bool socket_backlog = false;  // ...a socket's read stopped at its budget
   };
   void waitIdle();
   void schedulePass(Clock::time_point last_started, bool backlog);
@@ -90,12 +101,15 @@ class MediaPoller {
   int epoll_ = -1;
   // The epoll set as seen by the worker's loop, only while idle (otherwise released).
   boost::asio::posix::stream_descriptor idle_wait_;
-  boost::asio::steady_timer tick_;
+  boost::asio::steady_timer pass_timer_;
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::size_t watched_ = 0;
   std::uint32_t passes_ = 0;
-  std::array<epoll_event, 256> events_{};
+  bool overloaded_ = false;  // the next pass reads in batches
+  int budget_streak_ = 0;    // passes in a row that spent kPacketsPerPass
+  std::array<epoll_event, kBatch> events_{};
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for handlers still queued
 };
 
 }  // namespace palisade::media

@@ -239,8 +239,9 @@ BodyVerdict MediaSession::rewrite(const BodyCrossing& where, sip::Body in, std::
   }
   // The same answer to the same offer again (18x then 2xx) gets what we wrote for it: same
   // keys, same version (RFC 3264 §8).
-  const Digest in_digest = is_answer ? digestOf(in.bytes) : Digest{};
-  if (is_answer && answer_cache_.generation == offer_generation_ && in_digest == answer_cache_.in) {
+  const std::optional<Digest> in_digest = is_answer ? digestOf(in.bytes) : std::nullopt;
+  if (in_digest && answer_cache_.in && answer_cache_.generation == offer_generation_ &&
+      *in_digest == *answer_cache_.in) {
     storage = answer_cache_.out;
     if (final_ok) armWatchdog();
     return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
@@ -272,7 +273,7 @@ bool MediaSession::ensureStream(std::size_t i, const BodyCrossing& where) {
   // Two addresses: the same port number serves both legs, which halves what a call takes.
   bool shared = a0 != a1 && stream->bind(1, a1, stream->leg(0).port);
   if (!shared && !owner_.bindPair(*stream, 1, a1)) {
-    owner_.releasePair(stream->leg(0).port);
+    owner_.release(*stream);
     return false;
   }
   if (!stream->start()) {
@@ -473,11 +474,11 @@ BodyVerdict MediaSession::answer(const BodyCrossing& where, const sdp::SessionDe
   return BodyVerdict{sip::Body{kSdpType, storage}, 0, {}};
 }
 
-MediaSession::Digest MediaSession::digestOf(std::string_view text) {
+std::optional<MediaSession::Digest> MediaSession::digestOf(std::string_view text) {
   Digest d{};
-  unsigned int length = 0;
-  // Over memory, EVP_Digest fails only when an allocation does.
-  EVP_Digest(text.data(), text.size(), d.data(), &length, EVP_sha256(), nullptr);
+  // Over memory, EVP_Digest fails only when an allocation does: then nothing compares equal.
+  if (EVP_Digest(text.data(), text.size(), d.data(), nullptr, EVP_sha256(), nullptr) != 1)
+    return std::nullopt;
   return d;
 }
 
@@ -488,9 +489,9 @@ std::string MediaSession::writeFor(int leg, net::Side side, const sdp::SessionDe
   plan.session_id = session_id_[leg];
   plan.session_version = version_[leg];
   std::string out = sdp::write(sd, plan);
-  Digest written = digestOf(out);
+  std::optional<Digest> written = digestOf(out);
   // RFC 3264 §8: a changed description carries a higher version.
-  if (written_[leg] && written != last_out_[leg]) {
+  if (written_[leg] && (!written || !last_out_[leg] || *written != *last_out_[leg])) {
     plan.session_version = ++version_[leg];
     OPENSSL_cleanse(out.data(), out.size());
     out = sdp::write(sd, plan);

@@ -106,11 +106,12 @@ class MediaSession final : public dialog::CallMedia {
   // description.
   struct AnswerCache {
     std::uint64_t generation = 0;
-    Digest in{};
+    std::optional<Digest> in;
     std::string out;
   } answer_cache_;
-  static Digest digestOf(std::string_view text);
-  Digest last_out_[2]{};  // what we last wrote to each leg (its version rises when it changes)
+  // Empty when hashing failed: then it matches nothing.
+  static std::optional<Digest> digestOf(std::string_view text);
+  std::optional<Digest> last_out_[2];  // what we last wrote to each leg (its version rises when it changes)
   bool written_[2] = {false, false};
   std::uint64_t session_id_[2] = {0, 0};
   std::uint64_t version_[2] = {1, 1};

@@ -105,36 +105,37 @@ void RelayStream::close() {
 
 base::Millis RelayStream::lastPacket() const { return std::max(legs_[0].last_packet, legs_[1].last_packet); }
 
-bool RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
+ReadableSocket::ReadResult RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
   const int index = tag / 2;
   const int component = tag % 2;
   Leg& leg = legs_[index];
   const int fd = leg.fd[component];
   ReadBatch& b = t_batch;
   if (!b.ready) b.prepare();
-  // A stream's socket holds one packet per pass (50 packets/s against passes a millisecond
-  // apart): one recvfrom reads it, cheaper than recvmmsg's set-up. A socket still readable on
-  // the very next pass has a backlog (a burst, video, a flood) and is read kReadBudget at a time.
-  // Whatever is left stays readable and is offered again; an error (an ICMP error queued on the
-  // socket is returned once) leaves the packets for the next pass.
-  const bool backlog = leg.last_pass[component] + 1 == pass.number;
+  // A stream's socket holds one packet per pass (50 packets/s; busy passes are a millisecond
+  // apart): one recvfrom reads it, cheaper than recvmmsg's set-up. A socket read again in the
+  // same or the very next pass has a backlog (a burst, video, a flood), and so has every socket
+  // while the relay is overloaded: those are read kReadBudget at a time. Whatever is left stays
+  // readable for the next pass; so do the packets behind a failed read.
+  const std::uint32_t last = leg.last_pass[component];
+  const bool backlog = pass.overloaded || (last != 0 && pass.number - last <= 1);
   leg.last_pass[component] = pass.number;
   int got = 0;
   if (backlog) {
     got = ::recvmmsg(fd, b.headers.data(), kReadBudget, MSG_DONTWAIT, nullptr);
-    if (got <= 0) return false;
+    if (got <= 0) return {};
     for (int i = 0; i < got; ++i) b.headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   } else {
     socklen_t source_length = sizeof(sockaddr_storage);
     // MSG_TRUNC: the datagram's real length, so that one too large is seen and dropped.
     ssize_t n = ::recvfrom(fd, b.slots[0].data(), kMaxPacket + 1, MSG_DONTWAIT | MSG_TRUNC,
                            reinterpret_cast<sockaddr*>(&b.sources[0]), &source_length);
-    if (n < 0) return false;
+    if (n < 0) return {};
     b.headers[0].msg_len = static_cast<unsigned>(n);
     b.headers[0].msg_hdr.msg_flags = 0;
     got = 1;
   }
-  for (int i = 0; i < got && !closed_; ++i) {
+  for (int i = 0; i < got; ++i) {
     std::size_t length = b.headers[i].msg_len;
     if (length > kMaxPacket || (b.headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       leg.counters.unready++;
@@ -143,7 +144,7 @@ bool RelayStream::onReadable(std::uint8_t tag, const PollPass& pass) {
     }
     relay(index, component, b.slots[i].data(), length, endpointOf(b.sources[i]), pass.now);
   }
-  return got == kReadBudget;
+  return {got, got == kReadBudget};
 }
 
 bool RelayStream::takeToken(Leg& in, base::Millis now) {

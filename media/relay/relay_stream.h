@@ -5,7 +5,7 @@
 // authentication), transformed by the table below and sent from the other leg's socket.
 //
 // Owned by the call's worker: sockets, libsrtp sessions and counters never cross threads. The
-// worker's MediaPoller offers each readable socket once per tick; a read takes at most
+// worker's MediaPoller offers each readable socket once per pass; a read takes at most
 // kReadBudget datagrams, and a socket with more is offered again after the others, so one busy
 // stream cannot starve the worker and no socket is ever left unread (rtpengine's failure mode).
 #include <array>
@@ -52,7 +52,7 @@ struct PeerMedia {
 
 class RelayStream final : public ReadableSocket {
  public:
-  static constexpr int kReadBudget = 32;           // datagrams per socket per wake
+  static constexpr int kReadBudget = 32;           // datagrams per socket per read
   static constexpr std::size_t kMaxPacket = 1500;  // larger datagrams are not RTP we relay
 
   struct Leg {
@@ -105,7 +105,7 @@ class RelayStream final : public ReadableSocket {
   void setDatagramsOnly(bool datagrams_only) { datagrams_only_ = datagrams_only; }
 
  private:
-  bool onReadable(std::uint8_t tag, const PollPass& pass) override;
+  ReadResult onReadable(std::uint8_t tag, const PollPass& pass) override;
   void closeLeg(Leg& leg);
   void relay(int index, int component, std::uint8_t* packet, std::size_t length,
              const boost::asio::ip::udp::endpoint& from, base::Millis now);

@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -67,11 +70,11 @@ class Recorder final : public ReadableSocket {
   std::function<void(std::uint8_t)> also;  // run on every offer, after the read
   bool report_backlog = false;             // what onReadable answers
 
-  bool onReadable(std::uint8_t tag, const PollPass& pass) override {
+  ReadResult onReadable(std::uint8_t tag, const PollPass& pass) override {
     offers.push_back({tag, pass.number});
-    if (tag < sockets.size()) sockets[tag]->readOne();
+    const bool read = tag < sockets.size() && sockets[tag]->readOne();
     if (also) also(tag);
-    return report_backlog;
+    return {read ? 1 : 0, report_backlog};
   }
 };
 
@@ -164,6 +167,46 @@ TEST_F(MediaPollerTest, APassThatLeavesABacklogIsFollowedAtOnce) {
   EXPECT_LT(at_once * 2, paced);
 }
 
+TEST_F(MediaPollerTest, APassStopsAtItsPacketBudgetAndTheRestComeOnTheNextPasses) {
+  // Readers that each claim 100 datagrams per read: a pass ends after the batch in which it has
+  // read kPacketsPerPass, so the worker's other work is never held up for longer than that.
+  constexpr int kSockets = 100;
+  constexpr int kClaimed = 100;
+  class Heavy final : public ReadableSocket {
+   public:
+    Heavy(const Datagrams& s, std::vector<std::uint32_t>& passes) : socket_(s), passes_(passes) {}
+    ReadResult onReadable(std::uint8_t, const PollPass& pass) override {
+      if (!socket_.readOne()) return {};
+      passes_.push_back(pass.number);
+      return {kClaimed, false};
+    }
+
+   private:
+    const Datagrams& socket_;
+    std::vector<std::uint32_t>& passes_;
+  };
+  MediaPoller poller(io_, clock_);
+  std::vector<std::unique_ptr<Datagrams>> sockets;
+  std::vector<std::unique_ptr<Heavy>> readers;
+  std::vector<MediaPoller::Handle> handles;
+  std::vector<std::uint32_t> passes;
+  for (int i = 0; i < kSockets; ++i) {
+    sockets.push_back(std::make_unique<Datagrams>());
+    readers.push_back(std::make_unique<Heavy>(*sockets.back(), passes));
+    handles.push_back(poller.add(sockets.back()->fd(), *readers.back(), 0));
+  }
+  for (auto& s : sockets) s->send();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(runUntil([&] { return passes.size() == kSockets; }));
+  const int per_batch_budget = (MediaPoller::kPacketsPerPass + kClaimed - 1) / kClaimed;
+  const int per_pass = std::max(per_batch_budget, MediaPoller::kBatch);
+  std::map<std::uint32_t, int> reads_in;
+  for (auto number : passes) reads_in[number]++;
+  EXPECT_GE(reads_in.size(), static_cast<std::size_t>((kSockets + per_pass - 1) / per_pass));
+  for (const auto& [number, reads] : reads_in) EXPECT_LE(reads, per_pass) << "pass " << number;
+  for (int i = 0; i < kSockets; ++i) poller.remove(handles[i], sockets[i]->fd());
+}
+
 TEST_F(MediaPollerTest, ASocketRemovedDuringAPassIsNotOfferedFromThatPass) {
   MediaPoller poller(io_, clock_);
   Datagrams first, second;
@@ -233,9 +276,10 @@ TEST_F(MediaPollerTest, ManyReadySocketsAreAllServedAcrossPasses) {
   class PerSocket final : public ReadableSocket {
    public:
     PerSocket(const Datagrams& s, int& count) : socket_(s), count_(count) {}
-    bool onReadable(std::uint8_t, const PollPass&) override {
-      if (socket_.readOne()) ++count_;
-      return false;
+    ReadResult onReadable(std::uint8_t, const PollPass&) override {
+      if (!socket_.readOne()) return {};
+      ++count_;
+      return {1, false};
     }
 
    private:
